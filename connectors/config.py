@@ -1,0 +1,172 @@
+"""Load config.yml once into typed settings, reporting every problem at once with its YAML path."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config.yml"
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_HTTP_URL = TypeAdapter(AnyHttpUrl)
+
+
+class ConfigError(ValueError):
+    """A configuration file that cannot be used; `problems` lists each one with its path."""
+
+    def __init__(self, source: str, problems: list[str]):
+        self.problems = problems
+        listing = "\n".join(f"  - {problem}" for problem in problems)
+        super().__init__(f"{source}: {len(problems)} problem(s):\n{listing}")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ElasticsearchSettings(_Section):
+    hosts: list[str] = Field(default_factory=lambda: ["http://127.0.0.1:9200"], min_length=1)
+    api_key: SecretStr | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    ca_certs: str | None = None
+    verify_certs: bool = True
+    request_timeout: Annotated[float, Field(gt=0)] = 30.0
+
+    @field_validator("hosts")
+    @classmethod
+    def _urls(cls, hosts: list[str]) -> list[str]:
+        for host in hosts:
+            try:
+                _HTTP_URL.validate_python(host)
+            except ValidationError:
+                raise ValueError(f"{host!r} is not an http(s) URL") from None
+        return hosts
+
+
+class BulkSettings(_Section):
+    operations_per_request: Annotated[int, Field(ge=1, le=100_000)] = 500
+    max_bytes_per_request: Annotated[int, Field(ge=1024)] = 10 * 1024 * 1024
+    requests_in_flight: Annotated[int, Field(ge=1, le=64)] = 2
+    max_retries: Annotated[int, Field(ge=0, le=20)] = 5
+    retry_backoff_seconds: Annotated[float, Field(ge=0)] = 0.5
+
+
+class ServiceSettings(_Section):
+    poll_interval: Annotated[float, Field(gt=0)] = 30.0
+    heartbeat_interval: Annotated[float, Field(gt=0)] = 5.0
+    max_concurrent_syncs: Annotated[int, Field(ge=1)] = 2
+    stale_job_seconds: Annotated[float, Field(gt=0)] = 120.0
+    max_failed_documents: Annotated[int, Field(ge=0)] = 100
+
+
+class ProtocolSettings(_Section):
+    connectors_index: str = ".elastic-connectors"
+    jobs_index: str = ".elastic-connectors-sync-jobs"
+
+
+class Settings(_Section):
+    elasticsearch: ElasticsearchSettings = ElasticsearchSettings()
+    bulk: BulkSettings = BulkSettings()
+    service: ServiceSettings = ServiceSettings()
+    protocol: ProtocolSettings = ProtocolSettings()
+    sources: dict[str, Annotated[str, Field(pattern=r"^[\w.]+:[\w.]+$")]] = Field(
+        default_factory=dict
+    )
+
+
+def expand_env(value: Any, path: str, problems: list[str]) -> Any:
+    """Replace `${VAR}` and `${VAR:-default}` in every string; an unset VAR is a problem."""
+    if isinstance(value, dict):
+        return {key: expand_env(item, f"{path}.{key}" if path else str(key), problems)
+                for key, item in value.items()}  # fmt: skip
+    if isinstance(value, list):
+        return [expand_env(item, f"{path}[{i}]", problems) for i, item in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in os.environ and os.environ[name] != "":
+            return os.environ[name]
+        if default is not None:
+            return default
+        problems.append(f"{path}: environment variable {name} is not set")
+        return ""
+
+    return _ENV_REFERENCE.sub(substitute, value)
+
+
+def _location(loc: tuple) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part not in ("function-after",) and not str(part).startswith("function-"):
+            path += f".{part}" if path else str(part)
+    return path or "(top level)"
+
+
+def _describe(error: dict) -> str:
+    kind, message = error["type"], error["msg"]
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "missing value"
+    if kind == "string_pattern_mismatch":
+        return f"expected 'package.module:Class', got {error.get('input')!r}"
+    if message.startswith("Value error, "):
+        return message.removeprefix("Value error, ")
+    return f"{message} (got {error.get('input')!r})" if kind.endswith("_type") else message
+
+
+def parse_settings(raw: Any, source: str = "config") -> Settings:
+    """Validate a parsed YAML mapping; raise ConfigError listing every problem."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(source, ["(top level): expected a mapping of sections"])
+    problems: list[str] = []
+    expanded = expand_env(raw, "", problems)
+    try:
+        settings = Settings.model_validate(expanded)
+    except ValidationError as error:
+        reported = {problem.split(":")[0] for problem in problems}
+        for item in error.errors():
+            path = _location(item["loc"])
+            if path not in reported:
+                problems.append(f"{path}: {_describe(item)}")
+        settings = None
+    if problems:
+        raise ConfigError(source, problems)
+    return settings
+
+
+def load_settings(path: str | os.PathLike | None = None) -> Settings:
+    """Read and validate config.yml (the project's default when `path` is None)."""
+    file = Path(path) if path else DEFAULT_CONFIG
+    try:
+        text = file.read_text()
+    except OSError as error:
+        raise ConfigError(str(file), [f"cannot read the file: {error.strerror}"]) from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(error, "problem", None) or str(error)
+        raise ConfigError(str(file), [f"{where}invalid YAML ({problem})"]) from None
+    return parse_settings(raw, str(file))

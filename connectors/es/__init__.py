@@ -1,0 +1,1 @@
+"""All Elasticsearch code: the client, index creation, the index snapshot, the bulk writer."""

@@ -1,0 +1,199 @@
+"""Bulk writer: batches by count and bytes, bounds requests in flight, retries transient errors."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import orjson
+from elasticsearch import ApiError, AsyncElasticsearch
+from elasticsearch import ConnectionError as ESConnectionError
+
+from connectors.config import BulkSettings
+
+logger = logging.getLogger(__name__)
+
+RETRIABLE_STATUS = frozenset({429, 502, 503, 504})
+MAX_KEPT_FAILURES = 1000
+
+SendBulk = Callable[[bytes], Awaitable[dict]]
+
+
+class BulkError(RuntimeError):
+    """A bulk request kept failing after every retry; nothing after it can be trusted."""
+
+
+@dataclass(frozen=True)
+class ItemFailure:
+    id: str
+    action: str
+    status: int
+    reason: str
+
+
+@dataclass
+class BulkStats:
+    created: int = 0
+    updated: int = 0
+    deleted: int = 0
+    failed: int = 0
+    requests: int = 0
+    retried_items: int = 0
+    bytes_sent: int = 0
+    failures: list[ItemFailure] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Operation:
+    id: str
+    action: str
+    lines: bytes
+
+
+def bulk_sender(es: AsyncElasticsearch, index: str) -> SendBulk:
+    """Send one NDJSON body to `index`; retries are the writer's job, so the client's are off."""
+    client = es.options(max_retries=0, retry_on_timeout=False)
+
+    async def send(body: bytes) -> dict:
+        response = await client.bulk(index=index, operations=body, filter_path="errors,items")
+        return response.body
+
+    return send
+
+
+def _transient(error: Exception) -> bool:
+    if isinstance(error, ESConnectionError | asyncio.TimeoutError):
+        return True
+    return isinstance(error, ApiError) and error.meta.status in RETRIABLE_STATUS
+
+
+def _reason(result: dict) -> str:
+    error = result.get("error")
+    if isinstance(error, dict):
+        return f"{error.get('type')}: {error.get('reason')}"
+    return str(error or result.get("result"))
+
+
+class BulkWriter:
+    """Queue index/delete operations; `close()` flushes, waits, and returns the stats."""
+
+    def __init__(self, send: SendBulk, settings: BulkSettings):
+        self.send = send
+        self.settings = settings
+        self.stats = BulkStats()
+        self._buffer: list[_Operation] = []
+        self._buffer_bytes = 0
+        self._slots = asyncio.Semaphore(settings.requests_in_flight)
+        self._in_flight: set[asyncio.Task] = set()
+        self._error: BaseException | None = None
+
+    @classmethod
+    def for_index(cls, es: AsyncElasticsearch, index: str, settings: BulkSettings) -> BulkWriter:
+        return cls(bulk_sender(es, index), settings)
+
+    async def index(self, document_id: str, source: bytes) -> None:
+        action = orjson.dumps({"index": {"_id": document_id}})
+        await self._add(_Operation(document_id, "index", action + b"\n" + source + b"\n"))
+
+    async def delete(self, document_id: str) -> None:
+        action = orjson.dumps({"delete": {"_id": document_id}})
+        await self._add(_Operation(document_id, "delete", action + b"\n"))
+
+    async def _add(self, operation: _Operation) -> None:
+        if self._error:
+            raise self._error
+        size = len(operation.lines)
+        if self._buffer and self._buffer_bytes + size > self.settings.max_bytes_per_request:
+            await self.flush()
+        self._buffer.append(operation)
+        self._buffer_bytes += size
+        if len(self._buffer) >= self.settings.operations_per_request:
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Send what is buffered; waits for a free slot when the in-flight limit is reached."""
+        if not self._buffer:
+            return
+        batch, self._buffer, self._buffer_bytes = self._buffer, [], 0
+        await self._slots.acquire()
+        task = asyncio.create_task(self._send_with_retries(batch))
+        self._in_flight.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task) -> None:
+        self._in_flight.discard(task)
+        self._slots.release()
+        if not task.cancelled() and task.exception() and not self._error:
+            self._error = task.exception()
+
+    async def close(self) -> BulkStats:
+        """Flush, wait for every request, and raise the first unrecoverable error if any."""
+        if not self._error:
+            await self.flush()
+        if self._in_flight:
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
+        if self._error:
+            raise self._error
+        return self.stats
+
+    async def abort(self) -> None:
+        """Wait for requests already sent (so counts are true) and drop what is buffered."""
+        self._buffer, self._buffer_bytes = [], 0
+        if self._in_flight:
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
+
+    def _backoff(self, attempt: int) -> float:
+        base = self.settings.retry_backoff_seconds * (2**attempt)
+        return min(30.0, base * (0.5 + random.random()))
+
+    async def _send_with_retries(self, batch: list[_Operation]) -> None:
+        pending = batch
+        for attempt in range(self.settings.max_retries + 1):
+            body = b"".join(operation.lines for operation in pending)
+            try:
+                response = await self.send(body)
+            except Exception as error:
+                if not _transient(error):
+                    raise BulkError(f"bulk request refused: {error}") from error
+                if attempt == self.settings.max_retries:
+                    raise BulkError(
+                        f"bulk request failed after {attempt + 1} attempts: {error}"
+                    ) from error
+                logger.warning("bulk request failed (%s); retrying", error)
+                await asyncio.sleep(self._backoff(attempt))
+                continue
+            self.stats.requests += 1
+            self.stats.bytes_sent += len(body)
+            last_attempt = attempt == self.settings.max_retries
+            pending = self._record(pending, response.get("items", []), last_attempt)
+            if not pending:
+                return
+            self.stats.retried_items += len(pending)
+            await asyncio.sleep(self._backoff(attempt))
+
+    def _record(self, sent: list[_Operation], items: list[dict], last: bool) -> list[_Operation]:
+        """Count each item's outcome; return the transient failures to send again."""
+        retry = []
+        for operation, item in zip(sent, items, strict=True):
+            result = next(iter(item.values()))
+            status = result.get("status", 500)
+            if status in RETRIABLE_STATUS and not last:
+                retry.append(operation)
+            elif status < 300 or (operation.action == "delete" and status == 404):
+                outcome = result.get("result")
+                if operation.action == "delete":
+                    self.stats.deleted += outcome == "deleted"
+                elif outcome == "created":
+                    self.stats.created += 1
+                else:
+                    self.stats.updated += 1
+            else:
+                self.stats.failed += 1
+                failure = ItemFailure(operation.id, operation.action, status, _reason(result))
+                if len(self.stats.failures) < MAX_KEPT_FAILURES:
+                    self.stats.failures.append(failure)
+                logger.warning("document %s rejected: %s", failure.id, failure.reason)
+        return retry

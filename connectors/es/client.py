@@ -1,0 +1,37 @@
+"""An AsyncElasticsearch client built from settings, and a plain-words error for failures."""
+
+from __future__ import annotations
+
+from elasticsearch import AsyncElasticsearch
+from elasticsearch import ConnectionError as ESConnectionError
+
+from connectors.config import ElasticsearchSettings
+
+
+def create_client(settings: ElasticsearchSettings) -> AsyncElasticsearch:
+    options: dict = {
+        "hosts": settings.hosts,
+        "request_timeout": settings.request_timeout,
+        "verify_certs": settings.verify_certs,
+        "retry_on_timeout": True,
+        "max_retries": 3,
+    }
+    if settings.ca_certs:
+        options["ca_certs"] = settings.ca_certs
+    if settings.api_key:
+        options["api_key"] = settings.api_key.get_secret_value()
+    elif settings.username and settings.password:
+        options["basic_auth"] = (settings.username, settings.password.get_secret_value())
+    return AsyncElasticsearch(**options)
+
+
+async def check_reachable(es: AsyncElasticsearch, hosts: list[str]) -> str:
+    """The cluster's version; raise ConnectionError with the hosts named when it does not answer."""
+    try:
+        nodes = await es.nodes.info(node_id="_local", filter_path="nodes.*.version")
+    except ESConnectionError:
+        raise ConnectionError(
+            f"Elasticsearch does not answer at {', '.join(hosts)} "
+            "(start it with `make stack`, or set ELASTICSEARCH_URL)"
+        ) from None
+    return next(iter(nodes["nodes"].values()))["version"]

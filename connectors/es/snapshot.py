@@ -1,0 +1,41 @@
+"""Stream what an index holds (id and `_timestamp`) page by page, never all at once."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from elasticsearch import AsyncElasticsearch, NotFoundError
+
+PAGE_SIZE = 10_000
+
+
+async def stream_index_versions(
+    es: AsyncElasticsearch, index: str, page_size: int = PAGE_SIZE
+) -> AsyncIterator[tuple[str, str | None]]:
+    """Yield (id, `_timestamp`) for every document, through a point in time (consistent view)."""
+    try:
+        pit = await es.open_point_in_time(index=index, keep_alive="2m")
+    except NotFoundError:
+        return
+    pit_id = pit["id"]
+    search_after = None
+    try:
+        while True:
+            response = await es.search(
+                pit={"id": pit_id, "keep_alive": "2m"},
+                size=page_size,
+                sort=["_shard_doc"],
+                search_after=search_after,
+                source_includes=["_timestamp"],
+                track_total_hits=False,
+            )
+            pit_id = response.get("pit_id", pit_id)
+            hits = response["hits"]["hits"]
+            for hit in hits:
+                timestamp = hit.get("_source", {}).get("_timestamp")
+                yield hit["_id"], None if timestamp is None else str(timestamp)
+            if len(hits) < page_size:
+                return
+            search_after = hits[-1]["sort"]
+    finally:
+        await es.close_point_in_time(id=pit_id)

@@ -1,0 +1,46 @@
+"""Resolve a source class from its fully-qualified name, `package.module:Class`."""
+
+from __future__ import annotations
+
+import importlib
+
+from connectors.source import BaseDataSource
+
+
+class RegistryError(LookupError):
+    """A source name that does not resolve to a source class; the message says why."""
+
+
+def load_source_class(qualified_name: str) -> type[BaseDataSource]:
+    module_name, _, attribute = qualified_name.partition(":")
+    if not module_name or not attribute:
+        raise RegistryError(f"{qualified_name!r}: expected 'package.module:Class'")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        if error.name and module_name.startswith(error.name):
+            raise RegistryError(f"{qualified_name!r}: no module named {error.name!r}") from None
+        raise RegistryError(
+            f"{qualified_name!r}: module {module_name!r} imports missing module {error.name!r}"
+        ) from None
+    target = module
+    for part in attribute.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            raise RegistryError(
+                f"{qualified_name!r}: module {module_name!r} has no attribute {attribute!r}"
+            ) from None
+    if not (isinstance(target, type) and issubclass(target, BaseDataSource)):
+        raise RegistryError(
+            f"{qualified_name!r}: {attribute} is not a source class (subclass BaseDataSource)"
+        )
+    return target
+
+
+def source_class_for(sources: dict[str, str], service_type: str) -> type[BaseDataSource]:
+    """The class configured for `service_type`, or a RegistryError naming the known types."""
+    if service_type not in sources:
+        known = ", ".join(sorted(sources)) or "none"
+        raise RegistryError(f"unknown service type {service_type!r} (configured: {known})")
+    return load_source_class(sources[service_type])

@@ -1,0 +1,162 @@
+"""The source contract: what a data source class provides, and the Document it yields."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+import orjson
+
+Document = dict[str, Any]
+"""One JSON-safe mapping per source item; `_id` (str) and `_timestamp` (str) are required."""
+
+
+class SourceError(RuntimeError):
+    """The source cannot be read (unreachable, bad credentials, failed mid-listing)."""
+
+
+class IncompleteListing(SourceError):
+    """The source could not list everything; a sync must not delete anything after this."""
+
+
+class ConfigurationError(ValueError):
+    """Connector configuration values that a source cannot use; names every bad field."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+_CASTS = {"str": str, "int": int, "bool": None, "list": None, "float": float}
+
+
+@dataclass(frozen=True)
+class ConfigField:
+    """One configuration field, published to the connector document in the protocol's shape."""
+
+    label: str
+    type: str = "str"  # str | int | float | bool | list
+    default: Any = None
+    required: bool = False
+    sensitive: bool = False
+    tooltip: str = ""
+    display: str = "text"
+    options: list = field(default_factory=list)
+
+    def to_protocol(self, order: int) -> dict[str, Any]:
+        shape = asdict(self)
+        default = shape.pop("default")
+        return {
+            **shape,
+            "value": default,
+            "default_value": default,
+            "order": order,
+            "depends_on": [],
+            "validations": [],
+            "ui_restrictions": [],
+        }
+
+    def convert(self, name: str, value: Any) -> Any:
+        """The value as this field's type; raise ValueError with a readable reason."""
+        if self.type == "bool":
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+                return value.lower() in ("true", "yes", "1")
+            raise ValueError(f"{name}: expected true or false, got {value!r}")
+        if self.type == "list":
+            if isinstance(value, list):
+                return [str(item) for item in value]
+            if isinstance(value, str):
+                return [item.strip() for item in value.split(",") if item.strip()]
+            raise ValueError(f"{name}: expected a list or a comma-separated string, got {value!r}")
+        try:
+            return _CASTS[self.type](value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name}: expected {self.type}, got {value!r}") from None
+
+
+def _present(value: Any) -> bool:
+    return value is not None and value != "" and value != []
+
+
+def content_hash(document: Document) -> str:
+    """A stable version for sources without a natural one: unchanged bytes, unchanged hash."""
+    body = {key: value for key, value in document.items() if key != "_timestamp"}
+    return hashlib.blake2b(
+        orjson.dumps(body, option=orjson.OPT_SORT_KEYS), digest_size=16
+    ).hexdigest()
+
+
+class BaseDataSource:
+    """Subclass this: declare CONFIGURATION, implement ping() and get_docs(); the rest is optional.
+
+    `self.config` holds the validated values (defaults filled in, types converted).
+    """
+
+    name: ClassVar[str] = "Unnamed source"
+    description: ClassVar[str] = ""
+    CONFIGURATION: ClassVar[dict[str, ConfigField]] = {}
+
+    def __init__(self, configuration: dict[str, Any] | None = None):
+        self.config = self.validate_configuration(configuration or {})
+        self.cursor: dict[str, Any] | None = None
+
+    @classmethod
+    def configuration_schema(cls) -> dict[str, dict[str, Any]]:
+        """The fields in the connector protocol's shape, for publishing to a connector."""
+        return {name: spec.to_protocol(order) for order, (name, spec)
+                in enumerate(cls.CONFIGURATION.items(), start=1)}  # fmt: skip
+
+    @classmethod
+    def validate_configuration(cls, configuration: dict[str, Any]) -> dict[str, Any]:
+        """Accept plain values or protocol-shaped `{name: {value: ...}}`; report every bad field."""
+        values, problems = {}, []
+        for name in configuration:
+            if name not in cls.CONFIGURATION:
+                problems.append(f"{name}: unknown field for {cls.name}")
+        for name, spec in cls.CONFIGURATION.items():
+            value = configuration.get(name)
+            if isinstance(value, dict) and "value" in value and spec.type != "dict":
+                value = value["value"]
+            if not _present(value):
+                if spec.required:
+                    problems.append(f"{name}: missing value ({spec.label})")
+                values[name] = spec.default
+                continue
+            try:
+                values[name] = spec.convert(name, value)
+            except ValueError as error:
+                problems.append(str(error))
+        if problems:
+            raise ConfigurationError(problems)
+        return values
+
+    @classmethod
+    def is_configured(cls, configuration: dict[str, Any]) -> bool:
+        """True when every required field has a value."""
+        try:
+            cls.validate_configuration(configuration)
+        except ConfigurationError:
+            return False
+        return True
+
+    async def ping(self) -> None:
+        """Raise SourceError with a plain reason when the source cannot be reached."""
+
+    async def changed(self, cursor: dict[str, Any] | None) -> bool:
+        """Anything new since the sync that stored `cursor`? Answer True when unsure."""
+        return True
+
+    def sync_cursor(self) -> dict[str, Any] | None:
+        """What to remember after a successful full sync (passed back to `changed`)."""
+        return self.cursor
+
+    def get_docs(self) -> AsyncIterator[Document]:
+        """Yield every document; raise if the listing is partial (IncompleteListing or other)."""
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        """Release clients and connections."""

@@ -1,0 +1,59 @@
+"""Fixtures on the real stack: an Elasticsearch client, settings, fresh protocol indices."""
+
+import os
+import uuid
+
+import pytest
+
+from connectors.config import parse_settings
+from connectors.es.client import create_client
+from connectors.protocol import ConnectorIndex, JobIndex, ensure_protocol_indices
+
+
+def make_settings(**sections):
+    raw = {
+        "elasticsearch": {"hosts": [os.environ["ELASTICSEARCH_URL"]]},
+        "protocol": {
+            "connectors_index": f"test-connectors-{uuid.uuid4().hex[:8]}",
+            "jobs_index": f"test-jobs-{uuid.uuid4().hex[:8]}",
+        },
+        "sources": {
+            "memory": "connectors.sources.memory:MemoryDataSource",
+            "mongodb": "connectors.sources.mongo:MongoDataSource",
+            "s3": "connectors.sources.s3:S3DataSource",
+            "directory": "connectors.sources.directory:DirectoryDataSource",
+        },
+    }
+    for name, values in sections.items():
+        raw[name] = {**raw.get(name, {}), **values}
+    return parse_settings(raw)
+
+
+@pytest.fixture
+def settings():
+    return make_settings()
+
+
+@pytest.fixture
+async def es(settings):
+    client = create_client(settings.elasticsearch)
+    created = []
+    client.created_indices = created
+    yield client
+    names = [settings.protocol.connectors_index, settings.protocol.jobs_index, *created]
+    await client.options(ignore_status=404).indices.delete(index=",".join(names))
+    await client.close()
+
+
+@pytest.fixture
+def index_name(es):
+    name = f"test-content-{uuid.uuid4().hex[:10]}"
+    es.created_indices.append(name)
+    return name
+
+
+@pytest.fixture
+async def protocol(es, settings):
+    await ensure_protocol_indices(es, settings.protocol)
+    connectors = ConnectorIndex(es, settings.protocol.connectors_index)
+    return connectors, JobIndex(es, settings.protocol.jobs_index, connectors)
