@@ -1,4 +1,4 @@
-"""The full sync on real Elasticsearch: exact reconciliation, batching, rejects, no unsafe deletes."""
+"""Full sync on real Elasticsearch: exact reconciliation, batching, rejects, no unsafe deletes."""
 
 import pytest
 
@@ -12,7 +12,6 @@ from connectors.sync import (
     prepare_index,
     snapshot_index,
 )
-
 from tests.integration.conftest import make_settings
 
 

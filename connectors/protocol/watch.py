@@ -1,0 +1,53 @@
+"""A running job's heartbeat: refreshes `last_seen` + counters and notices cancel requests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from connectors.protocol.job import Job, JobIndex, JobStatus
+
+logger = logging.getLogger(__name__)
+
+
+class JobWatch:
+    """Use as `async with JobWatch(jobs, job, counters, interval) as watch:`; `watch.canceled`
+    turns True within one interval of someone setting the job to `canceling`."""
+
+    def __init__(
+        self, jobs: JobIndex, job: Job, counters: Callable[[], dict[str, int]], interval: float
+    ):
+        self.jobs = jobs
+        self.job = job
+        self.counters = counters
+        self.interval = interval
+        self.canceled = job.status == JobStatus.CANCELING
+        self._task: asyncio.Task | None = None
+
+    async def beat(self) -> None:
+        self.job = await self.jobs.heartbeat(self.job, self.counters())
+        if self.job.status == JobStatus.CANCELING:
+            self.canceled = True
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await self.beat()
+            except Exception as error:  # a missed heartbeat must not kill the sync
+                logger.warning("job %s heartbeat failed: %s", self.job.id, error)
+
+    def is_canceled(self) -> bool:
+        return self.canceled
+
+    async def __aenter__(self) -> JobWatch:
+        self._task = asyncio.create_task(self._loop())
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task

@@ -1,0 +1,200 @@
+"""Protocol on real Elasticsearch: exclusive claims, one job per request, stale jobs."""
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from connectors.poll import claim_jobs, create_due_jobs, heartbeat_and_publish
+from connectors.protocol import IllegalTransition, JobIndex, JobStatus
+from connectors.protocol.connector import ConnectorIndex, new_connector_document
+from connectors.runner import run_job
+from tests.integration.conftest import make_settings
+
+
+async def make_connector(connectors, index="idx", **fields):
+    document = {**new_connector_document("memory", index, configuration={"label": "x"}), **fields}
+    document["status"] = fields.get("status", "configured")
+    return await connectors.get(await connectors.create(document))
+
+
+async def test_four_concurrent_claimers_claim_each_of_50_jobs_exactly_once(protocol, es, settings):
+    connectors, jobs = protocol
+    for i in range(50):
+        connector = await make_connector(connectors, f"idx-{i}")
+        await jobs.create(connector)
+
+    async def claimer(name):
+        own_connectors = ConnectorIndex(es, settings.protocol.connectors_index)
+        own_jobs = JobIndex(es, settings.protocol.jobs_index, own_connectors)
+        taken = []
+        while True:
+            batch = await claim_jobs(own_jobs, limit=5, worker=name)
+            if not batch:
+                return taken
+            taken += [job.id for job in batch]
+
+    results = await asyncio.gather(*(claimer(f"w{i}") for i in range(4)))
+    all_claims = [job_id for claims in results for job_id in claims]
+    assert len(all_claims) == 50 and len(set(all_claims)) == 50
+    for job_id in all_claims:
+        job = await jobs.get(job_id)
+        assert job.status == JobStatus.IN_PROGRESS
+
+
+async def test_a_connector_runs_one_sync_at_a_time(protocol):
+    connectors, jobs = protocol
+    connector = await make_connector(connectors)
+    await jobs.create(connector)
+    await jobs.create(connector)
+    first = await claim_jobs(jobs, limit=10)
+    assert len(first) == 1
+    assert await claim_jobs(jobs, limit=10) == []
+    await jobs.finish(first[0].id, JobStatus.COMPLETED)
+    assert len(await claim_jobs(jobs, limit=10)) == 1
+
+
+async def test_sync_now_set_once_gives_one_job_and_clears_the_flag(protocol):
+    connectors, jobs = protocol
+    connector = await make_connector(connectors, sync_now=True)
+    outcomes = await asyncio.gather(*(create_due_jobs(connectors, jobs) for _ in range(3)))
+    created = [job for outcome in outcomes for job in outcome.on_demand]
+    assert len(created) == 1
+    assert (await connectors.get(connector.id)).doc["sync_now"] is False
+    job = await jobs.get(created[0])
+    assert (job.doc["trigger_method"], job.doc["job_type"], job.status) == (
+        "on_demand", "full", JobStatus.PENDING,
+    )  # fmt: skip
+    assert (await create_due_jobs(connectors, jobs)).on_demand == []
+
+
+async def test_two_schedulers_on_the_same_due_slot_create_one_job(protocol):
+    connectors, jobs = protocol
+    two_hours_ago = (datetime.now(UTC) - timedelta(hours=2, minutes=30)).isoformat()
+    connector = await make_connector(
+        connectors,
+        scheduling={"full": {"enabled": True, "interval": "0 0 * * * ?"}},
+        last_sync_scheduled_at=two_hours_ago,
+    )
+    outcomes = await asyncio.gather(
+        create_due_jobs(connectors, jobs), create_due_jobs(connectors, jobs)
+    )
+    scheduled = [job for outcome in outcomes for job in outcome.scheduled]
+    assert len(scheduled) == 1  # two missed hourly slots run once, not twice
+    assert len(await jobs.for_connector(connector.id)) == 1
+    assert (await create_due_jobs(connectors, jobs)).scheduled == []
+
+
+async def test_seed_era_schedule_shape_is_accepted(protocol):
+    connectors, jobs = protocol
+    since = (datetime.now(UTC) - timedelta(days=2)).isoformat()
+    await make_connector(
+        connectors, scheduling={"enabled": True, "interval": "0 0 0 * * ?"},
+        last_sync_scheduled_at=since,
+    )  # fmt: skip
+    assert len((await create_due_jobs(connectors, jobs)).scheduled) == 1
+
+
+async def test_a_stale_job_becomes_error_and_its_connector_is_unblocked(protocol):
+    connectors, jobs = protocol
+    connector = await make_connector(connectors)
+    await jobs.create(connector)
+    [job] = await claim_jobs(jobs, limit=1, worker="dead-host:1")
+    old = (datetime.now(UTC) - timedelta(minutes=10)).isoformat()
+    await jobs.es.update(index=jobs.index, id=job.id, doc={"last_seen": old}, refresh=True)
+    [failed] = await jobs.fail_stale(threshold_seconds=60)
+    assert failed.status == JobStatus.ERROR
+    assert "no heartbeat from worker dead-host:1" in failed.doc["error"]
+    unblocked = await connectors.get(connector.id)
+    assert unblocked.doc["last_sync_status"] == "error" and unblocked.status == "error"
+    await jobs.create(unblocked)
+    assert len(await claim_jobs(jobs, limit=1)) == 1
+
+
+async def test_illegal_transitions_are_refused_and_not_written(protocol):
+    connectors, jobs = protocol
+    connector = await make_connector(connectors)
+    job_id = await jobs.create(connector)
+    with pytest.raises(IllegalTransition, match="pending -> completed"):
+        await jobs.transition(job_id, JobStatus.COMPLETED)
+    assert (await jobs.get(job_id)).status == JobStatus.PENDING
+    [job] = await claim_jobs(jobs, limit=1)
+    await jobs.finish(job.id, JobStatus.COMPLETED)
+    for target in (JobStatus.IN_PROGRESS, JobStatus.ERROR, JobStatus.CANCELED):
+        with pytest.raises(IllegalTransition):
+            await jobs.transition(job_id, target)
+    assert (await jobs.get(job_id)).status == JobStatus.COMPLETED
+
+
+async def test_publish_schema_then_configured_once_required_values_exist(protocol, settings):
+    connectors, _ = protocol
+    document = new_connector_document("directory", "docs-index")
+    connector_id = await connectors.create(document)
+    statuses = await heartbeat_and_publish(settings, connectors)
+    assert statuses[connector_id] == "needs_configuration"
+    connector = await connectors.get(connector_id)
+    assert connector.configuration["path"]["required"] is True
+    assert connector.doc["last_seen"] is not None
+    configuration = {**connector.configuration, "path": {**connector.configuration["path"],
+                                                         "value": "/tmp"}}  # fmt: skip
+    await connectors.patch(connector_id, {"configuration": configuration})
+    assert (await heartbeat_and_publish(settings, connectors))[connector_id] == "configured"
+
+
+async def test_an_unknown_service_type_puts_the_connector_in_error(protocol, settings):
+    connectors, _ = protocol
+    connector_id = await connectors.create(new_connector_document("nosuch", "i"))
+    assert (await heartbeat_and_publish(settings, connectors))[connector_id] == "error"
+    assert "unknown service type 'nosuch'" in (await connectors.get(connector_id)).doc["error"]
+
+
+async def test_a_failing_source_job_ends_error_with_the_message_and_the_next_converges(
+    es, index_name
+):
+    settings = make_settings(sources={"memory": "tests.integration.test_protocol:ScriptedSource"})
+    from connectors.protocol import ensure_protocol_indices
+
+    await ensure_protocol_indices(es, settings.protocol)
+    connectors = ConnectorIndex(es, settings.protocol.connectors_index)
+    jobs = JobIndex(es, settings.protocol.jobs_index, connectors)
+    connector = await make_connector(connectors, index_name)
+    ScriptedSource.plan = {"count": 40, "fail_after": None}
+    await jobs.create(connector)
+    [job] = await claim_jobs(jobs, 1)
+    assert (await run_job(es, settings, job.id)).status == "completed"
+
+    ScriptedSource.plan = {"count": 10, "fail_after": 5}
+    await jobs.create(connector)
+    [job] = await claim_jobs(jobs, 1)
+    result = await run_job(es, settings, job.id)
+    job = await jobs.get(job.id)
+    assert result.status == "error" and job.status == JobStatus.ERROR
+    assert "source failed after 5 documents" in job.doc["error"]
+    assert job.doc["deleted_document_count"] == 0
+    connector_after = await connectors.get(connector.id)
+    assert connector_after.status == "error"
+    assert "source failed after 5" in connector_after.doc["last_sync_error"]
+    await es.indices.refresh(index=index_name)
+    assert (await es.count(index=index_name))["count"] == 40
+
+    ScriptedSource.plan = {"count": 10, "fail_after": None}
+    await jobs.create(connector)
+    [job] = await claim_jobs(jobs, 1)
+    assert (await run_job(es, settings, job.id)).status == "completed"
+    job = await jobs.get(job.id)
+    assert job.doc["deleted_document_count"] == 30
+    assert (await es.count(index=index_name))["count"] == 10
+    assert (await connectors.get(connector.id)).status == "connected"
+
+
+from connectors.sources.memory import MemoryDataSource  # noqa: E402
+
+
+class ScriptedSource(MemoryDataSource):
+    """A memory source whose documents a test sets through the class (jobs build sources)."""
+
+    plan: dict = {}
+
+    def __init__(self, configuration=None):
+        documents = [{"_id": f"d{i}", "n": i} for i in range(self.plan["count"])]
+        super().__init__(configuration, documents, fail_after=self.plan["fail_after"])

@@ -1,0 +1,86 @@
+"""The bulk writer against a fake of our own `send` interface (no Elasticsearch client patched)."""
+
+import pytest
+
+from connectors.config import BulkSettings
+from connectors.es.bulk import BulkError, BulkWriter
+
+
+class FakeSend:
+    """Answers bulk bodies like Elasticsearch would; `plan` scripts failures per call."""
+
+    def __init__(self, plan=None):
+        self.calls = []
+        self.plan = list(plan or [])
+
+    async def __call__(self, body: bytes) -> dict:
+        lines = body.decode().splitlines()
+        ids = [line.split('"_id":"')[1].split('"')[0] for line in lines if '"_id"' in line]
+        self.calls.append(ids)
+        step = self.plan.pop(0) if self.plan else {}
+        if isinstance(step, Exception):
+            raise step
+        items = []
+        for document_id in ids:
+            status = step.get(document_id, 201)
+            result = {"status": status, "_id": document_id, "result": "created"}
+            if status >= 300:
+                result["error"] = {"type": "some_exception", "reason": f"status {status}"}
+            items.append({"index": result})
+        return {"errors": bool(step), "items": items}
+
+
+def settings(**overrides):
+    values = {"operations_per_request": 3, "retry_backoff_seconds": 0, "max_retries": 3}
+    return BulkSettings(**{**values, **overrides})
+
+
+async def write(writer, n):
+    for i in range(n):
+        await writer.index(f"d{i}", b'{"n": 1}')
+    return await writer.close()
+
+
+async def test_batches_by_operation_count():
+    send = FakeSend()
+    stats = await write(BulkWriter(send, settings()), 7)
+    assert [len(call) for call in send.calls] == [3, 3, 1]
+    assert stats.created == 7 and stats.requests == 3
+
+
+async def test_batches_by_bytes():
+    send = FakeSend()
+    writer = BulkWriter(send, settings(operations_per_request=100, max_bytes_per_request=1024))
+    for i in range(10):
+        await writer.index(f"d{i}", b'{"text": "' + b"x" * 400 + b'"}')
+    await writer.close()
+    assert all(len(call) <= 2 for call in send.calls) and sum(map(len, send.calls)) == 10
+
+
+async def test_only_the_transiently_failed_items_are_retried():
+    send = FakeSend(plan=[{"d1": 429}, {}])
+    stats = await write(BulkWriter(send, settings()), 3)
+    assert send.calls == [["d0", "d1", "d2"], ["d1"]]
+    assert stats.created == 3 and stats.failed == 0 and stats.retried_items == 1
+
+
+async def test_a_rejected_item_is_counted_failed_with_its_reason():
+    send = FakeSend(plan=[{"d2": 400}])
+    stats = await write(BulkWriter(send, settings()), 3)
+    assert stats.failed == 1 and stats.created == 2
+    assert stats.failures[0].id == "d2" and "status 400" in stats.failures[0].reason
+
+
+async def test_whole_request_timeouts_are_retried_then_give_up():
+    send = FakeSend(plan=[TimeoutError(), {}])
+    stats = await write(BulkWriter(send, settings()), 2)
+    assert stats.created == 2 and len(send.calls) == 2
+    always = FakeSend(plan=[TimeoutError()] * 10)
+    with pytest.raises(BulkError, match="after 4 attempts"):
+        await write(BulkWriter(always, settings()), 2)
+
+
+async def test_items_still_throttled_after_the_last_retry_are_failures():
+    send = FakeSend(plan=[{"d0": 429}] * 4)
+    stats = await write(BulkWriter(send, settings(max_retries=3)), 1)
+    assert stats.failed == 1 and len(send.calls) == 4

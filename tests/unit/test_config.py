@@ -1,0 +1,65 @@
+"""config.yml: every problem reported at once with its YAML path; secrets never printed."""
+
+import pytest
+
+from connectors.config import ConfigError, load_settings, parse_settings
+
+
+def test_the_shipped_config_yml_is_valid():
+    settings = load_settings()
+    assert settings.bulk.operations_per_request == 500
+    assert set(settings.sources) == {"mongodb", "s3", "directory"}
+
+
+def test_five_mistakes_are_listed_together_with_their_paths(tmp_path, monkeypatch):
+    monkeypatch.delenv("NOT_SET_ANYWHERE", raising=False)
+    file = tmp_path / "config.yml"
+    file.write_text(
+        "elasticsearch:\n"
+        "  hosts: ['not a url']\n"
+        "  request_timeout: soon\n"
+        "bulk:\n"
+        "  operations_per_request: 0\n"
+        "  flush_every: 3\n"
+        "service:\n"
+        "  poll_interval: ${NOT_SET_ANYWHERE}\n"
+    )
+    with pytest.raises(ConfigError) as raised:
+        load_settings(file)
+    problems = raised.value.problems
+    assert len(problems) == 5, problems
+    joined = "\n".join(problems)
+    paths = ["elasticsearch.hosts", "elasticsearch.request_timeout", "bulk.operations_per_request",
+             "bulk.flush_every", "service.poll_interval"]  # fmt: skip
+    for path in paths:
+        assert path in joined
+    assert "unknown key" in joined and "NOT_SET_ANYWHERE is not set" in joined
+    assert str(file) in str(raised.value)
+
+
+def test_environment_references_are_expanded_with_defaults(monkeypatch):
+    monkeypatch.setenv("ES_TEST_URL", "http://es.example:9200")
+    settings = parse_settings(
+        {"elasticsearch": {"hosts": ["${ES_TEST_URL}", "${UNSET_X:-http://other:9200}"]}}
+    )
+    assert settings.elasticsearch.hosts == ["http://es.example:9200", "http://other:9200"]
+
+
+def test_secrets_do_not_appear_in_the_settings_repr():
+    settings = parse_settings({"elasticsearch": {"api_key": "s3cr3t-key", "password": "hunter2"}})
+    assert "s3cr3t-key" not in repr(settings) and "hunter2" not in repr(settings)
+    assert settings.elasticsearch.api_key.get_secret_value() == "s3cr3t-key"
+
+
+def test_unreadable_and_malformed_files_give_one_line_reasons(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read the file"):
+        load_settings(tmp_path / "missing.yml")
+    bad = tmp_path / "bad.yml"
+    bad.write_text("elasticsearch: [unclosed\n")
+    with pytest.raises(ConfigError, match="invalid YAML"):
+        load_settings(bad)
+
+
+def test_a_badly_formed_source_name_is_reported():
+    with pytest.raises(ConfigError, match=r"sources.x: expected 'package.module:Class'"):
+        parse_settings({"sources": {"x": "just-a-module"}})

@@ -1,0 +1,44 @@
+"""BaseDataSource configuration: defaults, type conversion, every bad field named."""
+
+import pytest
+
+from connectors.source import BaseDataSource, ConfigField, ConfigurationError
+
+
+class Example(BaseDataSource):
+    name = "Example"
+    CONFIGURATION = {
+        "host": ConfigField("Host", required=True),
+        "port": ConfigField("Port", type="int", default=27017),
+        "tls": ConfigField("TLS", type="bool", default=False),
+        "buckets": ConfigField("Buckets", type="list", default=[]),
+        "password": ConfigField("Password", sensitive=True),
+    }
+
+
+def test_defaults_and_conversions():
+    source = Example({"host": "h", "port": "1234", "tls": "true", "buckets": "a, b"})
+    assert source.config == {
+        "host": "h", "port": 1234, "tls": True, "buckets": ["a", "b"], "password": None,
+    }  # fmt: skip
+
+
+def test_protocol_shaped_values_are_accepted():
+    assert Example({"host": {"value": "h", "label": "Host"}}).config["host"] == "h"
+
+
+def test_every_bad_field_is_named():
+    with pytest.raises(ConfigurationError) as raised:
+        Example({"port": "many", "tls": "perhaps", "colour": "red"})
+    problems = " | ".join(raised.value.problems)
+    for field in ("host: missing value", "port: expected int", "tls: expected true or false",
+                  "colour: unknown field"):  # fmt: skip
+        assert field in problems
+
+
+def test_the_published_schema_has_the_protocol_shape():
+    schema = Example.configuration_schema()
+    assert schema["password"]["sensitive"] is True
+    assert schema["port"]["default_value"] == 27017 and schema["port"]["order"] == 2
+    assert {"label", "value", "type", "required", "display", "tooltip", "options", "depends_on",
+            "validations"} <= set(schema["host"])  # fmt: skip
