@@ -37,7 +37,7 @@ class ConfigField:
     """One configuration field, published to the connector document in the protocol's shape."""
 
     label: str
-    type: str = "str"  # str | int | float | bool | list
+    type: str = "str"  # str | int | float | bool | list | json
     default: Any = None
     required: bool = False
     sensitive: bool = False
@@ -66,12 +66,21 @@ class ConfigField:
             if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
                 return value.lower() in ("true", "yes", "1")
             raise ValueError(f"{name}: expected true or false, got {value!r}")
+        if self.type == "json":
+            if isinstance(value, dict | list):
+                return value
+            try:
+                return orjson.loads(value)
+            except (orjson.JSONDecodeError, TypeError):
+                raise ValueError(f"{name}: expected JSON, got {value!r}") from None
         if self.type == "list":
             if isinstance(value, list):
                 return [str(item) for item in value]
             if isinstance(value, str):
                 return [item.strip() for item in value.split(",") if item.strip()]
             raise ValueError(f"{name}: expected a list or a comma-separated string, got {value!r}")
+        if isinstance(value, dict | list | bool) and self.type != "bool":
+            raise ValueError(f"{name}: expected {self.type}, got {value!r}")
         try:
             return _CASTS[self.type](value)
         except (TypeError, ValueError):
@@ -119,7 +128,7 @@ class BaseDataSource:
                 problems.append(f"{name}: unknown field for {cls.name}")
         for name, spec in cls.CONFIGURATION.items():
             value = configuration.get(name)
-            if isinstance(value, dict) and "value" in value and spec.type != "dict":
+            if isinstance(value, dict) and "value" in value and spec.type != "json":
                 value = value["value"]
             if not _present(value):
                 if spec.required:

@@ -1,0 +1,1 @@
+"""Example sources that live outside the `connectors` package (see docs/writing-a-source.md)."""
