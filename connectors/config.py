@@ -91,8 +91,10 @@ class Settings(_Section):
 def expand_env(value: Any, path: str, problems: list[str]) -> Any:
     """Replace `${VAR}` and `${VAR:-default}` in every string; an unset VAR is a problem."""
     if isinstance(value, dict):
-        return {key: expand_env(item, f"{path}.{key}" if path else str(key), problems)
-                for key, item in value.items()}  # fmt: skip
+        return {
+            key: expand_env(item, f"{path}.{key}" if path else str(key), problems)
+            for key, item in value.items()
+        }
     if isinstance(value, list):
         return [expand_env(item, f"{path}[{i}]", problems) for i, item in enumerate(value)]
     if not isinstance(value, str):

@@ -72,10 +72,15 @@ async def run_job(es: AsyncElasticsearch, settings: Settings, job_id: str) -> Sy
         async with JobWatch(jobs, job, progress.job_counters, interval) as watch:
             with tempfile.TemporaryDirectory(prefix="elastic-ingest-") as workdir:
                 result = await full_sync(
-                    es, source, context.connector.index_name, settings, workdir,
+                    es,
+                    source,
+                    context.connector.index_name,
+                    settings,
+                    workdir,
                     cursor=context.connector.doc.get("sync_cursor"),
-                    progress=progress, canceled=watch.is_canceled,
-                )  # fmt: skip
+                    progress=progress,
+                    canceled=watch.is_canceled,
+                )
     except Exception as error:
         result = SyncResult("error", progress, error=describe_error(error))
     finally:

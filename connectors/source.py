@@ -116,8 +116,10 @@ class BaseDataSource:
     @classmethod
     def configuration_schema(cls) -> dict[str, dict[str, Any]]:
         """The fields in the connector protocol's shape, for publishing to a connector."""
-        return {name: spec.to_protocol(order) for order, (name, spec)
-                in enumerate(cls.CONFIGURATION.items(), start=1)}  # fmt: skip
+        return {
+            name: spec.to_protocol(order)
+            for order, (name, spec) in enumerate(cls.CONFIGURATION.items(), start=1)
+        }
 
     @classmethod
     def validate_configuration(cls, configuration: dict[str, Any]) -> dict[str, Any]:

@@ -65,6 +65,11 @@ class SyncProgress:
             "total_document_count": self.seen,
         }
 
+    @classmethod
+    def from_dict(cls, counts: dict) -> SyncProgress:
+        names = ("created", "updated", "skipped", "deleted", "failed", "volume", "seen")
+        return cls(**{name: counts.get(name, 0) for name in names})
+
     def to_dict(self) -> dict:
         data = asdict(self)
         data["failures"] = [asdict(failure) for failure in self.failures[:100]]

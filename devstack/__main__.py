@@ -46,8 +46,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {error}", file=sys.stderr, flush=True)
             failed = True
     if args.action == "up" and not failed:
-        print(f"stack ready (state, data and logs in {elasticsearch.stack_dir()}); "
-              "it stays running for the next run: `make down` stops it")  # fmt: skip
+        print(
+            f"stack ready (state, data and logs in {elasticsearch.stack_dir()}); "
+            "it stays running for the next run: `make down` stops it"
+        )
     return 1 if failed else 0
 
 

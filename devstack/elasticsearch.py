@@ -53,10 +53,19 @@ def _download() -> Path:
         raise StackError("elasticsearch: Maven (mvn) is needed to fetch the distribution")
     downloads.mkdir(parents=True, exist_ok=True)
     result = subprocess.run(
-        ["mvn", "-q", "-B", "dependency:copy", f"-Dartifact={ARTIFACT}",
-         f"-DoutputDirectory={downloads}", "-Dmdep.stripVersion=false"],
-        capture_output=True, text=True, cwd=downloads,
-    )  # fmt: skip
+        [
+            "mvn",
+            "-q",
+            "-B",
+            "dependency:copy",
+            f"-Dartifact={ARTIFACT}",
+            f"-DoutputDirectory={downloads}",
+            "-Dmdep.stripVersion=false",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=downloads,
+    )
     if result.returncode != 0 or not archive.exists():
         raise StackError(f"elasticsearch: could not fetch {ARTIFACT}:\n{result.stdout[-2000:]}")
     return archive
@@ -88,10 +97,16 @@ def _ensure_user() -> str | None:
         pwd.getpwnam(SERVICE_USER)
     except KeyError:
         subprocess.run(
-            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
-             SERVICE_USER],
+            [
+                "useradd",
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                SERVICE_USER,
+            ],
             check=True,
-        )  # fmt: skip
+        )
     return SERVICE_USER
 
 

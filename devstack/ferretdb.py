@@ -62,8 +62,10 @@ def _build() -> Path:
         (copy / "build" / "version" / "version.txt").write_text(VERSION + "\n")
         build = subprocess.run(
             ["go", "build", "-o", str(target), "./cmd/ferretdb"],
-            cwd=copy, capture_output=True, text=True,
-        )  # fmt: skip
+            cwd=copy,
+            capture_output=True,
+            text=True,
+        )
         if build.returncode != 0:
             raise StackError(f"ferretdb: go build failed:\n{build.stderr[-2000:]}")
     return target
@@ -81,11 +83,19 @@ def up() -> str:
     state.mkdir(parents=True, exist_ok=True)
     log = stack_dir() / "ferretdb" / "ferretdb.log"
     pid = spawn(
-        [str(executable), "--handler=sqlite", f"--sqlite-url=file:{data}/",
-         f"--listen-addr=127.0.0.1:{port()}", "--debug-addr=-", "--telemetry=disable",
-         f"--state-dir={state}", "--log-level=WARN"],
-        log, env={"GOMAXPROCS": os.environ.get("GOMAXPROCS", "2")},
-    )  # fmt: skip
+        [
+            str(executable),
+            "--handler=sqlite",
+            f"--sqlite-url=file:{data}/",
+            f"--listen-addr=127.0.0.1:{port()}",
+            "--debug-addr=-",
+            "--telemetry=disable",
+            f"--state-dir={state}",
+            "--log-level=WARN",
+        ],
+        log,
+        env={"GOMAXPROCS": os.environ.get("GOMAXPROCS", "2")},
+    )
     pid_file(NAME).write_text(str(pid))
     wait_until(lambda: port_open(port()), 30, "ferretdb", log, pid)
     return f"ferretdb: started at {url()} (pid {pid})"

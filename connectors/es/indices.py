@@ -25,5 +25,10 @@ async def ensure_index(
                 return False
             raise
     for warning in caught:
-        logger.warning("Elasticsearch warns about index %s: %s", name, warning.message)
+        logger.warning(
+            "Elasticsearch warns about index %s: %s (it still works; to avoid the warning, "
+            "configure a name without a leading dot under `protocol:` in config.yml)",
+            name,
+            warning.message,
+        )
     return True

@@ -43,8 +43,10 @@ class Connector:
 
     def configuration_values(self) -> dict[str, Any]:
         """Plain `{field: value}` from the protocol's `{field: {value: ...}}` shape."""
-        return {name: (spec.get("value") if isinstance(spec, dict) else spec)
-                for name, spec in self.configuration.items()}  # fmt: skip
+        return {
+            name: (spec.get("value") if isinstance(spec, dict) else spec)
+            for name, spec in self.configuration.items()
+        }
 
     def full_schedule(self) -> dict[str, Any] | None:
         """The full-sync schedule; the seed-era single `{enabled, interval}` shape is accepted."""
@@ -127,9 +129,13 @@ class ConnectorIndex:
         connectors, search_after = [], None
         while True:
             response = await self.es.search(
-                index=self.index, query=query, size=500, sort=["_doc"],
-                seq_no_primary_term=True, search_after=search_after,
-            )  # fmt: skip
+                index=self.index,
+                query=query,
+                size=500,
+                sort=["_doc"],
+                seq_no_primary_term=True,
+                search_after=search_after,
+            )
             hits = response["hits"]["hits"]
             connectors += [Connector.from_hit(hit) for hit in hits]
             if len(hits) < 500:
@@ -140,9 +146,13 @@ class ConnectorIndex:
         """Write `fields` only if nobody changed the document since it was read (None if so)."""
         try:
             response = await self.es.update(
-                index=self.index, id=connector.id, doc=fields, refresh=True,
-                if_seq_no=connector.seq_no, if_primary_term=connector.primary_term,
-            )  # fmt: skip
+                index=self.index,
+                id=connector.id,
+                doc=fields,
+                refresh=True,
+                if_seq_no=connector.seq_no,
+                if_primary_term=connector.primary_term,
+            )
         except (ConflictError, NotFoundError):
             return None
         doc = {**connector.doc, **fields}
@@ -175,8 +185,10 @@ class ConnectorIndex:
         configuration = connector.configuration
         missing = {key: spec for key, spec in schema.items() if key not in configuration}
         if missing:
-            merged = {**schema, **{key: {**schema.get(key, {}), **value}
-                                   for key, value in configuration.items()}}  # fmt: skip
+            merged = {
+                **schema,
+                **{key: {**schema.get(key, {}), **value} for key, value in configuration.items()},
+            }
             fields["configuration"] = merged
             configuration = merged
         values = {name: spec.get("value") for name, spec in configuration.items()}

@@ -131,16 +131,22 @@ class JobIndex:
         self.connectors = connectors
 
     async def create(
-        self, connector: Connector, job_type: str = "full", trigger_method: str = "on_demand",
+        self,
+        connector: Connector,
+        job_type: str = "full",
+        trigger_method: str = "on_demand",
         job_id: str | None = None,
-    ) -> str | None:  # fmt: skip
+    ) -> str | None:
         """Create a pending job; with `job_id`, a second create of the same id is a no-op (None)."""
         document = new_job_document(connector, job_type, trigger_method)
         try:
             response = await self.es.index(
-                index=self.index, id=job_id, document=document, refresh=True,
+                index=self.index,
+                id=job_id,
+                document=document,
+                refresh=True,
                 op_type="create" if job_id else "index",
-            )  # fmt: skip
+            )
         except ConflictError:
             return None
         return response["_id"]
@@ -153,9 +159,12 @@ class JobIndex:
 
     async def search(self, query: dict, size: int = 100, sort=None) -> list[Job]:
         response = await self.es.search(
-            index=self.index, query=query, size=size, seq_no_primary_term=True,
+            index=self.index,
+            query=query,
+            size=size,
+            seq_no_primary_term=True,
             sort=sort or [{"created_at": "asc"}],
-        )  # fmt: skip
+        )
         return [Job.from_hit(hit) for hit in response["hits"]["hits"]]
 
     async def for_connector(self, connector_id: str, size: int = 20) -> list[Job]:
@@ -171,9 +180,13 @@ class JobIndex:
         return await self.search({"bool": {"filter": filters}}, size)
 
     async def transition(
-        self, job: Job | str, status: JobStatus, fields: dict[str, Any] | None = None,
-        *, retry_conflicts: bool = True,
-    ) -> Job | None:  # fmt: skip
+        self,
+        job: Job | str,
+        status: JobStatus,
+        fields: dict[str, Any] | None = None,
+        *,
+        retry_conflicts: bool = True,
+    ) -> Job | None:
         """Move a job to `status` by CAS. Raise IllegalTransition if the state machine forbids it;
         return None if it changed underneath us and `retry_conflicts` is False."""
         current = await self.get(job) if isinstance(job, str) else job
@@ -187,9 +200,13 @@ class JobIndex:
             update = {**(fields or {}), "status": status.value}
             try:
                 response = await self.es.update(
-                    index=self.index, id=current.id, doc=update, refresh=True,
-                    if_seq_no=current.seq_no, if_primary_term=current.primary_term,
-                )  # fmt: skip
+                    index=self.index,
+                    id=current.id,
+                    doc=update,
+                    refresh=True,
+                    if_seq_no=current.seq_no,
+                    if_primary_term=current.primary_term,
+                )
             except ConflictError:
                 if not retry_conflicts:
                     return None
@@ -204,8 +221,9 @@ class JobIndex:
         or if its connector is already syncing."""
         connector = await self.connectors.get(job.connector_id)
         if connector is None:
-            await self.transition(job, S.CANCELED, {"error": "connector was deleted",
-                                                    "canceled_at": clock.iso()})  # fmt: skip
+            await self.transition(
+                job, S.CANCELED, {"error": "connector was deleted", "canceled_at": clock.iso()}
+            )
             return None
         if connector.doc.get("last_sync_status") == S.IN_PROGRESS.value:
             return None
@@ -217,8 +235,12 @@ class JobIndex:
             return None
         claimed = None
         if job.status in (S.PENDING, S.SUSPENDED):
-            fields = {"started_at": clock.iso(), "last_seen": clock.iso(),
-                      "worker_hostname": worker or worker_name(), "error": None}  # fmt: skip
+            fields = {
+                "started_at": clock.iso(),
+                "last_seen": clock.iso(),
+                "worker_hostname": worker or worker_name(),
+                "error": None,
+            }
             claimed = await self.transition(job, S.IN_PROGRESS, fields, retry_conflicts=False)
         if claimed is None:
             await self.connectors.update(locked, {"last_sync_status": previous})
@@ -229,16 +251,29 @@ class JobIndex:
         for _ in range(10):
             try:
                 response = await self.es.update(
-                    index=self.index, id=job.id, refresh=True,
+                    index=self.index,
+                    id=job.id,
+                    refresh=True,
                     doc={**counters, "last_seen": clock.iso()},
-                    if_seq_no=job.seq_no, if_primary_term=job.primary_term,
-                )  # fmt: skip
+                    if_seq_no=job.seq_no,
+                    if_primary_term=job.primary_term,
+                )
             except ConflictError:
                 job = await self.get(job.id) or job
                 continue
             doc = {**job.doc, **counters, "last_seen": clock.iso()}
             return Job(job.id, doc, response["_seq_no"], response["_primary_term"])
         return job
+
+    async def set_metadata(self, job_id: str, metadata: dict[str, Any]) -> None:
+        """Record where the job runs (the Prefect flow run id and its UI link)."""
+        await self.es.update(
+            index=self.index,
+            id=job_id,
+            doc={"metadata": metadata},
+            refresh=True,
+            retry_on_conflict=5,
+        )
 
     async def request_cancel(self, job_id: str) -> Job:
         """What a UI does: pending/suspended -> canceled now; running -> canceling."""
@@ -251,15 +286,21 @@ class JobIndex:
         return await self.transition(job, S.CANCELING, {"cancelation_requested_at": clock.iso()})
 
     async def finish(
-        self, job_id: str, status: JobStatus, counters: dict[str, int] | None = None,
-        error: str | None = None, sync_cursor: dict | None = None,
-    ) -> Job:  # fmt: skip
+        self,
+        job_id: str,
+        status: JobStatus,
+        counters: dict[str, int] | None = None,
+        error: str | None = None,
+        sync_cursor: dict | None = None,
+    ) -> Job:
         """End a running job and mirror the outcome onto its connector (and unlock it)."""
         job = await self.get(job_id)
         if job is None:
             raise IllegalTransition(f"job {job_id} not found")
         if job.status == S.CANCELING and status in (S.COMPLETED, S.SUSPENDED):
             status = S.CANCELED  # the user asked to stop; honour it
+        if job.status == S.IN_PROGRESS and status == S.CANCELED:
+            job = await self.transition(job, S.CANCELING, {"cancelation_requested_at": clock.iso()})
         fields: dict[str, Any] = {**(counters or {}), "error": error, "last_seen": clock.iso()}
         if status in FINAL:
             fields["completed_at"] = clock.iso()
@@ -323,12 +364,22 @@ class JobIndex:
             if (connector.doc.get("sync_locked_at") or "") >= cutoff:
                 continue
             running = await self.search(
-                {"bool": {"filter": [{"term": {"connector.id": connector.id}},
-                                     {"terms": {"status": [s.value for s in ACTIVE]}}]}},
+                {
+                    "bool": {
+                        "filter": [
+                            {"term": {"connector.id": connector.id}},
+                            {"terms": {"status": [s.value for s in ACTIVE]}},
+                        ]
+                    }
+                },
                 size=1,
-            )  # fmt: skip
+            )
             if not running:
                 await self.connectors.update(
-                    connector, {"last_sync_status": S.ERROR.value, "sync_locked_at": None,
-                                "last_sync_error": "sync lock released: no running job"}
-                )  # fmt: skip
+                    connector,
+                    {
+                        "last_sync_status": S.ERROR.value,
+                        "sync_locked_at": None,
+                        "last_sync_error": "sync lock released: no running job",
+                    },
+                )

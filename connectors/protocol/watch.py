@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from connectors.protocol.job import Job, JobIndex, JobStatus
 
@@ -17,8 +17,15 @@ class JobWatch:
     turns True within one interval of someone setting the job to `canceling`."""
 
     def __init__(
-        self, jobs: JobIndex, job: Job, counters: Callable[[], dict[str, int]], interval: float
+        self,
+        jobs: JobIndex,
+        job: Job,
+        counters: Callable[[], dict[str, int]],
+        interval: float,
+        stop_requested: Callable[[], Awaitable[bool]] | None = None,
     ):
+        """`stop_requested` is a second source of cancel requests (e.g. the orchestrator's)."""
+        self.stop_requested = stop_requested
         self.jobs = jobs
         self.job = job
         self.counters = counters
@@ -29,6 +36,8 @@ class JobWatch:
     async def beat(self) -> None:
         self.job = await self.jobs.heartbeat(self.job, self.counters())
         if self.job.status == JobStatus.CANCELING:
+            self.canceled = True
+        elif self.stop_requested is not None and await self.stop_requested():
             self.canceled = True
 
     async def _loop(self) -> None:

@@ -21,8 +21,14 @@ class MemoryDataSource(BaseDataSource):
     description = "Documents from a Python list; for tests and examples."
     CONFIGURATION: ClassVar = {"label": ConfigField("Label", default="memory")}
 
-    def __init__(self, configuration=None, documents: Iterable[Document] = (), *,
-                 fail_after: int | None = None, incomplete: bool = False):  # fmt: skip
+    def __init__(
+        self,
+        configuration=None,
+        documents: Iterable[Document] = (),
+        *,
+        fail_after: int | None = None,
+        incomplete: bool = False,
+    ):
         super().__init__(configuration)
         self.documents = list(documents)
         self.fail_after = fail_after

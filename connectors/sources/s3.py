@@ -49,10 +49,15 @@ class S3DataSource(BaseDataSource):
         region = region or self.config["region"]
         if region not in self._clients:
             client = self._session.client(
-                "s3", region_name=region, endpoint_url=self.config["endpoint_url"] or None,
-                config=Config(retries={"max_attempts": 3, "mode": "standard"},
-                              connect_timeout=5, read_timeout=30),
-            )  # fmt: skip
+                "s3",
+                region_name=region,
+                endpoint_url=self.config["endpoint_url"] or None,
+                config=Config(
+                    retries={"max_attempts": 3, "mode": "standard"},
+                    connect_timeout=5,
+                    read_timeout=30,
+                ),
+            )
             self._clients[region] = await self._stack.enter_async_context(client)
         return self._clients[region]
 
@@ -79,9 +84,10 @@ class S3DataSource(BaseDataSource):
         client = await self._client()
         paginator = client.get_paginator("list_objects_v2")
         pages = paginator.paginate(
-            Bucket=bucket, Prefix=self.config["prefix"],
+            Bucket=bucket,
+            Prefix=self.config["prefix"],
             PaginationConfig={"PageSize": self.config["page_size"]},
-        )  # fmt: skip
+        )
         try:
             async for page in pages:
                 yield page.get("Contents", [])
@@ -93,8 +99,10 @@ class S3DataSource(BaseDataSource):
         for bucket in self.config["buckets"]:
             async for page in self._list(bucket):
                 for item in page:
-                    digest.update(f"{bucket}\0{item['Key']}\0{item.get('ETag')}\0"
-                                  f"{item['LastModified'].isoformat()}\n".encode())  # fmt: skip
+                    digest.update(
+                        f"{bucket}\0{item['Key']}\0{item.get('ETag')}\0"
+                        f"{item['LastModified'].isoformat()}\n".encode()
+                    )
         self.cursor = {"fingerprint": digest.hexdigest()}
         return not cursor or cursor.get("fingerprint") != self.cursor["fingerprint"]
 

@@ -16,8 +16,10 @@ from tests.integration.conftest import make_settings
 
 
 def documents(n, start=0, version="v1"):
-    return [{"_id": f"doc-{i:05d}", "title": f"title {i}", "n": i, "_timestamp": version}
-            for i in range(start, start + n)]  # fmt: skip
+    return [
+        {"_id": f"doc-{i:05d}", "title": f"title {i}", "n": i, "_timestamp": version}
+        for i in range(start, start + n)
+    ]
 
 
 async def index_contents(es, index):
@@ -132,9 +134,14 @@ async def test_a_canceled_sync_deletes_nothing(es, settings, index_name, tmp_pat
     )
     progress = SyncProgress()
     result = await full_sync(
-        es, MemoryDataSource(documents=documents(10)), index_name, settings, str(tmp_path / "2"),
-        progress=progress, canceled=lambda: progress.seen >= 1,
-    )  # fmt: skip
+        es,
+        MemoryDataSource(documents=documents(10)),
+        index_name,
+        settings,
+        str(tmp_path / "2"),
+        progress=progress,
+        canceled=lambda: progress.seen >= 1,
+    )
     assert result.status == "canceled" and progress.deleted == 0
     assert len(await index_contents(es, index_name)) == 3000
 

@@ -63,8 +63,10 @@ async def test_sync_now_set_once_gives_one_job_and_clears_the_flag(protocol):
     assert (await connectors.get(connector.id)).doc["sync_now"] is False
     job = await jobs.get(created[0])
     assert (job.doc["trigger_method"], job.doc["job_type"], job.status) == (
-        "on_demand", "full", JobStatus.PENDING,
-    )  # fmt: skip
+        "on_demand",
+        "full",
+        JobStatus.PENDING,
+    )
     assert (await create_due_jobs(connectors, jobs)).on_demand == []
 
 
@@ -89,9 +91,10 @@ async def test_seed_era_schedule_shape_is_accepted(protocol):
     connectors, jobs = protocol
     since = (datetime.now(UTC) - timedelta(days=2)).isoformat()
     await make_connector(
-        connectors, scheduling={"enabled": True, "interval": "0 0 0 * * ?"},
+        connectors,
+        scheduling={"enabled": True, "interval": "0 0 0 * * ?"},
         last_sync_scheduled_at=since,
-    )  # fmt: skip
+    )
     assert len((await create_due_jobs(connectors, jobs)).scheduled) == 1
 
 
@@ -135,8 +138,10 @@ async def test_publish_schema_then_configured_once_required_values_exist(protoco
     connector = await connectors.get(connector_id)
     assert connector.configuration["path"]["required"] is True
     assert connector.doc["last_seen"] is not None
-    configuration = {**connector.configuration, "path": {**connector.configuration["path"],
-                                                         "value": "/tmp"}}  # fmt: skip
+    configuration = {
+        **connector.configuration,
+        "path": {**connector.configuration["path"], "value": "/tmp"},
+    }
     await connectors.patch(connector_id, {"configuration": configuration})
     assert (await heartbeat_and_publish(settings, connectors))[connector_id] == "configured"
 

@@ -65,8 +65,9 @@ class MongoBackend:
         self.collection = self.client["contract"][collection_name]
 
     async def seed(self, n):
-        await self.collection.insert_many([{"_id": f"m{i}", "n": i, "text": f"t{i}"}
-                                           for i in range(n)])  # fmt: skip
+        await self.collection.insert_many(
+            [{"_id": f"m{i}", "n": i, "text": f"t{i}"} for i in range(n)]
+        )
 
     def id_of(self, i):
         return f"m{i}"
@@ -96,8 +97,9 @@ class S3Backend:
         async with self.client() as s3:
             await s3.create_bucket(Bucket=self.bucket)
             for i in range(n):
-                await s3.put_object(Bucket=self.bucket, Key=f"dir{i % 3}/obj{i}.txt",
-                                    Body=f"object {i}".encode())  # fmt: skip
+                await s3.put_object(
+                    Bucket=self.bucket, Key=f"dir{i % 3}/obj{i}.txt", Body=f"object {i}".encode()
+                )
 
     def id_of(self, i):
         return f"{self.bucket}/dir{i % 3}/obj{i}.txt"
@@ -114,10 +116,13 @@ class S3Backend:
 @pytest.fixture
 def directory_harness(tmp_path):
     return Harness(
-        DirectoryDataSource, {"path": str(tmp_path)}, DirectoryBackend(tmp_path),
+        DirectoryDataSource,
+        {"path": str(tmp_path)},
+        DirectoryBackend(tmp_path),
         bad_host={"path": str(tmp_path / "missing-folder")},
-        missing_field="path", bad_value=("max_content_bytes", "lots"),
-    )  # fmt: skip
+        missing_field="path",
+        bad_value=("max_content_bytes", "lots"),
+    )
 
 
 @pytest.fixture
@@ -129,32 +134,42 @@ async def mongodb_harness():
         {"host": os.environ["MONGODB_URL"], "database": "contract", "collection": name},
         backend,
         bad_host={"host": "mongodb://127.0.0.1:1/", "timeout_ms": 1500},
-        missing_field="database", bad_value=("batch_size", "big"),
+        missing_field="database",
+        bad_value=("batch_size", "big"),
         bad_credentials={"user": "alice", "password": "wrong"},
-    )  # fmt: skip
+    )
     await backend.close()
 
 
 @pytest.fixture
 def s3_harness():
     bucket = f"contract-{uuid.uuid4().hex[:10]}"
-    config = {"buckets": [bucket], "endpoint_url": os.environ["S3_ENDPOINT_URL"],
-              "access_key_id": "test", "secret_access_key": "test"}  # fmt: skip
+    config = {
+        "buckets": [bucket],
+        "endpoint_url": os.environ["S3_ENDPOINT_URL"],
+        "access_key_id": "test",
+        "secret_access_key": "test",
+    }
     return Harness(
-        S3DataSource, config, S3Backend(bucket),
+        S3DataSource,
+        config,
+        S3Backend(bucket),
         bad_host={"endpoint_url": "http://127.0.0.1:1"},
-        missing_field="buckets", bad_value=("page_size", "many"),
-    )  # fmt: skip
+        missing_field="buckets",
+        bad_value=("page_size", "many"),
+    )
 
 
 @pytest.fixture
 def example_harness(tmp_path):
     return Harness(
-        NotesDataSource, {"path": str(tmp_path / "notes.jsonl")},
+        NotesDataSource,
+        {"path": str(tmp_path / "notes.jsonl")},
         NotesBackend(tmp_path / "notes.jsonl"),
         bad_host={"path": str(tmp_path / "nowhere" / "notes.jsonl")},
-        missing_field="path", bad_value=("path", ["not", "a", "path"]),
-    )  # fmt: skip
+        missing_field="path",
+        bad_value=("path", ["not", "a", "path"]),
+    )
 
 
 class NotesBackend:
@@ -168,15 +183,23 @@ class NotesBackend:
         return [orjson.loads(line) for line in self.path.read_text().splitlines()]
 
     async def seed(self, n):
-        self._write([{"id": f"n{i}", "text": f"note {i}", "updated": f"2026-01-01T00:00:{i:02d}"}
-                     for i in range(n)])  # fmt: skip
+        self._write(
+            [
+                {"id": f"n{i}", "text": f"note {i}", "updated": f"2026-01-01T00:00:{i:02d}"}
+                for i in range(n)
+            ]
+        )
 
     def id_of(self, i):
         return f"n{i}"
 
     async def modify(self, i):
-        self._write([{**n, "updated": "2026-02-02T00:00:00"} if n["id"] == f"n{i}" else n
-                     for n in self._read()])  # fmt: skip
+        self._write(
+            [
+                {**n, "updated": "2026-02-02T00:00:00"} if n["id"] == f"n{i}" else n
+                for n in self._read()
+            ]
+        )
 
     async def remove(self, i):
         self._write([n for n in self._read() if n["id"] != f"n{i}"])
@@ -199,8 +222,9 @@ async def read_all(source):
 
 async def test_configuration_errors_name_the_field(harness):
     with pytest.raises(ConfigurationError, match=harness.missing_field):
-        harness.source_class({k: v for k, v in harness.config.items()
-                              if k != harness.missing_field})  # fmt: skip
+        harness.source_class(
+            {k: v for k, v in harness.config.items() if k != harness.missing_field}
+        )
     field, value = harness.bad_value
     with pytest.raises(ConfigurationError, match=field):
         harness.make(**{field: value})

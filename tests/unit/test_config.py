@@ -29,8 +29,13 @@ def test_five_mistakes_are_listed_together_with_their_paths(tmp_path, monkeypatc
     problems = raised.value.problems
     assert len(problems) == 5, problems
     joined = "\n".join(problems)
-    paths = ["elasticsearch.hosts", "elasticsearch.request_timeout", "bulk.operations_per_request",
-             "bulk.flush_every", "service.poll_interval"]  # fmt: skip
+    paths = [
+        "elasticsearch.hosts",
+        "elasticsearch.request_timeout",
+        "bulk.operations_per_request",
+        "bulk.flush_every",
+        "service.poll_interval",
+    ]
     for path in paths:
         assert path in joined
     assert "unknown key" in joined and "NOT_SET_ANYWHERE is not set" in joined

@@ -19,8 +19,12 @@ class Example(BaseDataSource):
 def test_defaults_and_conversions():
     source = Example({"host": "h", "port": "1234", "tls": "true", "buckets": "a, b"})
     assert source.config == {
-        "host": "h", "port": 1234, "tls": True, "buckets": ["a", "b"], "password": None,
-    }  # fmt: skip
+        "host": "h",
+        "port": 1234,
+        "tls": True,
+        "buckets": ["a", "b"],
+        "password": None,
+    }
 
 
 def test_protocol_shaped_values_are_accepted():
@@ -31,8 +35,12 @@ def test_every_bad_field_is_named():
     with pytest.raises(ConfigurationError) as raised:
         Example({"port": "many", "tls": "perhaps", "colour": "red"})
     problems = " | ".join(raised.value.problems)
-    for field in ("host: missing value", "port: expected int", "tls: expected true or false",
-                  "colour: unknown field"):  # fmt: skip
+    for field in (
+        "host: missing value",
+        "port: expected int",
+        "tls: expected true or false",
+        "colour: unknown field",
+    ):
         assert field in problems
 
 
@@ -40,5 +48,14 @@ def test_the_published_schema_has_the_protocol_shape():
     schema = Example.configuration_schema()
     assert schema["password"]["sensitive"] is True
     assert schema["port"]["default_value"] == 27017 and schema["port"]["order"] == 2
-    assert {"label", "value", "type", "required", "display", "tooltip", "options", "depends_on",
-            "validations"} <= set(schema["host"])  # fmt: skip
+    assert {
+        "label",
+        "value",
+        "type",
+        "required",
+        "display",
+        "tooltip",
+        "options",
+        "depends_on",
+        "validations",
+    } <= set(schema["host"])

@@ -1,0 +1,152 @@
+"""Flow `poll`: one pass of the service; `python -m flows.poll` loops over passes.
+
+A pass: heartbeat + publish configuration schemas, turn `sync_now` and due schedules into jobs,
+fail stale jobs, claim pending jobs, and launch one `sync` run per claimed job: through the
+`sync/<service_type>` deployment when it exists (a work pool spreads runs over machines),
+in this process otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+
+from prefect import flow, get_run_logger, tags
+from prefect.client.orchestration import get_client
+from prefect.deployments import run_deployment
+from prefect.exceptions import ObjectNotFound
+
+from connectors.config import ConfigError, load_settings
+from flows.sync import run_tags, sync
+from tasks.poll_tasks import claim_jobs, create_due_jobs, fail_stale_jobs, heartbeat_and_publish
+
+logger = logging.getLogger("elastic-ingest.poll")
+
+
+async def _deployment_exists(name: str) -> bool:
+    try:
+        async with get_client() as client:
+            await client.read_deployment_by_name(name)
+    except ObjectNotFound:
+        return False
+    return True
+
+
+async def launch_through_deployments(claimed: list[dict], config_file: str | None) -> list[dict]:
+    """Start a deployment run for each job whose `sync/<service_type>` deployment exists;
+    return the jobs left to run in this process."""
+    local, known = [], {}
+    for job in claimed:
+        name = f"sync/{job['service_type']}"
+        if name not in known:
+            known[name] = await _deployment_exists(name)
+        if not known[name]:
+            local.append(job)
+            continue
+        run = await run_deployment(
+            name,
+            parameters={**job, "config_file": config_file},
+            timeout=0,
+            as_subflow=False,
+            idempotency_key=job["job_id"],
+            tags=run_tags(**job),
+        )
+        get_run_logger().info("job %s launched as flow run %s on %s", job["job_id"], run.id, name)
+    return local
+
+
+async def run_in_process(job: dict, config_file: str | None):
+    """One `sync` flow run in this process, named and tagged after its job."""
+    with tags(*run_tags(**job)):
+        return await sync(
+            job["job_id"], job["connector_id"], job["service_type"], config_file, return_state=True
+        )
+
+
+@flow(name="poll")
+async def poll(
+    config_file: str | None = None, capacity: int | None = None, run_here: bool = True
+) -> dict:
+    """One pass. With `run_here`, in-process syncs run before the pass returns; otherwise the
+    caller (the poll loop) runs the returned `in_process` jobs in the background."""
+    settings = load_settings(config_file)
+    statuses = await heartbeat_and_publish(config_file)
+    created = await create_due_jobs(config_file)
+    stale = await fail_stale_jobs(config_file)
+    claimed = await claim_jobs(config_file, capacity or settings.service.max_concurrent_syncs)
+    local = await launch_through_deployments(claimed, config_file)
+    if run_here and local:
+        limit = asyncio.Semaphore(settings.service.max_concurrent_syncs)
+
+        async def bounded(job):
+            async with limit:
+                return await run_in_process(job, config_file)
+
+        await asyncio.gather(*(bounded(job) for job in local))
+    return {
+        "connectors": statuses,
+        "created": created,
+        "stale": stale,
+        "claimed": claimed,
+        "in_process": local,
+    }
+
+
+async def poll_forever(config_file: str | None, once: bool = False) -> int:
+    """Loop over passes until SIGINT/SIGTERM; running syncs then end `suspended`."""
+    settings = load_settings(config_file)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    running: set[asyncio.Task] = set()
+    try:
+        while not stop.is_set():
+            capacity = settings.service.max_concurrent_syncs - len(running)
+            state = await poll(config_file, capacity, run_here=False, return_state=True)
+            if state.is_completed():
+                for job in (await state.result())["in_process"]:
+                    task = asyncio.create_task(run_in_process(job, config_file))
+                    running.add(task)
+                    task.add_done_callback(running.discard)
+            else:
+                logger.error("poll pass failed: %s", state.message)
+            if once:
+                if running:
+                    await asyncio.wait(running)
+                return 0 if state.is_completed() else 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), settings.service.poll_interval)
+    finally:
+        for task in running:
+            task.cancel()
+        if running:
+            await asyncio.wait(running)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+    logger.info("poll loop stopped")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m flows.poll", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("-c", "--config-file", help="configuration file (default: config.yml)")
+    parser.add_argument("--once", action="store_true", help="run a single pass and exit")
+    args = parser.parse_args(argv)
+    try:
+        load_settings(args.config_file)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    return asyncio.run(poll_forever(args.config_file, once=args.once))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
