@@ -71,6 +71,8 @@ class ServiceSettings(_Section):
     max_concurrent_syncs: Annotated[int, Field(ge=1)] = 2
     stale_job_seconds: Annotated[float, Field(gt=0)] = 120.0
     max_failed_documents: Annotated[int, Field(ge=0)] = 100
+    # Launch syncs through the `sync/<service_type>` deployment when one exists (false: in-process).
+    use_deployments: bool = True
 
 
 class ProtocolSettings(_Section):

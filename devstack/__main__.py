@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from devstack import elasticsearch, ferretdb, prefect_server, s3
+from devstack import elasticsearch, ferretdb, prefect_server, s3, worker
 from devstack.common import StackError
 
 SERVICES = {
@@ -13,7 +13,9 @@ SERVICES = {
     "mongodb": ferretdb,
     "s3": s3,
     "prefect": prefect_server,
+    "worker": worker,
 }
+STARTED_BY_DEFAULT = ["elasticsearch", "mongodb", "s3", "prefect"]
 
 
 def environment() -> dict[str, str]:
@@ -35,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         for key, value in environment().items():
             print(f"export {key}={value}")
         return 0
-    names = args.services or list(SERVICES)
+    names = args.services or (STARTED_BY_DEFAULT if args.action == "up" else list(SERVICES))
     if args.action == "down":
         names = list(reversed(names))
     failed = False

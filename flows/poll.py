@@ -78,7 +78,10 @@ async def poll(
     created = await create_due_jobs(config_file)
     stale = await fail_stale_jobs(config_file)
     claimed = await claim_jobs(config_file, capacity or settings.service.max_concurrent_syncs)
-    local = await launch_through_deployments(claimed, config_file)
+    if settings.service.use_deployments:
+        local = await launch_through_deployments(claimed, config_file)
+    else:
+        local = claimed
     if run_here and local:
         limit = asyncio.Semaphore(settings.service.max_concurrent_syncs)
 
