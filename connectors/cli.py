@@ -243,9 +243,9 @@ def main(argv: list[str] | None = None) -> int:
         if action == "list":
             asyncio.run(list_sources(settings, print), debug=args.debug)
         elif action == "poll":
-            from flows.poll import poll_forever  # Prefect lives in flows/; import only when needed
+            from flows.poll import run_poll_loop  # Prefect lives in flows/; import only when needed
 
-            return asyncio.run(poll_forever(args.config_file), debug=args.debug)
+            return run_poll_loop(args.config_file, debug=args.debug)
         else:
             asyncio.run(manage(args, settings, print), debug=args.debug)
     except UsageError as error:

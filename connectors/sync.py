@@ -188,9 +188,7 @@ async def index_documents(
     writer = writer or BulkWriter.for_index(es, index, settings.bulk)
     limit = settings.service.max_failed_documents
     try:
-        async for batch in _batches(source.get_docs(), BATCH):
-            if canceled():
-                raise SyncCanceled("the job was canceled")
+        async for batch in _batches(source.get_docs(), BATCH, canceled):
             await _write_batch(batch, indexed, writer, progress)
             _absorb(progress, writer.stats)
             if writer.stats.failed > limit:
@@ -209,10 +207,15 @@ async def index_documents(
     return progress
 
 
-async def _batches(documents: AsyncIterator[Document], size: int) -> AsyncIterator[list[Document]]:
+async def _batches(
+    documents: AsyncIterator[Document], size: int, canceled: CancelCheck
+) -> AsyncIterator[list[Document]]:
+    """Group documents for vectorised lookups; looks for a cancel request every 100."""
     batch: list[Document] = []
     async for document in documents:
         batch.append(document)
+        if len(batch) % 100 == 0 and canceled():
+            raise SyncCanceled("the job was canceled")
         if len(batch) >= size:
             yield batch
             batch = []

@@ -18,7 +18,7 @@ import sys
 from prefect import flow, get_run_logger, tags
 from prefect.client.orchestration import get_client
 from prefect.deployments import run_deployment
-from prefect.exceptions import ObjectNotFound
+from prefect.exceptions import ObjectNotFound, TerminationSignal
 
 from connectors.config import ConfigError, load_settings
 from flows.sync import run_tags, sync
@@ -100,13 +100,24 @@ async def poll(
 
 
 async def poll_forever(config_file: str | None, once: bool = False) -> int:
-    """Loop over passes until SIGINT/SIGTERM; running syncs then end `suspended`."""
+    """Loop over passes until SIGINT/SIGTERM; running syncs then end `suspended`.
+
+    While a flow runs, Prefect replaces the SIGTERM handler with one that raises
+    TerminationSignal wherever the main thread is; that too is treated as a stop request.
+    """
     settings = load_settings(config_file)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     running: set[asyncio.Task] = set()
+
+    def finished(task: asyncio.Task) -> None:
+        running.discard(task)
+        if not task.cancelled() and isinstance(task.exception(), TerminationSignal):
+            stop.set()
+
+    code = 0
     try:
         while not stop.is_set():
             capacity = settings.service.max_concurrent_syncs - len(running)
@@ -115,24 +126,34 @@ async def poll_forever(config_file: str | None, once: bool = False) -> int:
                 for job in (await state.result())["in_process"]:
                     task = asyncio.create_task(run_in_process(job, config_file))
                     running.add(task)
-                    task.add_done_callback(running.discard)
+                    task.add_done_callback(finished)
             else:
                 logger.error("poll pass failed: %s", state.message)
+                code = 1
             if once:
                 if running:
-                    await asyncio.wait(running)
-                return 0 if state.is_completed() else 1
+                    await asyncio.wait(set(running))
+                break
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), settings.service.poll_interval)
+    except TerminationSignal:
+        stop.set()
     finally:
-        for task in running:
-            task.cancel()
-        if running:
-            await asyncio.wait(running)
+        await _stop_syncs(running)
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
-    logger.info("poll loop stopped")
-    return 0
+    if stop.is_set():
+        logger.info("poll loop stopped; running syncs were suspended")
+    return code
+
+
+async def _stop_syncs(running: set[asyncio.Task]) -> None:
+    """Cancel in-process syncs; each marks its job `suspended` before it ends."""
+    for task in running:
+        task.cancel()
+    while running:
+        with contextlib.suppress(TerminationSignal):
+            await asyncio.wait(set(running))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -148,7 +169,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    return asyncio.run(poll_forever(args.config_file, once=args.once))
+    return run_poll_loop(args.config_file, once=args.once)
+
+
+def run_poll_loop(config_file: str | None, once: bool = False, debug: bool = False) -> int:
+    """Run `poll_forever` to its end. A SIGTERM that Prefect's handler turned into
+    TerminationSignal outside any task still stops cleanly: asyncio.run cancels every task,
+    and each in-process sync marks its job `suspended` on the way out."""
+    try:
+        return asyncio.run(poll_forever(config_file, once=once), debug=debug)
+    except TerminationSignal:
+        logger.info("poll loop stopped by SIGTERM; running syncs were suspended")
+        return 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,312 @@
+"""The service as users run it: CLI + poll passes + Prefect flows, on the real stack."""
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+from prefect.client.orchestration import get_client
+from prefect.states import Cancelling
+
+from connectors.config import load_settings
+from connectors.es.client import create_client
+from connectors.protocol import JobStatus
+from connectors.runner import protocol_for
+from flows.poll import poll_forever
+
+PROJECT = Path(__file__).resolve().parents[2]
+CLI = [sys.executable, "-m", "connectors.cli"]
+
+
+@pytest.fixture
+def config_file(tmp_path):
+    suffix = uuid.uuid4().hex[:8]
+    config = {
+        "elasticsearch": {"hosts": [os.environ["ELASTICSEARCH_URL"]]},
+        "service": {"heartbeat_interval": 0.5, "poll_interval": 1, "use_deployments": False},
+        "protocol": {
+            "connectors_index": f"svc-connectors-{suffix}",
+            "jobs_index": f"svc-jobs-{suffix}",
+        },
+        "sources": {
+            "directory": "connectors.sources.directory:DirectoryDataSource",
+            "slow": "tests.integration.slow_source:SlowDataSource",
+        },
+    }
+    path = tmp_path / "config.yml"
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+@pytest.fixture
+async def service(config_file):
+    """The protocol indices this test's config names, and cleanup of every index it made."""
+    settings = load_settings(config_file)
+    es = create_client(settings.elasticsearch)
+    connectors, jobs = protocol_for(es, settings)
+    made = [settings.protocol.connectors_index, settings.protocol.jobs_index]
+    yield es, connectors, jobs, made
+    await es.options(ignore_status=404).indices.delete(index=",".join(made))
+    await es.close()
+
+
+def cli(config_file, *args, check=True):
+    result = subprocess.run(
+        [*CLI, "-c", config_file, *args], capture_output=True, text=True, cwd=PROJECT
+    )
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+async def index_ids(es, index):
+    await es.indices.refresh(index=index)
+    response = await es.search(index=index, size=10_000, source=False)
+    return {hit["_id"] for hit in response["hits"]["hits"]}
+
+
+async def latest_job(jobs, connector_id):
+    [job, *_] = await jobs.for_connector(connector_id, size=1)
+    return job
+
+
+async def wait_for(predicate, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await predicate():
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError("condition not reached in time")
+
+
+def test_help_shows_the_seed_contract_flags():
+    result = subprocess.run([*CLI, "--help"], capture_output=True, text=True, cwd=PROJECT)
+    assert result.returncode == 0
+    for flag in ("--action {poll,list}", "-c CONFIG_FILE", "--debug", "-h"):
+        assert flag in result.stdout
+
+
+def test_action_list_shows_the_three_builtin_sources():
+    result = subprocess.run([*CLI, "--action", "list"], capture_output=True, text=True, cwd=PROJECT)
+    assert result.returncode == 0
+    lines = result.stdout.splitlines()
+    for service_type, qualified in (
+        ("mongodb", "connectors.sources.mongo:MongoDataSource"),
+        ("s3", "connectors.sources.s3:S3DataSource"),
+        ("directory", "connectors.sources.directory:DirectoryDataSource"),
+    ):
+        assert any(line.split()[:2] == [service_type, qualified] for line in lines)
+
+
+def test_a_bad_config_file_exits_2_listing_every_problem(tmp_path):
+    bad = tmp_path / "bad.yml"
+    bad.write_text("bulk:\n  operations_per_request: lots\n  requests_in_flight: 0\nnope: 1\n")
+    result = subprocess.run(
+        [*CLI, "-c", str(bad), "--action", "list"], capture_output=True, text=True, cwd=PROJECT
+    )
+    assert result.returncode == 2
+    assert "3 problem(s)" in result.stderr
+    for path in ("bulk.operations_per_request", "bulk.requests_in_flight", "nope: unknown key"):
+        assert path in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+async def test_end_to_end_directory_sync_through_cli_and_poll(service, config_file, tmp_path):
+    es, connectors, jobs, made = service
+    folder = tmp_path / "corpus"
+    (folder / "guide").mkdir(parents=True)
+    for name in ("a.md", "b.md", "guide/c.txt", "guide/d.md"):
+        (folder / name).write_text(f"contents of {name}")
+    index = f"svc-docs-{uuid.uuid4().hex[:8]}"
+    made.append(index)
+    created = cli(
+        config_file,
+        "connector",
+        "create",
+        "--service-type",
+        "directory",
+        "--index-name",
+        index,
+        "--set",
+        f"path={folder}",
+    )
+    connector_id = created.stdout.strip()
+    cli(config_file, "connector", "sync", connector_id)
+    assert await poll_forever(config_file, once=True) == 0
+
+    job = await latest_job(jobs, connector_id)
+    assert job.status == JobStatus.COMPLETED
+    assert (job.doc["indexed_document_count"], job.doc["deleted_document_count"]) == (4, 0)
+    assert await index_ids(es, index) == {"a.md", "b.md", "guide/c.txt", "guide/d.md"}
+    flow_run_id = job.doc["metadata"]["flow_run_id"]
+    async with get_client() as client:
+        flow_run = await client.read_flow_run(flow_run_id)
+    assert flow_run.state.is_completed()
+    assert f"job:{job.id}" in flow_run.tags and job.id in flow_run.name
+
+    (folder / "b.md").unlink()
+    (folder / "a.md").write_text("new contents of a")
+    os.utime(folder / "a.md", (time.time() + 10, time.time() + 10))
+    cli(config_file, "connector", "sync", connector_id)
+    assert await poll_forever(config_file, once=True) == 0
+    job = await latest_job(jobs, connector_id)
+    assert job.status == JobStatus.COMPLETED
+    assert (job.doc["indexed_document_count"], job.doc["deleted_document_count"]) == (1, 1)
+    assert job.doc["total_document_count"] == 3
+    assert await index_ids(es, index) == {"a.md", "guide/c.txt", "guide/d.md"}
+    await es.indices.refresh(index=index)
+    assert (await es.get(index=index, id="a.md"))["_source"]["body"] == "new contents of a"
+    listing = cli(config_file, "connector", "list").stdout
+    assert connector_id in listing and "connected" in listing
+
+
+async def _start_slow_sync(config_file, connectors, jobs, made, count=3000):
+    index = f"svc-slow-{uuid.uuid4().hex[:8]}"
+    made.append(index)
+    created = cli(
+        config_file,
+        "connector",
+        "create",
+        "--service-type",
+        "slow",
+        "--index-name",
+        index,
+        "--set",
+        "count=40",
+        "--set",
+        "pause=0",
+        "--set",
+        "prefix=old",
+    )
+    connector_id = created.stdout.strip()
+    cli(config_file, "connector", "sync", connector_id)
+    assert await poll_forever(config_file, once=True) == 0  # 40 "old" documents indexed
+    connector = await connectors.get(connector_id)
+    configuration = connector.configuration
+    configuration["count"]["value"] = count
+    configuration["pause"]["value"] = 0.05
+    configuration["prefix"]["value"] = "new"
+    await connectors.patch(connector_id, {"configuration": configuration, "sync_now": True})
+    return connector_id, index
+
+
+async def test_canceling_an_in_process_sync_ends_canceled_with_zero_deletes(service, config_file):
+    es, connectors, jobs, made = service
+    connector_id, index = await _start_slow_sync(config_file, connectors, jobs, made)
+    loop = asyncio.create_task(poll_forever(config_file, once=True))
+
+    async def running():
+        job = await latest_job(jobs, connector_id)
+        return job.status == JobStatus.IN_PROGRESS and job.doc["last_seen"] > job.doc["started_at"]
+
+    await wait_for(running)
+    job = await latest_job(jobs, connector_id)
+    requested = time.monotonic()
+    assert "canceling" in cli(config_file, "job", "cancel", job.id).stdout
+    await asyncio.wait_for(loop, 30)
+    stopped_after = time.monotonic() - requested
+    job = await jobs.get(job.id)
+    assert job.status == JobStatus.CANCELED
+    assert job.doc["deleted_document_count"] == 0
+    assert stopped_after < 5  # heartbeat every 0.5 s; the stream checks every 100 documents
+    ids = await index_ids(es, index)
+    assert {f"old-{i}" for i in range(40)} <= ids  # nothing the source did not produce was deleted
+    assert len(ids) < 40 + 3000
+
+
+async def test_cancelling_the_prefect_flow_run_ends_the_job_canceled(service, config_file):
+    es, connectors, jobs, made = service
+    connector_id, index = await _start_slow_sync(config_file, connectors, jobs, made)
+    loop = asyncio.create_task(poll_forever(config_file, once=True))
+
+    async def running():
+        job = await latest_job(jobs, connector_id)
+        return job.status == JobStatus.IN_PROGRESS and job.doc.get("metadata", {}).get(
+            "flow_run_id"
+        )
+
+    await wait_for(running)
+    job = await latest_job(jobs, connector_id)
+    async with get_client() as client:
+        await client.set_flow_run_state(
+            job.doc["metadata"]["flow_run_id"], Cancelling(), force=True
+        )
+    await asyncio.wait_for(loop, 30)
+    job = await jobs.get(job.id)
+    assert job.status == JobStatus.CANCELED and job.doc["deleted_document_count"] == 0
+    assert {f"old-{i}" for i in range(40)} <= await index_ids(es, index)
+
+
+async def test_sigterm_stops_the_poll_loop_and_the_running_job_ends_suspended(service, config_file):
+    es, connectors, jobs, made = service
+    connector_id, index = await _start_slow_sync(config_file, connectors, jobs, made)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "flows.poll", "-c", config_file],
+        cwd=PROJECT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+    async def running():
+        job = await latest_job(jobs, connector_id)
+        return job.status == JobStatus.IN_PROGRESS and job.doc["last_seen"] > job.doc["started_at"]
+
+    try:
+        await wait_for(running)
+        await asyncio.sleep(1)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr.decode()[-2000:]
+    job = await latest_job(jobs, connector_id)
+    assert job.status == JobStatus.SUSPENDED
+    connector = await connectors.get(connector_id)
+    assert connector.doc["last_sync_status"] == "suspended"
+    assert {f"old-{i}" for i in range(40)} <= await index_ids(es, index)
+
+    configuration = connector.configuration
+    configuration["pause"]["value"] = 0
+    await connectors.patch(connector_id, {"configuration": configuration})
+    assert await poll_forever(config_file, once=True) == 0  # the suspended job is picked up again
+    job = await jobs.get(job.id)
+    assert job.status == JobStatus.COMPLETED
+    assert job.doc["deleted_document_count"] == 40
+    assert (await es.count(index=index))["count"] == 3000
+
+
+async def test_two_poll_loops_run_each_requested_sync_exactly_once(service, config_file, tmp_path):
+    es, connectors, jobs, made = service
+    ids = []
+    for i in range(4):
+        folder = tmp_path / f"folder{i}"
+        folder.mkdir()
+        (folder / "file.txt").write_text(f"file {i}")
+        index = f"svc-two-{i}-{uuid.uuid4().hex[:6]}"
+        made.append(index)
+        created = cli(
+            config_file,
+            "connector",
+            "create",
+            "--service-type",
+            "directory",
+            "--index-name",
+            index,
+            "--set",
+            f"path={folder}",
+            "--sync-now",
+        )
+        ids.append(created.stdout.strip())
+    command = [sys.executable, "-m", "flows.poll", "--once", "-c", config_file]
+    loops = [subprocess.Popen(command, cwd=PROJECT, stderr=subprocess.PIPE) for _ in range(2)]
+    for process in loops:
+        _, stderr = process.communicate(timeout=120)
+        assert process.returncode == 0, stderr.decode()[-2000:]
+    for connector_id in ids:
+        connector_jobs = await jobs.for_connector(connector_id)
+        assert [job.status for job in connector_jobs] == [JobStatus.COMPLETED]
