@@ -1,0 +1,171 @@
+"""prefect.yaml for real: a private Prefect server, a process worker, `prefect deploy --all`,
+and `sync/directory` run by the worker to a completed job."""
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from connectors.config import load_settings
+from connectors.es.client import create_client
+from connectors.protocol import JobStatus, ensure_protocol_indices
+from connectors.protocol.connector import new_connector_document
+from connectors.runner import protocol_for
+from connectors.sources.directory import DirectoryDataSource
+from devstack.prefect_server import SERVER_ENV
+
+PROJECT = Path(__file__).resolve().parents[2]
+PREFECT = str(Path(sys.executable).parent / "prefect")
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def stop(process: subprocess.Popen) -> None:
+    """SIGTERM, wait, SIGTERM again (a 3.9 worker may ignore the first), then kill."""
+    for _ in range(2):
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+    process.kill()
+    process.wait()
+
+
+@pytest.fixture
+def prefect_env(tmp_path):
+    """A private Prefect server, so these deployments never leak into the shared stack."""
+    port = free_port()
+    home = tmp_path / "prefect-home"
+    env = {**os.environ, **SERVER_ENV, "PREFECT_HOME": str(home), "PREFECT_API_URL": ""}
+    server = subprocess.Popen(
+        [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    api = f"http://127.0.0.1:{port}/api"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{api}/health", timeout=1).json() is True:
+                break
+        except (httpx.HTTPError, ValueError):
+            time.sleep(0.5)
+    else:
+        stop(server)
+        pytest.fail("private Prefect server did not start in 90 s")
+    client_env = {
+        **env,
+        "PREFECT_API_URL": api,
+        "ELASTIC_INGEST_HOME": str(PROJECT),
+        "PREFECT_WORKER_QUERY_SECONDS": "1",
+    }
+    yield client_env
+    stop(server)
+
+
+def prefect(env, *args):
+    result = subprocess.run(
+        [PREFECT, *args], env=env, cwd=PROJECT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+async def test_deploy_and_run_sync_directory_through_a_worker(prefect_env, tmp_path):
+    suffix = uuid.uuid4().hex[:8]
+    config_file = tmp_path / "config.yml"
+    config_file.write_text(
+        yaml.safe_dump(
+            {
+                "elasticsearch": {"hosts": [os.environ["ELASTICSEARCH_URL"]]},
+                "protocol": {
+                    "connectors_index": f"dep-connectors-{suffix}",
+                    "jobs_index": f"dep-jobs-{suffix}",
+                },
+                "sources": {"directory": "connectors.sources.directory:DirectoryDataSource"},
+            }
+        )
+    )
+    folder = tmp_path / "files"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"f{i}.md").write_text(f"file {i}")
+    settings = load_settings(config_file)
+    es = create_client(settings.elasticsearch)
+    index = f"dep-docs-{suffix}"
+    worker = None
+    try:
+        await ensure_protocol_indices(es, settings.protocol)
+        connectors, jobs = protocol_for(es, settings)
+        schema = DirectoryDataSource.configuration_schema()
+        schema["path"]["value"] = str(folder)
+        document = new_connector_document("directory", index)
+        document.update(configuration=schema, status="configured")
+        connector_id = await connectors.create(document)
+
+        prefect(prefect_env, "work-pool", "create", "elastic-ingest", "--type", "process")
+        prefect(prefect_env, "--no-prompt", "deploy", "--all")
+        deployments = prefect(prefect_env, "deployment", "ls")
+        for name in ("sync/mongodb", "sync/s3", "sync/directory", "poll/service"):
+            assert name in deployments
+        worker = subprocess.Popen(
+            [PREFECT, "worker", "start", "--pool", "elastic-ingest"],
+            env=prefect_env,
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        prefect(
+            prefect_env,
+            "deployment",
+            "run",
+            "sync/directory",
+            "--param",
+            f"connector_id={connector_id}",
+            "--param",
+            f"config_file={config_file}",
+        )
+
+        async def job_finished():
+            found = await jobs.for_connector(connector_id)
+            return found and found[0].status in (JobStatus.COMPLETED, JobStatus.ERROR)
+
+        deadline = time.monotonic() + 120
+        while not await job_finished():
+            assert time.monotonic() < deadline, "the worker did not finish the sync in 120 s"
+            await asyncio.sleep(1)
+        [job] = await jobs.for_connector(connector_id)
+        assert job.status == JobStatus.COMPLETED, job.doc.get("error")
+        assert job.doc["indexed_document_count"] == 3
+        assert job.doc["metadata"]["flow_run_url"].startswith(
+            prefect_env["PREFECT_API_URL"].removesuffix("/api")
+        )
+        await es.indices.refresh(index=index)
+        assert (await es.count(index=index))["count"] == 3
+        api = prefect_env["PREFECT_API_URL"]
+        flow_run = httpx.get(f"{api}/flow_runs/{job.doc['metadata']['flow_run_id']}").json()
+        assert flow_run["state"]["type"] == "COMPLETED"
+        assert f"job:{job.id}" in flow_run["tags"] and job.id in flow_run["name"]
+    finally:
+        if worker is not None:
+            stop(worker)
+        await es.options(ignore_status=404).indices.delete(
+            index=f"{settings.protocol.connectors_index},{settings.protocol.jobs_index},{index}"
+        )
+        await es.close()
