@@ -323,20 +323,21 @@ async def full_sync(
     """All stages in order, in one process: what the `sync` flow does with one task per stage."""
     started = time.monotonic()
     progress = progress or SyncProgress()
-    if not await source.changed(cursor):
-        return SyncResult("completed", progress, changed=False)
-    await prepare_index(es, index)
-    snapshot = await snapshot_index(es, index, workdir)
     try:
-        await index_documents(es, source, index, snapshot, settings, progress, canceled)
-        await delete_stale(es, index, snapshot, settings, progress, canceled)
+        if not await source.changed(cursor):
+            return SyncResult("completed", progress, changed=False)
+        await prepare_index(es, index)
+        snapshot = await snapshot_index(es, index, workdir)
+        try:
+            await index_documents(es, source, index, snapshot, settings, progress, canceled)
+            await delete_stale(es, index, snapshot, settings, progress, canceled)
+        finally:
+            await refresh(es, index)
     except SyncCanceled as stop:
         return SyncResult("canceled", progress, error=str(stop))
     except Exception as error:
         logger.warning("sync of %s failed: %s", index, error)
         return SyncResult("error", progress, error=describe_error(error))
-    finally:
-        await refresh(es, index)
     return SyncResult("completed", progress, seconds=time.monotonic() - started)
 
 

@@ -26,6 +26,8 @@ _UUID_SUBTYPES = {3: UuidRepresentation.PYTHON_LEGACY, 4: UuidRepresentation.STA
 
 
 def to_json(value: Any) -> Any:
+    if isinstance(value, Code):  # a str subclass: must come before the plain-string case
+        return {"$code": str(value), **({"$scope": to_json(value.scope)} if value.scope else {})}
     if value is None or isinstance(value, bool | str):
         return value
     if isinstance(value, int):  # Int64 is an int subclass: stays an integer
@@ -56,12 +58,9 @@ def to_json(value: Any) -> Any:
     if isinstance(value, bytes):
         return base64.b64encode(value).decode()
     if isinstance(value, Regex | re.Pattern):
-        flags = value.flags if isinstance(value.flags, str) else Regex.from_native(value).flags
-        return {"$regex": value.pattern, "$options": _regex_options(flags)}
+        return {"$regex": value.pattern, "$options": _regex_options(value.flags)}
     if isinstance(value, Timestamp):
         return {"$timestamp": {"t": value.time, "i": value.inc}}
-    if isinstance(value, Code):
-        return {"$code": str(value), **({"$scope": to_json(value.scope)} if value.scope else {})}
     if isinstance(value, DBRef):
         reference = {"$ref": value.collection, "$id": to_json(value.id)}
         return {**reference, "$db": value.database} if value.database else reference

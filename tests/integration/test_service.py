@@ -37,6 +37,7 @@ def config_file(tmp_path):
         "sources": {
             "directory": "connectors.sources.directory:DirectoryDataSource",
             "slow": "tests.integration.slow_source:SlowDataSource",
+            "notes": "examples.notes_source:NotesDataSource",
         },
     }
     path = tmp_path / "config.yml"
@@ -310,3 +311,34 @@ async def test_two_poll_loops_run_each_requested_sync_exactly_once(service, conf
     for connector_id in ids:
         connector_jobs = await jobs.for_connector(connector_id)
         assert [job.status for job in connector_jobs] == [JobStatus.COMPLETED]
+
+
+async def test_the_example_source_loads_from_config_and_syncs_end_to_end(
+    service, config_file, tmp_path
+):
+    es, connectors, jobs, made = service
+    notes = tmp_path / "notes.jsonl"
+    notes.write_text(
+        '{"id": 1, "text": "buy milk", "updated": "2026-01-01"}\n'
+        '{"id": 2, "text": "call bob", "updated": "2026-01-02"}\n'
+    )
+    assert "examples.notes_source:NotesDataSource" in cli(config_file, "--action", "list").stdout
+    index = f"svc-notes-{uuid.uuid4().hex[:8]}"
+    made.append(index)
+    created = cli(
+        config_file,
+        "connector",
+        "create",
+        "--service-type",
+        "notes",
+        "--index-name",
+        index,
+        "--set",
+        f"path={notes}",
+        "--sync-now",
+    )
+    assert await poll_forever(config_file, once=True) == 0
+    job = await latest_job(jobs, created.stdout.strip())
+    assert job.status == JobStatus.COMPLETED and job.doc["indexed_document_count"] == 2
+    await es.indices.refresh(index=index)
+    assert (await es.get(index=index, id="2"))["_source"]["text"] == "call bob"
