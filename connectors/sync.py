@@ -30,6 +30,7 @@ from connectors.source import BaseDataSource, Document
 logger = logging.getLogger(__name__)
 
 BATCH = 1000
+READ_AHEAD_BATCHES = 4
 
 
 class SyncCanceled(Exception):  # noqa: N818 - it is an outcome, not a bug
@@ -210,17 +211,44 @@ async def index_documents(
 async def _batches(
     documents: AsyncIterator[Document], size: int, canceled: CancelCheck
 ) -> AsyncIterator[list[Document]]:
-    """Group documents for vectorised lookups; looks for a cancel request every 100."""
-    batch: list[Document] = []
-    async for document in documents:
-        batch.append(document)
-        if len(batch) % 100 == 0 and canceled():
-            raise SyncCanceled("the job was canceled")
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+    """Group documents for vectorised lookups, reading ahead in a background task so the source
+    fetches its next page while the previous one is diffed and written. Looks for a cancel
+    request every 100 documents; any source error is raised here, in order."""
+    queue: asyncio.Queue = asyncio.Queue(maxsize=READ_AHEAD_BATCHES)
+    done = object()
+
+    async def read() -> None:
+        batch: list[Document] = []
+        try:
+            async for document in documents:
+                batch.append(document)
+                if len(batch) % 100 == 0 and canceled():
+                    raise SyncCanceled("the job was canceled")
+                if len(batch) >= size:
+                    await queue.put(batch)
+                    batch = []
+            if batch:
+                await queue.put(batch)
+            await queue.put(done)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as error:
+            await queue.put(error)
+            raise
+
+    reader = asyncio.create_task(read())
+    try:
+        while (item := await queue.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        if not reader.done():
+            reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
+        aclose = getattr(documents, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 async def _write_batch(
