@@ -1,7 +1,7 @@
 """The full sync (DESIGN.md §4): reconcile an index with its source, never deleting on doubt.
 
 Stages exchange small values (paths, counts) so a Prefect task can wrap each one:
-  snapshot_index   -> an on-disk snapshot of the index: ids + 64-bit hashes of id and _timestamp
+  snapshot_index   -> an on-disk snapshot of the index (connectors/snapshot.py)
   index_documents  -> stream the source, skip unchanged, upsert the rest; mark what was seen
   delete_stale     -> delete ids the source did not produce (only after a complete read)
 Memory is ~17 bytes per indexed document (two hash arrays and a mark), never a dict of ids.
@@ -10,12 +10,10 @@ Memory is ~17 bytes per indexed document (two hash arrays and a mark), never a d
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
 import orjson
@@ -24,7 +22,7 @@ from elasticsearch import AsyncElasticsearch
 from connectors.config import Settings
 from connectors.es.bulk import BulkStats, BulkWriter, ItemFailure
 from connectors.es.indices import ensure_index
-from connectors.es.snapshot import stream_index_versions
+from connectors.snapshot import IndexedVersions, IndexSnapshot, hash64, snapshot_index
 from connectors.source import BaseDataSource, Document
 
 logger = logging.getLogger(__name__)
@@ -78,89 +76,11 @@ class SyncProgress:
         return data
 
 
-@dataclass(frozen=True)
-class IndexSnapshot:
-    """Where a snapshot lives on disk, and how many documents the index held."""
-
-    directory: str
-    count: int
-
-    @property
-    def ids_path(self) -> Path:
-        return Path(self.directory) / "ids.jsonl"
-
-    @property
-    def stale_path(self) -> Path:
-        return Path(self.directory) / "stale.npy"
-
-
-def hash64(text: str) -> int:
-    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
-
-
 CancelCheck = Callable[[], bool]
 
 
 def _never() -> bool:
     return False
-
-
-async def snapshot_index(es: AsyncElasticsearch, index: str, directory: str) -> IndexSnapshot:
-    """Write every (id, _timestamp) the index holds to `directory`, streaming page by page."""
-    folder = Path(directory)
-    folder.mkdir(parents=True, exist_ok=True)
-    id_hashes, version_hashes = [], []
-    with open(folder / "ids.jsonl", "wb") as ids:
-        async for document_id, timestamp in stream_index_versions(es, index):
-            ids.write(orjson.dumps(document_id) + b"\n")
-            id_hashes.append(hash64(document_id))
-            version_hashes.append(hash64(timestamp) if timestamp is not None else 0)
-            if len(id_hashes) % 200_000 == 0:  # keep the Python lists short: spill to arrays
-                _spill(folder, id_hashes, version_hashes)
-    _spill(folder, id_hashes, version_hashes)
-    count = len(np.load(folder / "id_hashes.npy", mmap_mode="r"))
-    return IndexSnapshot(str(folder), count)
-
-
-def _spill(folder: Path, id_hashes: list[int], version_hashes: list[int]) -> None:
-    """Append the pending hashes to the arrays on disk and clear the lists."""
-    for name, values in (("id_hashes", id_hashes), ("version_hashes", version_hashes)):
-        path = folder / f"{name}.npy"
-        new = np.array(values, dtype=np.uint64)
-        if path.exists() and len(values) != 0:
-            new = np.concatenate([np.load(path), new])
-        if not path.exists() or len(values) != 0:
-            np.save(path, new)
-        values.clear()
-
-
-class _IndexedVersions:
-    """The snapshot's hashes sorted for lookup, with a mark for each id the source produced."""
-
-    def __init__(self, snapshot: IndexSnapshot):
-        folder = Path(snapshot.directory)
-        ids = np.load(folder / "id_hashes.npy")
-        self.order = np.argsort(ids, kind="stable")
-        self.ids = ids[self.order]
-        self.versions = np.load(folder / "version_hashes.npy")[self.order]
-        self.seen = np.zeros(len(ids), dtype=bool)
-
-    def unchanged(self, id_hashes: np.ndarray, version_hashes: np.ndarray) -> np.ndarray:
-        """Mark the given ids seen; True where the index already holds that exact version."""
-        if len(self.ids) == 0:
-            return np.zeros(len(id_hashes), dtype=bool)
-        positions = np.searchsorted(self.ids, id_hashes)
-        positions[positions == len(self.ids)] = 0
-        found = self.ids[positions] == id_hashes
-        self.seen[positions[found]] = True
-        return found & (self.versions[positions] == version_hashes)
-
-    def save_stale(self, path: Path) -> int:
-        """Write a mask (in snapshot order) of ids the source did not produce; return the count."""
-        stale = np.ones(len(self.ids), dtype=bool)
-        stale[self.order[self.seen]] = False
-        np.save(path, stale)
-        return int(stale.sum())
 
 
 def _encode(document: Document) -> tuple[str, bytes]:
@@ -185,7 +105,7 @@ async def index_documents(
     """
     progress = progress or SyncProgress()
     snapshot.stale_path.unlink(missing_ok=True)
-    indexed = _IndexedVersions(snapshot)
+    indexed = IndexedVersions(snapshot)
     writer = writer or BulkWriter.for_index(es, index, settings.bulk)
     limit = settings.service.max_failed_documents
     try:
@@ -252,7 +172,7 @@ async def _batches(
 
 
 async def _write_batch(
-    batch: list[Document], indexed: _IndexedVersions, writer: BulkWriter, progress: SyncProgress
+    batch: list[Document], indexed: IndexedVersions, writer: BulkWriter, progress: SyncProgress
 ) -> None:
     for document in batch:
         if "_id" not in document or "_timestamp" not in document:

@@ -6,7 +6,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from connectors import poll
-from connectors.protocol import ensure_protocol_indices
+from connectors.protocol import ensure_protocol_indices, stale
 from connectors.runner import protocol_for
 from tasks.common import elasticsearch
 
@@ -38,7 +38,7 @@ async def create_due_jobs(config_file: str | None) -> dict[str, list[str]]:
 async def fail_stale_jobs(config_file: str | None) -> list[str]:
     async with elasticsearch(config_file) as (es, settings):
         _, jobs = protocol_for(es, settings)
-        failed = await jobs.fail_stale(settings.service.stale_job_seconds)
+        failed = await stale.fail_stale_jobs(jobs, settings.service.stale_job_seconds)
     return [job.id for job in failed]
 
 

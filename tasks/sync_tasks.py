@@ -16,14 +16,13 @@ from prefect.cache_policies import NO_CACHE
 
 from connectors.protocol import JobStatus
 from connectors.runner import build_source, load_job_context, protocol_for
+from connectors.snapshot import IndexSnapshot, snapshot_index
 from connectors.sync import (
-    IndexSnapshot,
     SyncProgress,
     delete_stale,
     index_documents,
     prepare_index,
     refresh,
-    snapshot_index,
 )
 from tasks.common import elasticsearch, transient_only
 from tasks.live import live_job

@@ -2,7 +2,8 @@
 
 from connectors.protocol.connector import Connector, ConnectorIndex
 from connectors.protocol.indices import ensure_protocol_indices
-from connectors.protocol.job import IllegalTransition, Job, JobIndex, JobStatus
+from connectors.protocol.job import Job, JobIndex
+from connectors.protocol.states import IllegalTransition, JobStatus
 
 __all__ = [
     "Connector",

@@ -6,49 +6,22 @@ import logging
 import os
 import socket
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 from elasticsearch import AsyncElasticsearch, ConflictError, NotFoundError
 
 from connectors.protocol import clock
 from connectors.protocol.connector import Connector, ConnectorIndex
+from connectors.protocol.states import (
+    COUNTERS,
+    FINAL,
+    TRANSITIONS,
+    IllegalTransition,
+    JobStatus,
+)
+from connectors.protocol.states import JobStatus as S
 
 logger = logging.getLogger(__name__)
-
-
-class JobStatus(StrEnum):
-    PENDING = "pending"
-    IN_PROGRESS = "in_progress"
-    CANCELING = "canceling"
-    CANCELED = "canceled"
-    SUSPENDED = "suspended"
-    COMPLETED = "completed"
-    ERROR = "error"
-
-
-S = JobStatus
-TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
-    S.PENDING: frozenset({S.IN_PROGRESS, S.CANCELED}),
-    S.IN_PROGRESS: frozenset({S.CANCELING, S.COMPLETED, S.SUSPENDED, S.ERROR}),
-    S.SUSPENDED: frozenset({S.IN_PROGRESS, S.CANCELED}),
-    S.CANCELING: frozenset({S.CANCELED, S.ERROR}),
-    S.COMPLETED: frozenset(),
-    S.CANCELED: frozenset(),
-    S.ERROR: frozenset(),
-}
-ACTIVE = (S.IN_PROGRESS, S.CANCELING)
-FINAL = (S.COMPLETED, S.CANCELED, S.ERROR)
-COUNTERS = (
-    "indexed_document_count",
-    "indexed_document_volume",
-    "deleted_document_count",
-    "total_document_count",
-)
-
-
-class IllegalTransition(ValueError):
-    """A status change the job state machine forbids; nothing was written."""
 
 
 def worker_name() -> str:
@@ -328,58 +301,3 @@ class JobIndex:
         elif status == S.ERROR:
             fields.update(status="error", error=job.doc.get("error"))
         await self.connectors.patch(job.connector_id, fields)
-
-    async def fail_stale(self, threshold_seconds: float) -> list[Job]:
-        """Mark running jobs without a recent heartbeat (or whose connector is gone) `error`."""
-        cutoff = clock.iso(
-            clock.now() - __import__("datetime").timedelta(seconds=threshold_seconds)
-        )
-        active = await self.search({"terms": {"status": [s.value for s in ACTIVE]}}, size=1000)
-        failed = []
-        for job in active:
-            connector = await self.connectors.get(job.connector_id)
-            if connector is None:
-                reason = f"connector {job.connector_id} was deleted while the job was running"
-            elif (job.doc.get("last_seen") or job.doc.get("started_at") or "") < cutoff:
-                reason = (
-                    f"no heartbeat from worker {job.doc.get('worker_hostname')} since "
-                    f"{job.doc.get('last_seen')} (more than {threshold_seconds:.0f}s): "
-                    "the sync process stopped without finishing"
-                )
-            else:
-                continue
-            try:
-                failed.append(await self.finish(job.id, S.ERROR, error=reason))
-            except IllegalTransition:
-                continue
-            logger.warning("job %s marked error: %s", job.id, reason)
-        await self._unlock_orphans(cutoff)
-        return failed
-
-    async def _unlock_orphans(self, cutoff: str) -> None:
-        """A connector locked `in_progress` with no running job (claimer died mid-claim)."""
-        for connector in await self.connectors.all():
-            if connector.doc.get("last_sync_status") != S.IN_PROGRESS.value:
-                continue
-            if (connector.doc.get("sync_locked_at") or "") >= cutoff:
-                continue
-            running = await self.search(
-                {
-                    "bool": {
-                        "filter": [
-                            {"term": {"connector.id": connector.id}},
-                            {"terms": {"status": [s.value for s in ACTIVE]}},
-                        ]
-                    }
-                },
-                size=1,
-            )
-            if not running:
-                await self.connectors.update(
-                    connector,
-                    {
-                        "last_sync_status": S.ERROR.value,
-                        "sync_locked_at": None,
-                        "last_sync_error": "sync lock released: no running job",
-                    },
-                )

@@ -3,6 +3,7 @@
 import pytest
 
 from connectors.es.bulk import BulkWriter
+from connectors.snapshot import snapshot_index
 from connectors.sources.memory import MemoryDataSource
 from connectors.sync import (
     SyncProgress,
@@ -10,7 +11,6 @@ from connectors.sync import (
     full_sync,
     index_documents,
     prepare_index,
-    snapshot_index,
 )
 from tests.integration.conftest import make_settings
 

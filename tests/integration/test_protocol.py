@@ -8,6 +8,7 @@ import pytest
 from connectors.poll import claim_jobs, create_due_jobs, heartbeat_and_publish
 from connectors.protocol import IllegalTransition, JobIndex, JobStatus
 from connectors.protocol.connector import ConnectorIndex, new_connector_document
+from connectors.protocol.stale import fail_stale_jobs
 from connectors.runner import run_job
 from tests.integration.conftest import make_settings
 
@@ -105,7 +106,7 @@ async def test_a_stale_job_becomes_error_and_its_connector_is_unblocked(protocol
     [job] = await claim_jobs(jobs, limit=1, worker="dead-host:1")
     old = (datetime.now(UTC) - timedelta(minutes=10)).isoformat()
     await jobs.es.update(index=jobs.index, id=job.id, doc={"last_seen": old}, refresh=True)
-    [failed] = await jobs.fail_stale(threshold_seconds=60)
+    [failed] = await fail_stale_jobs(jobs, threshold_seconds=60)
     assert failed.status == JobStatus.ERROR
     assert "no heartbeat from worker dead-host:1" in failed.doc["error"]
     unblocked = await connectors.get(connector.id)
