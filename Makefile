@@ -48,8 +48,8 @@ run: $(INSTALLED)  ## first run: index this repository's docs with a directory c
 deploy: stack  ## create the work pool, deploy prefect.yaml and start a worker
 	@$(PY) -m deployments.deploy
 
-bench: stack  ## benchmarks (not tests): make bench N=1000000
-	@$(PY) -m bench --documents $(N)
+bench: stack  ## benchmarks (not tests): make bench N=1000000 ARGS=--skip-s3
+	@$(PY) -m bench --documents $(N) $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
