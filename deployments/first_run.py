@@ -35,15 +35,20 @@ async def prepare(settings) -> None:
         await check_reachable(es, settings.elasticsearch.hosts)
         await ensure_protocol_indices(es, settings.protocol)
         connectors, _ = protocol_for(es, settings)
-        if await connectors.get(CONNECTOR_ID) is None:
+        docs = str(PROJECT / "docs")
+        existing = await connectors.get(CONNECTOR_ID)
+        if existing is None:
             schema = DirectoryDataSource.configuration_schema()
-            schema["path"]["value"] = str(PROJECT / "docs")
-            document = new_connector_document(
-                "directory", INDEX, "This project's docs", schedule=None
-            )
+            schema["path"]["value"] = docs
+            document = new_connector_document("directory", INDEX, "This project's docs")
             document.update(configuration=schema, status="configured")
             await connectors.create(document, CONNECTOR_ID)
-            print(f"created connector {CONNECTOR_ID}: folder {PROJECT / 'docs'} -> index {INDEX}")
+            print(f"created connector {CONNECTOR_ID}: folder {docs} -> index {INDEX}")
+        elif existing.configuration_values().get("path") != docs:  # another checkout made it
+            configuration = existing.configuration
+            configuration["path"] = {**configuration.get("path", {}), "value": docs}
+            await connectors.patch(CONNECTOR_ID, {"configuration": configuration})
+            print(f"connector {CONNECTOR_ID} now reads {docs}")
         await connectors.request_sync(CONNECTOR_ID)
     finally:
         await es.close()
