@@ -124,7 +124,9 @@ async def create_connector(args, settings, connectors, jobs, out) -> None:
         source_class.validate_configuration(values)
         if args.schedule:
             QuartzCron.parse(args.schedule)
-    except (RegistryError, ConfigurationError, CronError) as error:
+    except CronError as error:
+        raise UsageError(f"--schedule {args.schedule!r}: {error}") from None
+    except (RegistryError, ConfigurationError) as error:
         raise UsageError(str(error)) from None
     schema = source_class.configuration_schema()
     for field, value in values.items():
@@ -232,7 +234,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     if not args.debug:
-        logging.getLogger("elastic_transport").setLevel(logging.WARNING)
+        # Retries of an unreachable node are logged with tracebacks; the one-line error suffices.
+        logging.getLogger("elastic_transport").setLevel(logging.CRITICAL)
     try:
         settings = load_settings(args.config_file)
     except ConfigError as error:

@@ -21,6 +21,7 @@ from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound, TerminationSignal
 
 from connectors.config import ConfigError, load_settings
+from connectors.es.client import check_reachable, create_client
 from flows.sync import run_tags, sync
 from tasks.poll_tasks import claim_jobs, create_due_jobs, fail_stale_jobs, heartbeat_and_publish
 
@@ -121,15 +122,14 @@ async def poll_forever(config_file: str | None, once: bool = False) -> int:
     try:
         while not stop.is_set():
             capacity = settings.service.max_concurrent_syncs - len(running)
-            state = await poll(config_file, capacity, run_here=False, return_state=True)
-            if state.is_completed():
-                for job in (await state.result())["in_process"]:
-                    task = asyncio.create_task(run_in_process(job, config_file))
-                    running.add(task)
-                    task.add_done_callback(finished)
-            else:
-                logger.error("poll pass failed: %s", state.message)
+            jobs, problem = await _one_pass(settings, config_file, capacity)
+            if problem:
+                logger.error("%s; next try in %.0fs", problem, settings.service.poll_interval)
                 code = 1
+            for job in jobs:
+                task = asyncio.create_task(run_in_process(job, config_file))
+                running.add(task)
+                task.add_done_callback(finished)
             if once:
                 if running:
                     await asyncio.wait(set(running))
@@ -145,6 +145,22 @@ async def poll_forever(config_file: str | None, once: bool = False) -> int:
     if stop.is_set():
         logger.info("poll loop stopped; running syncs were suspended")
     return code
+
+
+async def _one_pass(settings, config_file: str | None, capacity: int) -> tuple[list, str | None]:
+    """Run one `poll` flow run; return the jobs to run here, or a one-line problem. Elasticsearch
+    is checked first, so an outage is one log line per pass, not a failed run with a traceback."""
+    es = create_client(settings.elasticsearch)
+    try:
+        await check_reachable(es, settings.elasticsearch.hosts)
+    except ConnectionError as error:
+        return [], str(error)
+    finally:
+        await es.close()
+    state = await poll(config_file, capacity, run_here=False, return_state=True)
+    if not state.is_completed():
+        return [], f"poll pass failed: {state.message}"
+    return (await state.result())["in_process"], None
 
 
 async def _stop_syncs(running: set[asyncio.Task]) -> None:
@@ -169,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("elastic_transport").setLevel(logging.CRITICAL)
     return run_poll_loop(args.config_file, once=args.once)
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from elasticsearch import AsyncElasticsearch
+from elasticsearch import ApiError, AsyncElasticsearch, ConnectionTimeout
+from elasticsearch import ConnectionError as ESConnectionError
 
 from connectors.config import Settings, load_settings
+from connectors.es.bulk import RETRIABLE_STATUS
 from connectors.es.client import create_client
 
 
@@ -24,12 +26,9 @@ async def elasticsearch(
 
 
 def transient_only(task, task_run, state) -> bool:
-    """Retry condition: retry network trouble, never a configuration or data mistake."""
-    try:
-        state.result()
-    except (ConnectionError, TimeoutError, OSError):
+    """Retry condition: retry network trouble, never a configuration or data mistake.
+    (Prefect hands the failed state over with the exception as its data.)"""
+    error = state.data
+    if isinstance(error, ESConnectionError | ConnectionTimeout | TimeoutError | ConnectionError):
         return True
-    except Exception as error:
-        name = type(error).__name__
-        return name in ("ConnectionTimeout", "TransportError", "ApiError")
-    return False
+    return isinstance(error, ApiError) and error.meta.status in RETRIABLE_STATUS

@@ -342,3 +342,60 @@ async def test_the_example_source_loads_from_config_and_syncs_end_to_end(
     assert job.status == JobStatus.COMPLETED and job.doc["indexed_document_count"] == 2
     await es.indices.refresh(index=index)
     assert (await es.get(index=index, id="2"))["_source"]["text"] == "call bob"
+
+
+async def test_a_broken_connector_fails_alone_and_the_others_sync(service, config_file, tmp_path):
+    es, connectors, jobs, made = service
+    good_folder = tmp_path / "good"
+    good_folder.mkdir()
+    (good_folder / "ok.txt").write_text("fine")
+    indices = [f"svc-good-{uuid.uuid4().hex[:6]}", f"svc-bad-{uuid.uuid4().hex[:6]}"]
+    made.extend(indices)
+    good = cli(
+        config_file,
+        "connector",
+        "create",
+        "--service-type",
+        "directory",
+        "--index-name",
+        indices[0],
+        "--set",
+        f"path={good_folder}",
+        "--sync-now",
+    )
+    bad = cli(
+        config_file,
+        "connector",
+        "create",
+        "--service-type",
+        "directory",
+        "--index-name",
+        indices[1],
+        "--set",
+        f"path={tmp_path / 'gone'}",
+        "--sync-now",
+    )
+    assert await poll_forever(config_file, once=True) == 0
+    good_job = await latest_job(jobs, good.stdout.strip())
+    bad_job = await latest_job(jobs, bad.stdout.strip())
+    assert good_job.status == JobStatus.COMPLETED and good_job.doc["indexed_document_count"] == 1
+    assert bad_job.status == JobStatus.ERROR
+    assert (
+        bad_job.doc["error"]
+        == f"SourceError: folder {str(tmp_path / 'gone')!r} does not exist or is not a folder"
+    )
+    connector = await connectors.get(bad.stdout.strip())
+    assert connector.status == "error" and "does not exist" in connector.doc["error"]
+
+
+def test_an_unreachable_elasticsearch_is_one_line_and_exit_1(tmp_path):
+    config = tmp_path / "config.yml"
+    config.write_text(yaml.safe_dump({"elasticsearch": {"hosts": ["http://127.0.0.1:9"]}}))
+    for command in (
+        [*CLI, "-c", str(config), "connector", "list"],
+        [sys.executable, "-m", "flows.poll", "--once", "-c", str(config)],
+    ):
+        result = subprocess.run(command, capture_output=True, text=True, cwd=PROJECT, timeout=120)
+        assert result.returncode == 1
+        assert "Elasticsearch does not answer at http://127.0.0.1:9" in result.stderr
+        assert "Traceback" not in result.stderr
