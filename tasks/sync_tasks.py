@@ -81,7 +81,9 @@ async def stream_documents(
     last_update = time.monotonic()
     progress = live.progress
 
-    def canceled() -> bool:
+    def check_in() -> bool:
+        """Called as the stream's cancel check: moves the progress artifact every few seconds,
+        and answers whether the job should stop."""
         nonlocal last_update
         if time.monotonic() - last_update > PROGRESS_EVERY_SECONDS:
             last_update = time.monotonic()
@@ -94,7 +96,7 @@ async def stream_documents(
         source = build_source(context)
         try:
             await index_documents(
-                es, source, context.connector.index_name, taken, settings, progress, canceled
+                es, source, context.connector.index_name, taken, settings, progress, check_in
             )
         finally:
             await source.close()
