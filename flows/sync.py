@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 
 from prefect import flow, get_run_logger, runtime, tags
 from prefect.client.orchestration import get_client
@@ -51,14 +52,28 @@ def run_tags(job_id: str, connector_id: str, service_type: str) -> list[str]:
     return [f"job:{job_id}", f"connector:{connector_id}", f"service_type:{service_type}"]
 
 
-async def _prefect_cancel_requested() -> bool:
-    """True when the flow run was cancelled from the Prefect UI/CLI (not enforced in-process)."""
-    flow_run_id = runtime.flow_run.id
-    if not flow_run_id:
+def prefect_cancel_check() -> Callable[[], Awaitable[bool]]:
+    """A check for whether this flow run, or a run it is a child of, was cancelled from the
+    Prefect UI or CLI (a deployment run of `sync/<type>` runs each job as a child flow run).
+    Prefect does not enforce cancellation of in-process runs, so the job watch asks."""
+    lineage: list = []
+
+    async def cancel_requested() -> bool:
+        async with get_client() as client:
+            if not lineage and runtime.flow_run.id:
+                run = await client.read_flow_run(runtime.flow_run.id)
+                lineage.append(run.id)
+                while run.parent_task_run_id:
+                    parent_task = await client.read_task_run(run.parent_task_run_id)
+                    run = await client.read_flow_run(parent_task.flow_run_id)
+                    lineage.append(run.id)
+            for run_id in lineage:
+                state = (await client.read_flow_run(run_id)).state
+                if state is not None and (state.is_cancelling() or state.is_cancelled()):
+                    return True
         return False
-    async with get_client() as client:
-        state = (await client.read_flow_run(flow_run_id)).state
-    return state is not None and (state.is_cancelling() or state.is_cancelled())
+
+    return cancel_requested
 
 
 @flow(name="sync", flow_run_name=run_name, log_prints=True)
@@ -90,12 +105,13 @@ async def sync_job(job_id: str, config_file: str | None):
         }
         await jobs.set_metadata(job_id, metadata)
         progress = SyncProgress()
+        cancel_requested = prefect_cancel_check()
         watch = JobWatch(
             jobs,
             job,
             progress.job_counters,
             settings.service.heartbeat_interval,
-            stop_requested=_prefect_cancel_requested,
+            stop_requested=cancel_requested,
         )
         register(job_id, LiveJob(progress, watch.is_canceled))
         status, error, cursor = JobStatus.COMPLETED, None, None
@@ -115,7 +131,8 @@ async def sync_job(job_id: str, config_file: str | None):
         except Exception as failure:
             status, error = JobStatus.ERROR, describe_error(failure)
         except BaseException:  # process stopping or run cancelled by Prefect: never lose the job
-            stopped = JobStatus.CANCELED if await _safe_cancel_check() else JobStatus.SUSPENDED
+            canceled = watch.canceled or await _answer(cancel_requested)
+            stopped = JobStatus.CANCELED if canceled else JobStatus.SUSPENDED
             await asyncio.shield(
                 jobs.finish(
                     job_id, stopped, progress.job_counters(), f"sync stopped: {stopped.value}"
@@ -141,9 +158,10 @@ async def sync_job(job_id: str, config_file: str | None):
     return summary
 
 
-async def _safe_cancel_check() -> bool:
+async def _answer(check: Callable[[], Awaitable[bool]]) -> bool:
+    """The check's answer, or False if Prefect cannot be asked (the process is stopping)."""
     try:
-        return await _prefect_cancel_requested()
+        return await check()
     except Exception:
         return False
 

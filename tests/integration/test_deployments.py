@@ -98,7 +98,11 @@ async def test_deploy_and_run_sync_directory_through_a_worker(prefect_env, tmp_p
                     "connectors_index": f"dep-connectors-{suffix}",
                     "jobs_index": f"dep-jobs-{suffix}",
                 },
-                "sources": {"directory": "connectors.sources.directory:DirectoryDataSource"},
+                "sources": {
+                    "directory": "connectors.sources.directory:DirectoryDataSource",
+                    "slow": "tests.integration.slow_source:SlowDataSource",
+                },
+                "service": {"heartbeat_interval": 1},
             }
         )
     )
@@ -124,12 +128,13 @@ async def test_deploy_and_run_sync_directory_through_a_worker(prefect_env, tmp_p
         deployments = prefect(prefect_env, "deployment", "ls")
         for name in ("sync/mongodb", "sync/s3", "sync/directory", "poll/service"):
             assert name in deployments
+        worker_log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115 - closed with the worker
         worker = subprocess.Popen(
             [PREFECT, "worker", "start", "--pool", "elastic-ingest"],
             env=prefect_env,
             cwd=tmp_path,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stdout=worker_log,
+            stderr=subprocess.STDOUT,
         )
         prefect(
             prefect_env,
@@ -162,10 +167,52 @@ async def test_deploy_and_run_sync_directory_through_a_worker(prefect_env, tmp_p
         flow_run = httpx.get(f"{api}/flow_runs/{job.doc['metadata']['flow_run_id']}").json()
         assert flow_run["state"]["type"] == "COMPLETED"
         assert f"job:{job.id}" in flow_run["tags"] and job.id in flow_run["name"]
+
+        # Cancelling the deployment run from Prefect (as the UI does) ends the job `canceled`.
+        slow = new_connector_document("slow", f"{index}-slow")
+        slow.update(
+            status="configured",
+            configuration={
+                "count": {"value": 5000},
+                "pause": {"value": 0.05},
+                "prefix": {"value": "s"},
+            },
+        )
+        slow_id = await connectors.create(slow)
+        output = prefect(
+            prefect_env,
+            "deployment",
+            "run",
+            "sync/directory",
+            "--param",
+            f"connector_id={slow_id}",
+            "--param",
+            f"config_file={config_file}",
+        )
+        parent_run_id = output.split("/flow-run/")[1].split()[0].strip()
+
+        async def slow_job(statuses):
+            found = await jobs.for_connector(slow_id)
+            return found[0] if found and found[0].status in statuses else None
+
+        deadline = time.monotonic() + 120
+        while not await slow_job((JobStatus.IN_PROGRESS,)):
+            assert time.monotonic() < deadline, "the slow sync did not start in 120 s"
+            await asyncio.sleep(0.5)
+        await asyncio.sleep(1)
+        prefect(prefect_env, "flow-run", "cancel", parent_run_id)
+        deadline = time.monotonic() + 60
+        final = (JobStatus.CANCELED, JobStatus.SUSPENDED, JobStatus.ERROR, JobStatus.COMPLETED)
+        while not (job := await slow_job(final)):
+            assert time.monotonic() < deadline, "the canceled sync did not end in 60 s"
+            await asyncio.sleep(0.5)
+        log_tail = (tmp_path / "worker.log").read_text()[-3000:]
+        assert job.status == JobStatus.CANCELED, f"{job.doc.get('error')}\n{log_tail}"
+        assert job.doc["deleted_document_count"] == 0
     finally:
         if worker is not None:
             stop(worker)
         await es.options(ignore_status=404).indices.delete(
-            index=f"{settings.protocol.connectors_index},{settings.protocol.jobs_index},{index}"
+            index=f"{settings.protocol.connectors_index},{settings.protocol.jobs_index},{index}*"
         )
         await es.close()
