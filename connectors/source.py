@@ -133,7 +133,7 @@ class BaseDataSource:
             if isinstance(value, dict) and "value" in value and spec.type != "json":
                 value = value["value"]
             if not _present(value):
-                if spec.required:
+                if spec.required and not _present(spec.default):
                     problems.append(f"{name}: missing value ({spec.label})")
                 values[name] = spec.default
                 continue

@@ -204,3 +204,19 @@ class ScriptedSource(MemoryDataSource):
     def __init__(self, configuration=None):
         documents = [{"_id": f"d{i}", "n": i} for i in range(self.plan["count"])]
         super().__init__(configuration, documents, fail_after=self.plan["fail_after"])
+
+
+async def test_job_documents_never_hold_secrets(protocol):
+    connectors, jobs = protocol
+    connector = await make_connector(connectors)
+    configuration = {
+        "host": {"value": "mongodb://db:27017", "sensitive": False},
+        "password": {"value": "hunter2-secret", "sensitive": True},
+    }
+    await connectors.patch(connector.id, {"configuration": configuration})
+    job = await jobs.get(await jobs.create(await connectors.get(connector.id)))
+    snapshot = job.doc["connector"]["configuration"]
+    assert snapshot["password"]["value"] == "********"
+    assert snapshot["host"]["value"] == "mongodb://db:27017"
+    raw = await jobs.es.get(index=jobs.index, id=job.id)
+    assert "hunter2-secret" not in str(raw.body)

@@ -38,6 +38,7 @@ def config_file(tmp_path):
             "directory": "connectors.sources.directory:DirectoryDataSource",
             "slow": "tests.integration.slow_source:SlowDataSource",
             "notes": "examples.notes_source:NotesDataSource",
+            "mongodb": "connectors.sources.mongo:MongoDataSource",
         },
     }
     path = tmp_path / "config.yml"
@@ -399,3 +400,25 @@ def test_an_unreachable_elasticsearch_is_one_line_and_exit_1(tmp_path):
         assert result.returncode == 1
         assert "Elasticsearch does not answer at http://127.0.0.1:9" in result.stderr
         assert "Traceback" not in result.stderr
+
+
+async def test_connector_show_masks_secrets(service, config_file):
+    created = cli(
+        config_file,
+        "connector",
+        "create",
+        "--service-type",
+        "mongodb",
+        "--index-name",
+        "never-synced",
+        "--set",
+        "database=d",
+        "--set",
+        "collection=c",
+        "--set",
+        "user=reader",
+        "--set",
+        "password=hunter2-secret",
+    )
+    shown = cli(config_file, "connector", "show", created.stdout.strip()).stdout
+    assert "hunter2-secret" not in shown and "********" in shown and "reader" in shown

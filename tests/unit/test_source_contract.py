@@ -59,3 +59,11 @@ def test_the_published_schema_has_the_protocol_shape():
         "depends_on",
         "validations",
     } <= set(schema["host"])
+
+
+def test_a_required_field_with_a_default_is_satisfied_by_the_default():
+    class WithDefault(BaseDataSource):
+        CONFIGURATION = {"host": ConfigField("Host", required=True, default="localhost")}
+
+    assert WithDefault({}).config == {"host": "localhost"}
+    assert WithDefault.is_configured({})
