@@ -71,8 +71,9 @@ def check_port_free(port: int, service: str, env_name: str) -> None:
         )
 
 
-def spawn(args: list[str], log_path: Path, env: dict[str, str] | None = None, cwd=None) -> int:
-    """Start a detached process (own session) with output to `log_path`; return its PID."""
+def spawn(name: str, args: list[str], log_path: Path, env: dict[str, str] | None = None) -> int:
+    """Start a detached process (own session) with output to `log_path`, record its PID in the
+    PID file `name` (what `stop` reads), and return the PID."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
@@ -81,9 +82,9 @@ def spawn(args: list[str], log_path: Path, env: dict[str, str] | None = None, cw
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env={**os.environ, **(env or {})},
-            cwd=cwd,
             start_new_session=True,
         )
+    pid_file(name).write_text(str(process.pid))
     return process.pid
 
 

@@ -83,6 +83,7 @@ def up() -> str:
     state.mkdir(parents=True, exist_ok=True)
     log = stack_dir() / "ferretdb" / "ferretdb.log"
     pid = spawn(
+        NAME,
         [
             str(executable),
             "--handler=sqlite",
@@ -96,7 +97,6 @@ def up() -> str:
         log,
         env={"GOMAXPROCS": os.environ.get("GOMAXPROCS", "2")},
     )
-    pid_file(NAME).write_text(str(pid))
     wait_until(lambda: port_open(port()), 30, "ferretdb", log, pid)
     return f"ferretdb: started at {url()} (pid {pid})"
 

@@ -61,11 +61,11 @@ def up() -> str:
     log = home / "server.log"
     env = {**SERVER_ENV, "PREFECT_HOME": str(home), "PREFECT_API_URL": ""}
     pid = spawn(
+        NAME,
         [venv_bin("prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port())],
         log,
         env=env,
     )
-    pid_file(NAME).write_text(str(pid))
     wait_until(healthy, 90, "prefect", log, pid)
     return f"prefect: started at {ui_url()} (pid {pid})"
 

@@ -32,8 +32,7 @@ def up() -> str:
         return f"s3 (moto): running at {url()} (pid {pid}, reused)"
     check_port_free(port(), "s3 (moto)", "STACK_S3_PORT")
     log = stack_dir() / "moto" / "moto.log"
-    pid = spawn([venv_bin("moto_server"), "-H", "127.0.0.1", "-p", str(port())], log)
-    pid_file(NAME).write_text(str(pid))
+    pid = spawn(NAME, [venv_bin("moto_server"), "-H", "127.0.0.1", "-p", str(port())], log)
     wait_until(lambda: port_open(port()), 30, "s3 (moto)", log, pid)
     return f"s3 (moto): started at {url()} (pid {pid})"
 

@@ -21,8 +21,7 @@ def up() -> str:
         "PREFECT_WORKER_QUERY_SECONDS": "2",
         **prefect_server.SERVER_ENV,
     }
-    pid = spawn([venv_bin("prefect"), "worker", "start", "--pool", POOL], log, env)
-    pid_file(NAME).write_text(str(pid))
+    pid = spawn(NAME, [venv_bin("prefect"), "worker", "start", "--pool", POOL], log, env)
     return f"prefect worker: started on pool {POOL} (pid {pid}, log {log})"
 
 
