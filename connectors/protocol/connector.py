@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -12,18 +11,13 @@ from elasticsearch import AsyncElasticsearch, ConflictError, NotFoundError
 
 from connectors.cron import CronError, QuartzCron
 from connectors.protocol import clock
+from connectors.protocol.versioned import VersionedDocument, update_if_unchanged
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass
-class Connector:
+class Connector(VersionedDocument):
     """A connector document with the sequence numbers needed to update it safely (CAS)."""
-
-    id: str
-    doc: dict[str, Any]
-    seq_no: int
-    primary_term: int
 
     @property
     def service_type(self) -> str:
@@ -54,10 +48,6 @@ class Connector:
         if "interval" in scheduling:
             return scheduling
         return scheduling.get("full")
-
-    @classmethod
-    def from_hit(cls, hit: dict) -> Connector:
-        return cls(hit["_id"], hit["_source"], hit["_seq_no"], hit["_primary_term"])
 
 
 def new_connector_document(
@@ -145,18 +135,9 @@ class ConnectorIndex:
     async def update(self, connector: Connector, fields: dict[str, Any]) -> Connector | None:
         """Write `fields` only if nobody changed the document since it was read (None if so)."""
         try:
-            response = await self.es.update(
-                index=self.index,
-                id=connector.id,
-                doc=fields,
-                refresh=True,
-                if_seq_no=connector.seq_no,
-                if_primary_term=connector.primary_term,
-            )
+            return await update_if_unchanged(self.es, self.index, connector, fields)
         except (ConflictError, NotFoundError):
             return None
-        doc = {**connector.doc, **fields}
-        return Connector(connector.id, doc, response["_seq_no"], response["_primary_term"])
 
     async def patch(self, connector_id: str, fields: dict[str, Any]) -> None:
         """Write `fields` regardless of concurrent changes (heartbeats, mirrored job results)."""

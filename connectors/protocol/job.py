@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from dataclasses import dataclass
 from typing import Any
 
 from elasticsearch import AsyncElasticsearch, ConflictError, NotFoundError
@@ -20,6 +19,7 @@ from connectors.protocol.states import (
     JobStatus,
 )
 from connectors.protocol.states import JobStatus as S
+from connectors.protocol.versioned import VersionedDocument, update_if_unchanged
 
 logger = logging.getLogger(__name__)
 
@@ -28,12 +28,8 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-@dataclass
-class Job:
-    id: str
-    doc: dict[str, Any]
-    seq_no: int
-    primary_term: int
+class Job(VersionedDocument):
+    """A sync-job document with the sequence numbers needed to update it safely (CAS)."""
 
     @property
     def status(self) -> JobStatus:
@@ -50,10 +46,6 @@ class Job:
     @property
     def index_name(self) -> str:
         return self.doc["connector"].get("index_name") or ""
-
-    @classmethod
-    def from_hit(cls, hit: dict) -> Job:
-        return cls(hit["_id"], hit["_source"], hit["_seq_no"], hit["_primary_term"])
 
 
 def _redacted_configuration(configuration: dict[str, Any]) -> dict[str, Any]:
@@ -172,21 +164,11 @@ class JobIndex:
                 )
             update = {**(fields or {}), "status": status.value}
             try:
-                response = await self.es.update(
-                    index=self.index,
-                    id=current.id,
-                    doc=update,
-                    refresh=True,
-                    if_seq_no=current.seq_no,
-                    if_primary_term=current.primary_term,
-                )
+                return await update_if_unchanged(self.es, self.index, current, update)
             except ConflictError:
                 if not retry_conflicts:
                     return None
                 current = await self.get(current.id)
-                continue
-            doc = {**current.doc, **update}
-            return Job(current.id, doc, response["_seq_no"], response["_primary_term"])
         raise ConflictError("too many concurrent updates", None, None)  # pragma: no cover
 
     async def claim(self, job: Job, worker: str | None = None) -> Job | None:
@@ -221,21 +203,12 @@ class JobIndex:
 
     async def heartbeat(self, job: Job, counters: dict[str, int]) -> Job:
         """Refresh `last_seen` and the counters; the returned job shows a cancel request if any."""
+        fields = {**counters, "last_seen": clock.iso()}
         for _ in range(10):
             try:
-                response = await self.es.update(
-                    index=self.index,
-                    id=job.id,
-                    refresh=True,
-                    doc={**counters, "last_seen": clock.iso()},
-                    if_seq_no=job.seq_no,
-                    if_primary_term=job.primary_term,
-                )
+                return await update_if_unchanged(self.es, self.index, job, fields)
             except ConflictError:
                 job = await self.get(job.id) or job
-                continue
-            doc = {**job.doc, **counters, "last_seen": clock.iso()}
-            return Job(job.id, doc, response["_seq_no"], response["_primary_term"])
         return job
 
     async def set_metadata(self, job_id: str, metadata: dict[str, Any]) -> None:
