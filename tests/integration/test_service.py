@@ -67,6 +67,23 @@ def cli(config_file, *args, check=True):
     return result
 
 
+def create_connector(config_file, service_type, index, *options, **values) -> str:
+    """`elastic-ingest connector create` with `--set field=value` per keyword; returns the id."""
+    settings = [arg for field, value in values.items() for arg in ("--set", f"{field}={value}")]
+    created = cli(
+        config_file,
+        "connector",
+        "create",
+        "--service-type",
+        service_type,
+        "--index-name",
+        index,
+        *settings,
+        *options,
+    )
+    return created.stdout.strip()
+
+
 async def index_ids(es, index):
     await es.indices.refresh(index=index)
     response = await es.search(index=index, size=10_000, source=False)
@@ -127,18 +144,7 @@ async def test_end_to_end_directory_sync_through_cli_and_poll(service, config_fi
         (folder / name).write_text(f"contents of {name}")
     index = f"svc-docs-{uuid.uuid4().hex[:8]}"
     made.append(index)
-    created = cli(
-        config_file,
-        "connector",
-        "create",
-        "--service-type",
-        "directory",
-        "--index-name",
-        index,
-        "--set",
-        f"path={folder}",
-    )
-    connector_id = created.stdout.strip()
+    connector_id = create_connector(config_file, "directory", index, path=folder)
     cli(config_file, "connector", "sync", connector_id)
     assert await poll_forever(config_file, once=True) == 0
 
@@ -171,22 +177,7 @@ async def test_end_to_end_directory_sync_through_cli_and_poll(service, config_fi
 async def _start_slow_sync(config_file, connectors, jobs, made, count=3000):
     index = f"svc-slow-{uuid.uuid4().hex[:8]}"
     made.append(index)
-    created = cli(
-        config_file,
-        "connector",
-        "create",
-        "--service-type",
-        "slow",
-        "--index-name",
-        index,
-        "--set",
-        "count=40",
-        "--set",
-        "pause=0",
-        "--set",
-        "prefix=old",
-    )
-    connector_id = created.stdout.strip()
+    connector_id = create_connector(config_file, "slow", index, count=40, pause=0, prefix="old")
     cli(config_file, "connector", "sync", connector_id)
     assert await poll_forever(config_file, once=True) == 0  # 40 "old" documents indexed
     connector = await connectors.get(connector_id)
@@ -291,19 +282,7 @@ async def test_two_poll_loops_run_each_requested_sync_exactly_once(service, conf
         (folder / "file.txt").write_text(f"file {i}")
         index = f"svc-two-{i}-{uuid.uuid4().hex[:6]}"
         made.append(index)
-        created = cli(
-            config_file,
-            "connector",
-            "create",
-            "--service-type",
-            "directory",
-            "--index-name",
-            index,
-            "--set",
-            f"path={folder}",
-            "--sync-now",
-        )
-        ids.append(created.stdout.strip())
+        ids.append(create_connector(config_file, "directory", index, "--sync-now", path=folder))
     command = [sys.executable, "-m", "flows.poll", "--once", "-c", config_file]
     loops = [subprocess.Popen(command, cwd=PROJECT, stderr=subprocess.PIPE) for _ in range(2)]
     for process in loops:
@@ -326,20 +305,9 @@ async def test_the_example_source_loads_from_config_and_syncs_end_to_end(
     assert "examples.notes_source:NotesDataSource" in cli(config_file, "--action", "list").stdout
     index = f"svc-notes-{uuid.uuid4().hex[:8]}"
     made.append(index)
-    created = cli(
-        config_file,
-        "connector",
-        "create",
-        "--service-type",
-        "notes",
-        "--index-name",
-        index,
-        "--set",
-        f"path={notes}",
-        "--sync-now",
-    )
+    connector_id = create_connector(config_file, "notes", index, "--sync-now", path=notes)
     assert await poll_forever(config_file, once=True) == 0
-    job = await latest_job(jobs, created.stdout.strip())
+    job = await latest_job(jobs, connector_id)
     assert job.status == JobStatus.COMPLETED and job.doc["indexed_document_count"] == 2
     await es.indices.refresh(index=index)
     assert (await es.get(index=index, id="2"))["_source"]["text"] == "call bob"
@@ -352,40 +320,20 @@ async def test_a_broken_connector_fails_alone_and_the_others_sync(service, confi
     (good_folder / "ok.txt").write_text("fine")
     indices = [f"svc-good-{uuid.uuid4().hex[:6]}", f"svc-bad-{uuid.uuid4().hex[:6]}"]
     made.extend(indices)
-    good = cli(
-        config_file,
-        "connector",
-        "create",
-        "--service-type",
-        "directory",
-        "--index-name",
-        indices[0],
-        "--set",
-        f"path={good_folder}",
-        "--sync-now",
-    )
-    bad = cli(
-        config_file,
-        "connector",
-        "create",
-        "--service-type",
-        "directory",
-        "--index-name",
-        indices[1],
-        "--set",
-        f"path={tmp_path / 'gone'}",
-        "--sync-now",
+    good_id = create_connector(config_file, "directory", indices[0], "--sync-now", path=good_folder)
+    bad_id = create_connector(
+        config_file, "directory", indices[1], "--sync-now", path=tmp_path / "gone"
     )
     assert await poll_forever(config_file, once=True) == 0
-    good_job = await latest_job(jobs, good.stdout.strip())
-    bad_job = await latest_job(jobs, bad.stdout.strip())
+    good_job = await latest_job(jobs, good_id)
+    bad_job = await latest_job(jobs, bad_id)
     assert good_job.status == JobStatus.COMPLETED and good_job.doc["indexed_document_count"] == 1
     assert bad_job.status == JobStatus.ERROR
     assert (
         bad_job.doc["error"]
         == f"SourceError: folder {str(tmp_path / 'gone')!r} does not exist or is not a folder"
     )
-    connector = await connectors.get(bad.stdout.strip())
+    connector = await connectors.get(bad_id)
     assert connector.status == "error" and "does not exist" in connector.doc["error"]
 
 
@@ -403,22 +351,14 @@ def test_an_unreachable_elasticsearch_is_one_line_and_exit_1(tmp_path):
 
 
 async def test_connector_show_masks_secrets(service, config_file):
-    created = cli(
+    connector_id = create_connector(
         config_file,
-        "connector",
-        "create",
-        "--service-type",
         "mongodb",
-        "--index-name",
         "never-synced",
-        "--set",
-        "database=d",
-        "--set",
-        "collection=c",
-        "--set",
-        "user=reader",
-        "--set",
-        "password=hunter2-secret",
+        database="d",
+        collection="c",
+        user="reader",
+        password="hunter2-secret",
     )
-    shown = cli(config_file, "connector", "show", created.stdout.strip()).stdout
+    shown = cli(config_file, "connector", "show", connector_id).stdout
     assert "hunter2-secret" not in shown and "********" in shown and "reader" in shown
