@@ -36,9 +36,8 @@ from bench.data import (  # noqa: E402
 )
 from connectors.config import load_settings  # noqa: E402
 from connectors.es.client import create_client  # noqa: E402
-from connectors.protocol import ensure_protocol_indices  # noqa: E402
+from connectors.protocol import ensure_protocol_indices, protocol_for  # noqa: E402
 from connectors.protocol.connector import new_connector_document  # noqa: E402
-from connectors.runner import protocol_for  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PROJECT = Path(__file__).resolve().parent.parent

@@ -122,6 +122,11 @@ class BaseDataSource:
         }
 
     @classmethod
+    def sensitive_fields(cls) -> frozenset[str]:
+        """Fields never shown, logged or copied into a job, whatever a document's flags say."""
+        return frozenset(name for name, spec in cls.CONFIGURATION.items() if spec.sensitive)
+
+    @classmethod
     def validate_configuration(cls, configuration: dict[str, Any]) -> dict[str, Any]:
         """Accept plain values or protocol-shaped `{name: {value: ...}}`; report every bad field."""
         values, problems = {}, []

@@ -1,86 +1,93 @@
-"""The full sync (DESIGN.md §4): reconcile an index with its source, never deleting on doubt.
+"""The stages of a full sync (DESIGN.md §4) as plain functions over small values.
 
-Stages exchange small values (paths, counts) so a Prefect task can wrap each one:
-  snapshot_index   -> an on-disk snapshot of the index (connectors/snapshot.py)
+  snapshot_index   -> an on-disk snapshot of the index (connectors/index_snapshot.py)
   index_documents  -> stream the source, skip unchanged, upsert the rest; mark what was seen
   delete_stale     -> delete ids the source did not produce (only after a complete read)
+The order, the heartbeat and the job's final status belong to connectors/job_run.py.
 Memory is ~17 bytes per indexed document (two hash arrays and a mark), never a dict of ids.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import orjson
-from elasticsearch import AsyncElasticsearch
 
-from connectors.config import Settings
-from connectors.es.bulk import BulkStats, BulkWriter, ItemFailure
-from connectors.es.indices import ensure_index
-from connectors.snapshot import IndexedVersions, IndexSnapshot, hash64, snapshot_index
+from connectors.es.bulk import BulkStats, BulkWriter
+from connectors.index_snapshot import IndexedVersions, IndexSnapshot, hash64
 from connectors.source import BaseDataSource, Document
-
-logger = logging.getLogger(__name__)
 
 BATCH = 1000
 READ_AHEAD_BATCHES = 4
+MIB = 1024 * 1024
 
 
 class SyncCanceled(Exception):  # noqa: N818 - it is an outcome, not a bug
     """The job was asked to stop; nothing is deleted."""
 
 
-class TooManyFailures(RuntimeError):
-    """Elasticsearch rejected more documents than the configured threshold."""
-
-
 @dataclass
 class SyncProgress:
-    """Live counters, read by the job heartbeat while documents stream."""
+    """Live counters of one job, read by its heartbeat while documents stream. Write outcomes
+    live in `writes`, which the job's bulk writers update directly."""
 
-    created: int = 0
-    updated: int = 0
-    skipped: int = 0
-    deleted: int = 0
-    failed: int = 0
-    volume: int = 0
     seen: int = 0
-    failures: list[ItemFailure] = field(default_factory=list)
+    skipped: int = 0
+    volume: int = 0
+    writes: BulkStats = field(default_factory=BulkStats)
+
+    @property
+    def created(self) -> int:
+        return self.writes.created
+
+    @property
+    def updated(self) -> int:
+        return self.writes.updated
 
     @property
     def indexed(self) -> int:
-        return self.created + self.updated
+        return self.writes.created + self.writes.updated
+
+    @property
+    def deleted(self) -> int:
+        return self.writes.deleted
+
+    @property
+    def failed(self) -> int:
+        return self.writes.failed
 
     def job_counters(self) -> dict[str, int]:
+        """The counters as the protocol's job document holds them (volume in MiB)."""
         return {
             "indexed_document_count": self.indexed,
-            "indexed_document_volume": self.volume,
+            "indexed_document_volume": round(self.volume / MIB),
             "deleted_document_count": self.deleted,
             "total_document_count": self.seen,
         }
 
-    @classmethod
-    def from_dict(cls, counts: dict) -> SyncProgress:
-        names = ("created", "updated", "skipped", "deleted", "failed", "volume", "seen")
-        return cls(**{name: counts.get(name, 0) for name in names})
+    def report(self) -> dict:
+        """Every count, plus the first rejected documents, for the run's report."""
+        return {
+            "seen": self.seen,
+            "created": self.created,
+            "updated": self.updated,
+            "skipped": self.skipped,
+            "deleted": self.deleted,
+            "failed": self.failed,
+            "volume": self.volume,
+            "failures": [asdict(failure) for failure in self.writes.failures[:100]],
+        }
 
-    def to_dict(self) -> dict:
-        data = asdict(self)
-        data["failures"] = [asdict(failure) for failure in self.failures[:100]]
-        data["indexed"] = self.indexed
-        return data
+
+CheckIn = Callable[[], None]
+"""Called every few documents: raises SyncCanceled (or another error) when the job must stop."""
 
 
-CancelCheck = Callable[[], bool]
-
-
-def _never() -> bool:
-    return False
+def _keep_going() -> None:
+    return None
 
 
 def _encode(document: Document) -> tuple[str, bytes]:
@@ -89,51 +96,36 @@ def _encode(document: Document) -> tuple[str, bytes]:
 
 
 async def index_documents(
-    es: AsyncElasticsearch,
     source: BaseDataSource,
-    index: str,
     snapshot: IndexSnapshot,
-    settings: Settings,
-    progress: SyncProgress | None = None,
-    canceled: CancelCheck = _never,
-    writer: BulkWriter | None = None,
-) -> SyncProgress:
+    writer: BulkWriter,
+    progress: SyncProgress,
+    check_in: CheckIn = _keep_going,
+) -> None:
     """Stream the source, upsert what is new or changed, and record which indexed ids were seen.
 
-    Raises (and writes no stale mask) if the source fails, the job is canceled, or too many
-    documents are rejected; in every such case `delete_stale` refuses to run.
+    Raises (and writes no stale mask) if the source fails, the job must stop, or the writer
+    fails; in every such case `delete_stale` refuses to run.
     """
-    progress = progress or SyncProgress()
     snapshot.stale_path.unlink(missing_ok=True)
     indexed = IndexedVersions(snapshot)
-    writer = writer or BulkWriter.for_index(es, index, settings.bulk)
-    limit = settings.service.max_failed_documents
     try:
-        async for batch in _batches(source.get_docs(), BATCH, canceled):
+        async for batch in _batches(source.get_docs(), BATCH, check_in):
             await _write_batch(batch, indexed, writer, progress)
-            _absorb(progress, writer.stats)
-            if writer.stats.failed > limit:
-                raise TooManyFailures(_failure_summary(writer.stats, limit))
         await writer.close()
     except BaseException:
         await writer.abort()
-        _absorb(progress, writer.stats)
         raise
-    _absorb(progress, writer.stats)
-    if writer.stats.failed > limit:
-        raise TooManyFailures(_failure_summary(writer.stats, limit))
-    if canceled():
-        raise SyncCanceled("the job was canceled")
+    check_in()
     indexed.save_stale(snapshot.stale_path)
-    return progress
 
 
 async def _batches(
-    documents: AsyncIterator[Document], size: int, canceled: CancelCheck
+    documents: AsyncIterator[Document], size: int, check_in: CheckIn
 ) -> AsyncIterator[list[Document]]:
     """Group documents for vectorised lookups, reading ahead in a background task so the source
-    fetches its next page while the previous one is diffed and written. Looks for a cancel
-    request every 100 documents; any source error is raised here, in order."""
+    fetches its next page while the previous one is diffed and written. Checks in every 100
+    documents; any source error is raised here, in order."""
     queue: asyncio.Queue = asyncio.Queue(maxsize=READ_AHEAD_BATCHES)
     done = object()
 
@@ -142,8 +134,8 @@ async def _batches(
         try:
             async for document in documents:
                 batch.append(document)
-                if len(batch) % 100 == 0 and canceled():
-                    raise SyncCanceled("the job was canceled")
+                if len(batch) % 100 == 0:
+                    check_in()
                 if len(batch) >= size:
                     await queue.put(batch)
                     batch = []
@@ -193,100 +185,30 @@ async def _write_batch(
     await asyncio.sleep(0)  # let heartbeats and in-flight requests run
 
 
-def _absorb(progress: SyncProgress, stats: BulkStats) -> None:
-    progress.created, progress.updated = stats.created, stats.updated
-    progress.failed = stats.failed
-    progress.failures = stats.failures
-
-
-def _failure_summary(stats: BulkStats, limit: int) -> str:
-    first = "; ".join(f"{f.id}: {f.reason}" for f in stats.failures[:3])
-    return f"{stats.failed} documents rejected by Elasticsearch (limit {limit}); first: {first}"
-
-
 async def delete_stale(
-    es: AsyncElasticsearch,
-    index: str,
-    snapshot: IndexSnapshot,
-    settings: Settings,
-    progress: SyncProgress | None = None,
-    canceled: CancelCheck = _never,
+    snapshot: IndexSnapshot, writer: BulkWriter, check_in: CheckIn = _keep_going
 ) -> int:
     """Delete the indexed ids the source did not produce. Runs only after `index_documents`
     finished a complete read (it alone writes the stale mask)."""
-    progress = progress or SyncProgress()
     if not snapshot.stale_path.exists():
         raise RuntimeError("refusing to delete: the source was not read to the end")
     stale = np.load(snapshot.stale_path, mmap_mode="r")
     if not stale.any():
         return 0
-    writer = BulkWriter.for_index(es, index, settings.bulk)
+    before = writer.stats.deleted
     try:
         with open(snapshot.ids_path, "rb") as ids:
             for position, line in enumerate(ids):
                 if stale[position]:
                     await writer.delete(orjson.loads(line))
-                if position % BATCH == 0 and canceled():
-                    raise SyncCanceled("the job was canceled during deletion")
-        stats = await writer.close()
+                if position % BATCH == 0:
+                    check_in()
+        await writer.close()
     except BaseException:
         await writer.abort()
-        progress.deleted = writer.stats.deleted
         raise
-    progress.deleted = stats.deleted
-    progress.failed += stats.failed
-    progress.failures = progress.failures + stats.failures
     snapshot.stale_path.unlink()
-    return stats.deleted
-
-
-async def prepare_index(es: AsyncElasticsearch, index: str) -> bool:
-    """Create the content index with Elasticsearch defaults unless it (or an alias) exists."""
-    return await ensure_index(es, index)
-
-
-async def refresh(es: AsyncElasticsearch, index: str) -> None:
-    await es.indices.refresh(index=index)
-
-
-@dataclass
-class SyncResult:
-    status: str  # completed | error | canceled
-    progress: SyncProgress
-    changed: bool = True
-    error: str | None = None
-    seconds: float = 0.0
-
-
-async def full_sync(
-    es: AsyncElasticsearch,
-    source: BaseDataSource,
-    index: str,
-    settings: Settings,
-    workdir: str,
-    cursor: dict | None = None,
-    progress: SyncProgress | None = None,
-    canceled: CancelCheck = _never,
-) -> SyncResult:
-    """All stages in order, in one process: what the `sync` flow does with one task per stage."""
-    started = time.monotonic()
-    progress = progress or SyncProgress()
-    try:
-        if not await source.changed(cursor):
-            return SyncResult("completed", progress, changed=False)
-        await prepare_index(es, index)
-        snapshot = await snapshot_index(es, index, workdir)
-        try:
-            await index_documents(es, source, index, snapshot, settings, progress, canceled)
-            await delete_stale(es, index, snapshot, settings, progress, canceled)
-        finally:
-            await refresh(es, index)
-    except SyncCanceled as stop:
-        return SyncResult("canceled", progress, error=str(stop))
-    except Exception as error:
-        logger.warning("sync of %s failed: %s", index, error)
-        return SyncResult("error", progress, error=describe_error(error))
-    return SyncResult("completed", progress, seconds=time.monotonic() - started)
+    return writer.stats.deleted - before
 
 
 def describe_error(error: BaseException) -> str:

@@ -22,9 +22,8 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
 from connectors.config import load_settings  # noqa: E402
 from connectors.es.client import check_reachable, create_client  # noqa: E402
-from connectors.protocol import ensure_protocol_indices  # noqa: E402
+from connectors.protocol import ensure_protocol_indices, protocol_for  # noqa: E402
 from connectors.protocol.connector import new_connector_document  # noqa: E402
-from connectors.runner import protocol_for  # noqa: E402
 from connectors.sources.directory import DirectoryDataSource  # noqa: E402
 
 

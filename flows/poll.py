@@ -24,6 +24,7 @@ from connectors.config import ConfigError, load_settings
 from connectors.es.client import check_reachable, create_client
 from flows.sync import run_tags, sync
 from tasks.poll_tasks import claim_jobs, create_due_jobs, fail_stale_jobs, heartbeat_and_publish
+from tasks.runtime import flow_runtime
 
 logger = logging.getLogger("elastic-ingest.poll")
 
@@ -74,11 +75,12 @@ async def poll(
 ) -> dict:
     """One pass. With `run_here`, in-process syncs run before the pass returns; otherwise the
     caller (the poll loop) runs the returned `in_process` jobs in the background."""
-    settings = load_settings(config_file)
-    statuses = await heartbeat_and_publish(config_file)
-    created = await create_due_jobs(config_file)
-    stale = await fail_stale_jobs(config_file)
-    claimed = await claim_jobs(config_file, capacity or settings.service.max_concurrent_syncs)
+    async with flow_runtime(config_file) as runtime:
+        settings = runtime.settings
+        statuses = await heartbeat_and_publish()
+        created = await create_due_jobs()
+        stale = await fail_stale_jobs()
+        claimed = await claim_jobs(capacity or settings.service.max_concurrent_syncs)
     if settings.service.use_deployments:
         local = await launch_through_deployments(claimed, config_file)
     else:

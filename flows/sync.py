@@ -8,30 +8,18 @@ child flow run.
 
 from __future__ import annotations
 
-import asyncio
-import tempfile
-import time
 from collections.abc import Awaitable, Callable
 
-from prefect import flow, get_run_logger, runtime, tags
+from prefect import flow, get_run_logger, tags
 from prefect.client.orchestration import get_client
+from prefect.runtime import flow_run
 from prefect.states import Cancelled
 
-from connectors.protocol import JobStatus
-from connectors.protocol.watch import JobWatch
-from connectors.runner import protocol_for
-from connectors.sync import SyncCanceled, SyncProgress, describe_error
-from tasks.common import elasticsearch
-from tasks.live import LiveJob, register, unregister
-from tasks.sync_tasks import (
-    check_changed,
-    delete_stale_documents,
-    report,
-    snapshot,
-    stream_documents,
-)
-
-RUNNABLE_STATUSES = ("configured", "connected", "error")
+from connectors.job_run import JobRun
+from connectors.protocol import JobLost, JobStatus, JobType, TriggerMethod
+from connectors.protocol.states import may_sync
+from tasks.runtime import flow_runtime
+from tasks.sync_tasks import TaskStages
 
 
 class SyncFailed(RuntimeError):
@@ -39,7 +27,7 @@ class SyncFailed(RuntimeError):
 
 
 def run_name() -> str:
-    parameters = runtime.flow_run.parameters
+    parameters = flow_run.parameters
     if parameters.get("job_id"):
         return (
             f"{parameters.get('service_type') or 'sync'}-{parameters.get('connector_id')}"
@@ -60,8 +48,8 @@ def prefect_cancel_check() -> Callable[[], Awaitable[bool]]:
 
     async def cancel_requested() -> bool:
         async with get_client() as client:
-            if not lineage and runtime.flow_run.id:
-                run = await client.read_flow_run(runtime.flow_run.id)
+            if not lineage and flow_run.id:
+                run = await client.read_flow_run(flow_run.id)
                 lineage.append(run.id)
                 while run.parent_task_run_id:
                     parent_task = await client.read_task_run(run.parent_task_run_id)
@@ -90,87 +78,42 @@ async def sync(
 
 
 async def sync_job(job_id: str, config_file: str | None):
-    logger = get_run_logger()
-    started = time.monotonic()
-    async with elasticsearch(config_file) as (es, settings):
-        _, jobs = protocol_for(es, settings)
-        job = await jobs.get(job_id)
-        if job is None or job.status not in (JobStatus.IN_PROGRESS, JobStatus.CANCELING):
-            raise SyncFailed(
-                f"job {job_id} is {job.status.value if job else 'missing'}, not claimed for running"
-            )
-        metadata = {
-            "flow_run_id": str(runtime.flow_run.id),
-            "flow_run_url": runtime.flow_run.ui_url,
-        }
-        await jobs.set_metadata(job_id, metadata)
-        progress = SyncProgress()
-        cancel_requested = prefect_cancel_check()
-        watch = JobWatch(
-            jobs,
-            job,
-            progress.job_counters,
-            settings.service.heartbeat_interval,
-            stop_requested=cancel_requested,
+    """Run the job's lifecycle (connectors/job_run.py) with each stage as a task run."""
+    async with flow_runtime(config_file) as runtime:
+        runtime.job = JobRun(
+            runtime.es,
+            runtime.settings,
+            job_id,
+            stop_requested=prefect_cancel_check(),
+            metadata={
+                "flow_run_id": str(flow_run.id),
+                "flow_run_url": flow_run.ui_url,
+            },
         )
-        register(job_id, LiveJob(progress, watch.is_canceled))
-        status, error, cursor = JobStatus.COMPLETED, None, None
         try:
-            async with watch:
-                check = await check_changed(job.connector_id, config_file)
-                if check["changed"]:
-                    with tempfile.TemporaryDirectory(prefix="elastic-ingest-") as workdir:
-                        taken = await snapshot(job.index_name, workdir, config_file)
-                        await stream_documents(job_id, job.connector_id, taken, config_file)
-                        await delete_stale_documents(job_id, job.index_name, taken, config_file)
-                else:
-                    logger.info("nothing changed since the last sync; nothing to do")
-                cursor = check["cursor"]
-        except SyncCanceled:
-            status = JobStatus.CANCELED
-        except Exception as failure:
-            status, error = JobStatus.ERROR, describe_error(failure)
-        except BaseException:  # process stopping or run cancelled by Prefect: never lose the job
-            canceled = watch.canceled or await _answer(cancel_requested)
-            stopped = JobStatus.CANCELED if canceled else JobStatus.SUSPENDED
-            await asyncio.shield(
-                jobs.finish(
-                    job_id, stopped, progress.job_counters(), f"sync stopped: {stopped.value}"
-                )
-            )
-            raise
-        finally:
-            unregister(job_id)
-    final = await report(
-        job_id,
-        status.value,
-        progress.to_dict(),
-        error,
-        cursor,
-        time.monotonic() - started,
-        config_file,
-    )
-    summary = {"job_id": job_id, "status": final, **progress.to_dict(), "error": error}
-    if final == JobStatus.ERROR.value:
-        raise SyncFailed(error)
-    if final == JobStatus.CANCELED.value:
+            outcome = await runtime.job.run(TaskStages(job_id))
+        except JobLost as lost:
+            raise SyncFailed(str(lost)) from None
+        summary = {
+            "job_id": job_id,
+            "status": outcome.status.value,
+            **runtime.job.progress.report(),
+            "error": outcome.error,
+        }
+    if not outcome.changed:
+        get_run_logger().info("nothing changed since the last sync; nothing to do")
+    if outcome.status == JobStatus.ERROR:
+        raise SyncFailed(outcome.error)
+    if outcome.status == JobStatus.CANCELED:
         return Cancelled(message=f"job {job_id} canceled; nothing was deleted", data=summary)
     return summary
-
-
-async def _answer(check: Callable[[], Awaitable[bool]]) -> bool:
-    """The check's answer, or False if Prefect cannot be asked (the process is stopping)."""
-    try:
-        return await check()
-    except Exception:
-        return False
 
 
 async def sync_connectors(service_type: str | None, connector_id: str | None, config_file):
     """Create, claim and run an on-demand job per matching connector, each as a child run."""
     logger = get_run_logger()
-    async with elasticsearch(config_file) as (es, settings):
-        connectors, jobs = protocol_for(es, settings)
+    async with flow_runtime(config_file) as runtime:
+        connectors, jobs = runtime.protocol
         if connector_id:
             found = await connectors.get(connector_id)
             targets = [found] if found else []
@@ -178,10 +121,12 @@ async def sync_connectors(service_type: str | None, connector_id: str | None, co
             targets = await connectors.all(service_type)
         claimed = []
         for connector in targets:
-            if connector.status not in RUNNABLE_STATUSES:
+            if not may_sync(connector.status):
                 logger.warning("connector %s is %s; skipped", connector.id, connector.status)
                 continue
-            new_job = await jobs.get(await jobs.create(connector, "full", "on_demand"))
+            new_job = await jobs.get(
+                await jobs.create(connector, JobType.FULL, TriggerMethod.ON_DEMAND)
+            )
             job = await jobs.claim(new_job)
             if job is None:
                 logger.warning("connector %s is already syncing; skipped", connector.id)

@@ -1,9 +1,10 @@
-"""The stages of a full sync as Prefect tasks (DESIGN.md §4): one task run per stage."""
+"""The stages of a sync as Prefect tasks (DESIGN.md §4): one task run per stage, each a call into
+the flow run's JobRun (connectors/job_run.py), a log line and a small return value."""
 
 from __future__ import annotations
 
 import asyncio
-import time
+import contextlib
 
 from prefect import get_run_logger, task
 from prefect.artifacts import (
@@ -14,96 +15,45 @@ from prefect.artifacts import (
 )
 from prefect.cache_policies import NO_CACHE
 
+from connectors.job_run import JobRun
 from connectors.protocol import JobStatus
-from connectors.runner import build_source, load_job_context, protocol_for
-from connectors.snapshot import IndexSnapshot, snapshot_index
-from connectors.sync import (
-    SyncProgress,
-    delete_stale,
-    index_documents,
-    prepare_index,
-    refresh,
-)
-from tasks.common import elasticsearch, transient_only
-from tasks.live import live_job
+from tasks.runtime import current_job, transient_only
 
 PROGRESS_EVERY_SECONDS = 2.0
+RETRY_TRANSIENT = {"retry_delay_seconds": 2, "retry_condition_fn": transient_only}
 
 
-@task(
-    name="check-changed",
-    cache_policy=NO_CACHE,
-    retries=2,
-    retry_delay_seconds=2,
-    retry_condition_fn=transient_only,
-)
-async def check_changed(connector_id: str, config_file: str | None) -> dict:
+@task(name="check-changed", cache_policy=NO_CACHE, retries=2, **RETRY_TRANSIENT)
+async def check_changed(job_id: str) -> bool:
     """Reach the source and ask whether anything changed since the last successful sync."""
-    async with elasticsearch(config_file) as (es, settings):
-        connectors, _ = protocol_for(es, settings)
-        context = await load_job_context(settings, connectors, connector_id)
-    source = build_source(context)
-    try:
-        await source.ping()
-        changed = await source.changed(context.connector.doc.get("sync_cursor"))
-        cursor = source.sync_cursor()
-    finally:
-        await source.close()
+    changed = await current_job(job_id).check_changed()
     get_run_logger().info("source changed since last sync: %s", changed)
-    return {"changed": changed, "cursor": cursor}
+    return changed
 
 
-@task(
-    name="snapshot-index",
-    cache_policy=NO_CACHE,
-    retries=2,
-    retry_delay_seconds=2,
-    retry_condition_fn=transient_only,
-)
-async def snapshot(index: str, workdir: str, config_file: str | None) -> IndexSnapshot:
+@task(name="snapshot-index", cache_policy=NO_CACHE, retries=2, **RETRY_TRANSIENT)
+async def snapshot_index(job_id: str) -> int:
     """Create the index if needed, then record what it holds (ids and versions) on disk."""
-    async with elasticsearch(config_file) as (es, _):
-        created = await prepare_index(es, index)
-        taken = await snapshot_index(es, index, workdir)
-    get_run_logger().info(
-        "index %s %s; holds %d documents", index, "created" if created else "exists", taken.count
-    )
-    return taken
+    run = current_job(job_id)
+    count = await run.snapshot_index()
+    get_run_logger().info("index %s holds %d documents", run.inputs.index_name, count)
+    return count
 
 
 @task(name="stream-and-index", cache_policy=NO_CACHE)
-async def stream_documents(
-    job_id: str, connector_id: str, taken: IndexSnapshot, config_file: str | None
-) -> dict:
+async def write_documents(job_id: str) -> dict:
     """Stream the source, skip unchanged documents, bulk-write the rest; counts come back."""
-    live = live_job(job_id)
-    progress_id = await create_progress_artifact(0.0, description="documents read from source")
-    last_update = time.monotonic()
-    progress = live.progress
-
-    def check_in() -> bool:
-        """Called as the stream's cancel check: moves the progress artifact every few seconds,
-        and answers whether the job should stop."""
-        nonlocal last_update
-        if time.monotonic() - last_update > PROGRESS_EVERY_SECONDS:
-            last_update = time.monotonic()
-            _schedule_progress(progress_id, progress, taken.count)
-        return live.canceled()
-
-    async with elasticsearch(config_file) as (es, settings):
-        connectors, _ = protocol_for(es, settings)
-        context = await load_job_context(settings, connectors, connector_id)
-        source = build_source(context)
-        try:
-            await index_documents(
-                es, source, context.connector.index_name, taken, settings, progress, check_in
-            )
-        finally:
-            await source.close()
-            await refresh(es, context.connector.index_name)
-            await update_progress_artifact(
-                progress_id, 100.0, description=f"{progress.seen} documents read"
-            )
+    run = current_job(job_id)
+    artifact = await create_progress_artifact(0.0, description="documents read from source")
+    follower = asyncio.create_task(_follow(artifact, run))
+    try:
+        counts = await run.write_documents()
+    finally:
+        follower.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await follower
+        progress = run.progress
+        await update_progress_artifact(artifact, 100.0, f"{progress.seen} documents read")
     get_run_logger().info(
         "read %d, indexed %d (%d new), skipped %d unchanged, %d rejected",
         progress.seen,
@@ -112,72 +62,74 @@ async def stream_documents(
         progress.skipped,
         progress.failed,
     )
-    return progress.to_dict()
+    return {key: value for key, value in counts.items() if key != "failures"}
 
 
-_pending_updates: set = set()
+async def _follow(artifact, run: JobRun) -> None:
+    """Move the progress artifact every few seconds while documents stream."""
+    while True:
+        await asyncio.sleep(PROGRESS_EVERY_SECONDS)
+        progress = run.progress
+        expected = run.indexed_before
+        percent = min(99.0, 100.0 * progress.seen / expected) if expected else 0.0
+        description = f"{progress.seen} documents read, {progress.indexed} indexed"
+        await update_progress_artifact(artifact, percent, description)
 
 
-def _schedule_progress(progress_id, progress: SyncProgress, expected: int) -> None:
-    """Move the progress artifact without blocking the stream (fire and forget)."""
-    percent = min(99.0, 100.0 * progress.seen / expected) if expected else 0.0
-    description = f"{progress.seen} documents read, {progress.indexed} indexed"
-    update = asyncio.ensure_future(update_progress_artifact(progress_id, percent, description))
-    _pending_updates.add(update)
-    update.add_done_callback(_pending_updates.discard)
-
-
-@task(
-    name="delete-stale",
-    cache_policy=NO_CACHE,
-    retries=1,
-    retry_delay_seconds=2,
-    retry_condition_fn=transient_only,
-)
-async def delete_stale_documents(
-    job_id: str, index: str, taken: IndexSnapshot, config_file: str | None
-) -> int:
+@task(name="delete-stale", cache_policy=NO_CACHE, retries=1, **RETRY_TRANSIENT)
+async def delete_stale(job_id: str) -> int:
     """Delete what the source no longer has; refuses unless the source was read to the end."""
-    live = live_job(job_id)
-    async with elasticsearch(config_file) as (es, settings):
-        deleted = await delete_stale(es, index, taken, settings, live.progress, live.canceled)
-        await refresh(es, index)
+    deleted = await current_job(job_id).delete_stale()
     get_run_logger().info("deleted %d documents the source no longer has", deleted)
     return deleted
 
 
-@task(name="report-status", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=2)
-async def report(
-    job_id: str,
-    status: str,
-    counts: dict,
-    error: str | None,
-    cursor: dict | None,
-    seconds: float,
-    config_file: str | None,
-) -> str:
+@task(name="report-status", cache_policy=NO_CACHE, retries=3, **RETRY_TRANSIENT)
+async def finish(job_id: str) -> JobStatus:
     """Finish the job (mirrored onto the connector) and publish the sync report."""
-    async with elasticsearch(config_file) as (es, settings):
-        _, jobs = protocol_for(es, settings)
-        job_counters = SyncProgress.from_dict(counts).job_counters()
-        finished = await jobs.finish(job_id, JobStatus(status), job_counters, error, cursor)
+    run = current_job(job_id)
+    status = await run.finish()
+    counts = run.progress.report()
     rows = [
-        {"measure": name, "value": counts.get(name, 0)}
+        {"measure": name, "value": counts[name]}
         for name in ("seen", "created", "updated", "skipped", "deleted", "failed", "volume")
     ]
-    rows.append({"measure": "seconds", "value": round(seconds, 2)})
+    error = run.outcome.error
     await create_table_artifact(
         rows,
         key=f"sync-report-{job_id.lower()[:40]}".replace("_", "-"),
-        description=f"job {job_id}: {finished.status.value}" + (f" ({error})" if error else ""),
+        description=f"job {job_id}: {status.value}" + (f" ({error})" if error else ""),
     )
-    failures = counts.get("failures") or []
-    if failures:
-        lines = "\n".join(f"| `{f['id']}` | {f['status']} | {f['reason']} |" for f in failures)
+    if counts["failures"]:
+        lines = "\n".join(
+            f"| `{f['id']}` | {f['status']} | {f['reason']} |" for f in counts["failures"]
+        )
         await create_markdown_artifact(
             f"### Documents Elasticsearch rejected\n\n| id | status | reason |\n|---|---|---|\n"
             f"{lines}\n",
             description=f"job {job_id}: rejected documents",
         )
-    get_run_logger().info("job %s finished: %s", job_id, finished.status.value)
-    return finished.status.value
+    get_run_logger().info("job %s finished: %s", job_id, status.value)
+    return status
+
+
+class TaskStages:
+    """A JobRun's stages as task runs, for `JobRun.run(stages=...)`."""
+
+    def __init__(self, job_id: str):
+        self.job_id = job_id
+
+    async def check_changed(self) -> bool:
+        return await check_changed(self.job_id)
+
+    async def snapshot_index(self) -> int:
+        return await snapshot_index(self.job_id)
+
+    async def write_documents(self) -> dict:
+        return await write_documents(self.job_id)
+
+    async def delete_stale(self) -> int:
+        return await delete_stale(self.job_id)
+
+    async def finish(self) -> JobStatus:
+        return await finish(self.job_id)

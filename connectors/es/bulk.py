@@ -1,4 +1,6 @@
-"""Bulk writer: batches by count and bytes, bounds requests in flight, retries transient errors."""
+"""Bulk writer: batches by count and bytes, bounds requests in flight, retries transient errors,
+and is fenced: every operation carries the job's generation as an external version, and an
+ownership check runs before every request, so a writer whose job was taken over cannot win."""
 
 from __future__ import annotations
 
@@ -9,21 +11,29 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import orjson
-from elasticsearch import ApiError, AsyncElasticsearch
-from elasticsearch import ConnectionError as ESConnectionError
+from elasticsearch import AsyncElasticsearch
 
 from connectors.config import BulkSettings
+from connectors.es.errors import RETRIABLE_STATUS, is_transient
 
 logger = logging.getLogger(__name__)
 
-RETRIABLE_STATUS = frozenset({429, 502, 503, 504})
 MAX_KEPT_FAILURES = 1000
 
 SendBulk = Callable[[bytes], Awaitable[dict]]
+OwnershipCheck = Callable[[], Awaitable[None]]
 
 
 class BulkError(RuntimeError):
     """A bulk request kept failing after every retry; nothing after it can be trusted."""
+
+
+class TooManyRejections(RuntimeError):
+    """Elasticsearch rejected more documents than the configured limit."""
+
+
+class Fenced(RuntimeError):  # noqa: N818 - an outcome: the job now belongs to someone else
+    """A newer job owns the index's documents; this writer must stop at once."""
 
 
 @dataclass(frozen=True)
@@ -64,12 +74,6 @@ def bulk_sender(es: AsyncElasticsearch, index: str) -> SendBulk:
     return send
 
 
-def _transient(error: Exception) -> bool:
-    if isinstance(error, ESConnectionError | asyncio.TimeoutError):
-        return True
-    return isinstance(error, ApiError) and error.meta.status in RETRIABLE_STATUS
-
-
 def _reason(result: dict) -> str:
     error = result.get("error")
     if isinstance(error, dict):
@@ -80,10 +84,25 @@ def _reason(result: dict) -> str:
 class BulkWriter:
     """Queue index/delete operations; `close()` flushes, waits, and returns the stats."""
 
-    def __init__(self, send: SendBulk, settings: BulkSettings):
+    def __init__(
+        self,
+        send: SendBulk,
+        settings: BulkSettings,
+        *,
+        stats: BulkStats | None = None,
+        version: int | None = None,
+        check_owner: OwnershipCheck | None = None,
+        max_rejected: int | None = None,
+    ):
+        """`version`: the job's generation, sent as an external_gte version so that Elasticsearch
+        rejects this writer's operations once a newer job wrote the same ids. `check_owner`
+        raises (e.g. Fenced) when the job is no longer this worker's; it runs before each send."""
         self.send = send
         self.settings = settings
-        self.stats = BulkStats()
+        self.stats = stats if stats is not None else BulkStats()
+        self.version = version
+        self.check_owner = check_owner
+        self.max_rejected = max_rejected
         self._buffer: list[_Operation] = []
         self._buffer_bytes = 0
         self._slots = asyncio.Semaphore(settings.requests_in_flight)
@@ -91,15 +110,23 @@ class BulkWriter:
         self._error: BaseException | None = None
 
     @classmethod
-    def for_index(cls, es: AsyncElasticsearch, index: str, settings: BulkSettings) -> BulkWriter:
-        return cls(bulk_sender(es, index), settings)
+    def for_index(
+        cls, es: AsyncElasticsearch, index: str, settings: BulkSettings, **options
+    ) -> BulkWriter:
+        return cls(bulk_sender(es, index), settings, **options)
+
+    def _action(self, kind: str, document_id: str) -> bytes:
+        meta: dict = {"_id": document_id}
+        if self.version is not None:
+            meta.update(version=self.version, version_type="external_gte")
+        return orjson.dumps({kind: meta})
 
     async def index(self, document_id: str, source: bytes) -> None:
-        action = orjson.dumps({"index": {"_id": document_id}})
+        action = self._action("index", document_id)
         await self._add(_Operation(document_id, "index", action + b"\n" + source + b"\n"))
 
     async def delete(self, document_id: str) -> None:
-        action = orjson.dumps({"delete": {"_id": document_id}})
+        action = self._action("delete", document_id)
         await self._add(_Operation(document_id, "delete", action + b"\n"))
 
     async def _add(self, operation: _Operation) -> None:
@@ -153,10 +180,12 @@ class BulkWriter:
         pending = batch
         for attempt in range(self.settings.max_retries + 1):
             body = b"".join(operation.lines for operation in pending)
+            if self.check_owner is not None:
+                await self.check_owner()
             try:
                 response = await self.send(body)
             except Exception as error:
-                if not _transient(error):
+                if not is_transient(error):
                     raise BulkError(f"bulk request refused: {error}") from error
                 if attempt == self.settings.max_retries:
                     raise BulkError(
@@ -180,7 +209,12 @@ class BulkWriter:
         for operation, item in zip(sent, items, strict=True):
             result = next(iter(item.values()))
             status = result.get("status", 500)
-            if status in RETRIABLE_STATUS and not last:
+            if status == 409 and self.version is not None:
+                self._error = self._error or Fenced(
+                    f"document {operation.id} was written by a newer job (version conflict); "
+                    "this sync no longer owns the index"
+                )
+            elif status in RETRIABLE_STATUS and not last:
                 retry.append(operation)
             elif status < 300 or (operation.action == "delete" and status == 404):
                 outcome = result.get("result")
@@ -196,4 +230,10 @@ class BulkWriter:
                 if len(self.stats.failures) < MAX_KEPT_FAILURES:
                     self.stats.failures.append(failure)
                 logger.warning("document %s rejected: %s", failure.id, failure.reason)
+                if self.max_rejected is not None and self.stats.failed > self.max_rejected:
+                    first = "; ".join(f"{f.id}: {f.reason}" for f in self.stats.failures[:3])
+                    self._error = self._error or TooManyRejections(
+                        f"{self.stats.failed} documents rejected by Elasticsearch "
+                        f"(limit {self.max_rejected}); first: {first}"
+                    )
         return retry

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from elasticsearch import AsyncElasticsearch
+from elasticsearch import AsyncElasticsearch as ESClient  # re-exported: the type other layers name
 from elasticsearch import ConnectionError as ESConnectionError
 
 from connectors.config import ElasticsearchSettings
 
 
-def create_client(settings: ElasticsearchSettings) -> AsyncElasticsearch:
+def create_client(settings: ElasticsearchSettings) -> ESClient:
     options: dict = {
         "hosts": settings.hosts,
         "request_timeout": settings.request_timeout,
@@ -22,10 +22,10 @@ def create_client(settings: ElasticsearchSettings) -> AsyncElasticsearch:
         options["api_key"] = settings.api_key.get_secret_value()
     elif settings.username and settings.password:
         options["basic_auth"] = (settings.username, settings.password.get_secret_value())
-    return AsyncElasticsearch(**options)
+    return ESClient(**options)
 
 
-async def check_reachable(es: AsyncElasticsearch, hosts: list[str]) -> str:
+async def check_reachable(es: ESClient, hosts: list[str]) -> str:
     """The cluster's version; raise ConnectionError with the hosts named when it does not answer."""
     try:
         nodes = await es.nodes.info(node_id="_local", filter_path="nodes.*.version")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import warnings
 
-from elasticsearch import AsyncElasticsearch, BadRequestError, ElasticsearchWarning
+from elasticsearch import AsyncElasticsearch, BadRequestError, ElasticsearchWarning, NotFoundError
 
 logger = logging.getLogger(__name__)
 
@@ -32,3 +32,29 @@ async def ensure_index(
             warning.message,
         )
     return True
+
+
+# Deleted documents' versions are kept this long, so a fenced-out writer cannot resurrect a
+# document a newer job deleted (Elasticsearch's default is 60 s, shorter than a stale job).
+CONTENT_INDEX_SETTINGS = {"index.gc_deletes": "1h"}
+
+
+async def ensure_content_index(es: AsyncElasticsearch, name: str) -> bool:
+    """Create a connector's target index unless it (or an alias) exists; True when created."""
+    return await ensure_index(es, name, settings=CONTENT_INDEX_SETTINGS)
+
+
+async def refresh(es: AsyncElasticsearch, index: str) -> None:
+    await es.indices.refresh(index=index)
+
+
+async def concrete_indices(es: AsyncElasticsearch, name: str) -> list[str]:
+    """The indices `name` stands for (itself, or what an alias points to); [] if nothing yet."""
+    try:
+        resolved = await es.indices.resolve_index(name=name, expand_wildcards="all")
+    except NotFoundError:
+        return []
+    found = [index["name"] for index in resolved.get("indices", [])]
+    for alias in resolved.get("aliases", []):
+        found += alias.get("indices", [])
+    return found

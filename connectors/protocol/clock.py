@@ -18,3 +18,8 @@ def parse(text: str | None) -> datetime | None:
         return None
     moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def microseconds() -> int:
+    """Now, as microseconds since the epoch: above any version Elasticsearch assigns itself."""
+    return int(now().timestamp() * 1_000_000)

@@ -7,11 +7,11 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from elasticsearch import AsyncElasticsearch, ConflictError, NotFoundError
-
 from connectors.cron import CronError, QuartzCron
+from connectors.es.client import ESClient
+from connectors.es.documents import DocumentIndex, VersionConflict, VersionedDocument
 from connectors.protocol import clock
-from connectors.protocol.versioned import VersionedDocument, update_if_unchanged
+from connectors.protocol.states import ConnectorStatus, JobType
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ class Connector(VersionedDocument):
 
     @property
     def status(self) -> str:
-        return self.doc.get("status") or "created"
+        return self.doc.get("status") or ConnectorStatus.CREATED
 
     @property
     def configuration(self) -> dict[str, Any]:
@@ -47,7 +47,7 @@ class Connector(VersionedDocument):
         scheduling = self.doc.get("scheduling") or {}
         if "interval" in scheduling:
             return scheduling
-        return scheduling.get("full")
+        return scheduling.get(JobType.FULL.value)
 
 
 def new_connector_document(
@@ -64,13 +64,13 @@ def new_connector_document(
         "name": name or index_name,
         "description": "",
         "language": None,
-        "status": "created",
+        "status": ConnectorStatus.CREATED.value,
         "error": None,
         "configuration": {key: {"value": value} for key, value in (configuration or {}).items()},
         "scheduling": {
-            "full": {"enabled": bool(schedule), "interval": schedule or "0 0 0 * * ?"},
-            "incremental": {"enabled": False, "interval": "0 0 0 * * ?"},
-            "access_control": {"enabled": False, "interval": "0 0 0 * * ?"},
+            JobType.FULL.value: {"enabled": bool(schedule), "interval": schedule or "0 0 0 * * ?"},
+            JobType.INCREMENTAL.value: {"enabled": False, "interval": "0 0 0 * * ?"},
+            JobType.ACCESS_CONTROL.value: {"enabled": False, "interval": "0 0 0 * * ?"},
         },
         "sync_now": False,
         "last_seen": None,
@@ -96,66 +96,38 @@ def new_connector_document(
 class ConnectorIndex:
     """Reads and compare-and-set updates of the connectors index."""
 
-    def __init__(self, es: AsyncElasticsearch, index: str):
-        self.es = es
+    def __init__(self, es: ESClient, index: str):
+        self.documents = DocumentIndex(es, index)
         self.index = index
 
     async def create(self, document: dict[str, Any], connector_id: str | None = None) -> str:
-        connector_id = connector_id or uuid.uuid4().hex[:20]
-        await self.es.index(
-            index=self.index, id=connector_id, document=document, op_type="create", refresh=True
-        )
-        return connector_id
+        created = await self.documents.create(document, connector_id or uuid.uuid4().hex[:20])
+        if created is None:
+            raise ValueError(f"connector {connector_id} already exists")
+        return created
 
     async def get(self, connector_id: str) -> Connector | None:
-        try:
-            hit = await self.es.get(index=self.index, id=connector_id)
-        except NotFoundError:
-            return None
-        return Connector.from_hit(hit)
+        hit = await self.documents.get(connector_id)
+        return Connector.from_hit(hit) if hit else None
 
     async def all(self, service_type: str | None = None) -> list[Connector]:
         query = {"term": {"service_type": service_type}} if service_type else {"match_all": {}}
-        connectors, search_after = [], None
-        while True:
-            response = await self.es.search(
-                index=self.index,
-                query=query,
-                size=500,
-                sort=["_doc"],
-                seq_no_primary_term=True,
-                search_after=search_after,
-            )
-            hits = response["hits"]["hits"]
-            connectors += [Connector.from_hit(hit) for hit in hits]
-            if len(hits) < 500:
-                return connectors
-            search_after = hits[-1]["sort"]
+        return [Connector.from_hit(hit) async for hit in self.documents.scan(query)]
 
     async def update(self, connector: Connector, fields: dict[str, Any]) -> Connector | None:
         """Write `fields` only if nobody changed the document since it was read (None if so)."""
         try:
-            return await update_if_unchanged(self.es, self.index, connector, fields)
-        except (ConflictError, NotFoundError):
+            return await self.documents.update_if_unchanged(connector, fields)
+        except VersionConflict:
             return None
 
     async def patch(self, connector_id: str, fields: dict[str, Any]) -> None:
         """Write `fields` regardless of concurrent changes (heartbeats, mirrored job results)."""
-        try:
-            await self.es.update(
-                index=self.index, id=connector_id, doc=fields, refresh=True, retry_on_conflict=5
-            )
-        except NotFoundError:
+        if not await self.documents.patch(connector_id, fields):
             logger.warning("connector %s was deleted; not updated", connector_id)
 
-    async def heartbeat(self, connectors: list[Connector]) -> None:
-        for connector in connectors:
-            await self.patch(connector.id, {"last_seen": clock.iso()})
-
     async def request_sync(self, connector_id: str) -> None:
-        await self.es.update(
-            index=self.index, id=connector_id, doc={"sync_now": True}, refresh=True
-        )
+        await self.patch(connector_id, {"sync_now": True})
 
     async def publish_schema(
         self, connector: Connector, schema: dict[str, dict], is_configured
@@ -173,10 +145,13 @@ class ConnectorIndex:
             fields["configuration"] = merged
             configuration = merged
         values = {name: spec.get("value") for name, spec in configuration.items()}
-        if connector.status in ("created", "needs_configuration"):
-            fields["status"] = "configured" if is_configured(values) else "needs_configuration"
-        elif connector.status == "configured" and not is_configured(values):
-            fields["status"] = "needs_configuration"
+        waiting = (ConnectorStatus.CREATED, ConnectorStatus.NEEDS_CONFIGURATION)
+        if connector.status in waiting:
+            fields["status"] = (
+                ConnectorStatus.CONFIGURED if is_configured(values) else waiting[1]
+            ).value
+        elif connector.status == ConnectorStatus.CONFIGURED and not is_configured(values):
+            fields["status"] = ConnectorStatus.NEEDS_CONFIGURATION.value
         fields = {key: value for key, value in fields.items() if connector.doc.get(key) != value}
         if not fields:
             return connector

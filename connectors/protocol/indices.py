@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from elasticsearch import AsyncElasticsearch
-
 from connectors.config import ProtocolSettings
+from connectors.es.client import ESClient
 from connectors.es.indices import ensure_index
 
 _OPAQUE = {"type": "object", "enabled": False}
@@ -77,7 +76,7 @@ JOB_MAPPINGS = {
 }
 
 
-async def ensure_protocol_indices(es: AsyncElasticsearch, settings: ProtocolSettings) -> None:
+async def ensure_protocol_indices(es: ESClient, settings: ProtocolSettings) -> None:
     """Create both indices with explicit mappings when missing; existing ones are used as is."""
     single_shard = {"number_of_shards": 1, "auto_expand_replicas": "0-1"}
     await ensure_index(es, settings.connectors_index, CONNECTOR_MAPPINGS, single_shard)

@@ -5,27 +5,32 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import uuid
 from typing import Any
 
-from elasticsearch import AsyncElasticsearch, ConflictError, NotFoundError
-
+from connectors.es.client import ESClient
+from connectors.es.documents import DocumentIndex, VersionConflict, VersionedDocument
 from connectors.protocol import clock
 from connectors.protocol.connector import Connector, ConnectorIndex
 from connectors.protocol.states import (
+    ACTIVE,
     COUNTERS,
     FINAL,
     TRANSITIONS,
+    ConnectorStatus,
     IllegalTransition,
     JobStatus,
+    JobType,
+    TriggerMethod,
 )
 from connectors.protocol.states import JobStatus as S
-from connectors.protocol.versioned import VersionedDocument, update_if_unchanged
 
 logger = logging.getLogger(__name__)
+REDACTED = "********"
 
 
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+class JobLost(RuntimeError):  # noqa: N818 - an outcome: someone else decided this job's fate
+    """The job is no longer this worker's (failed as stale, re-claimed, deleted): stop writing."""
 
 
 class Job(VersionedDocument):
@@ -47,18 +52,44 @@ class Job(VersionedDocument):
     def index_name(self) -> str:
         return self.doc["connector"].get("index_name") or ""
 
+    @property
+    def job_type(self) -> str:
+        return self.doc.get("job_type") or JobType.FULL.value
 
-def _redacted_configuration(configuration: dict[str, Any]) -> dict[str, Any]:
-    """The connector's configuration with sensitive values removed (jobs never hold secrets)."""
+    @property
+    def claim(self) -> str | None:
+        """Who holds the job now: a fresh id per claim, so a re-claim fences the old worker."""
+        return (self.doc.get("metadata") or {}).get("claim")
+
+    @property
+    def generation(self) -> int | None:
+        """The claim's place in the connector's history; grows with every claim (fencing)."""
+        return (self.doc.get("metadata") or {}).get("generation")
+
+
+def status_fields(job_type: str) -> tuple[str, str]:
+    """The connector fields mirroring a job of this type: (status field, error field)."""
+    if job_type == JobType.ACCESS_CONTROL:
+        return "last_access_control_sync_status", "last_access_control_sync_error"
+    return "last_sync_status", "last_sync_error"
+
+
+def redacted_configuration(
+    configuration: dict[str, Any], sensitive: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """The configuration with secret values masked: fields flagged `sensitive` in the document,
+    and the names in `sensitive` (what the source class declares), whichever says so."""
     redacted = {}
     for name, spec in configuration.items():
-        if isinstance(spec, dict) and spec.get("sensitive"):
-            spec = {**spec, "value": "********" if spec.get("value") else spec.get("value")}
+        if isinstance(spec, dict) and (spec.get("sensitive") or name in sensitive):
+            spec = {**spec, "value": REDACTED if spec.get("value") else spec.get("value")}
         redacted[name] = spec
     return redacted
 
 
-def new_job_document(connector: Connector, job_type: str, trigger_method: str) -> dict[str, Any]:
+def new_job_document(
+    connector: Connector, job_type: str, trigger_method: str, sensitive: frozenset[str]
+) -> dict[str, Any]:
     doc = connector.doc
     return {
         "connector": {
@@ -66,7 +97,7 @@ def new_job_document(connector: Connector, job_type: str, trigger_method: str) -
             "service_type": connector.service_type,
             "index_name": connector.index_name,
             "language": doc.get("language"),
-            "configuration": _redacted_configuration(connector.configuration),
+            "configuration": redacted_configuration(connector.configuration, sensitive),
             "filtering": doc.get("filtering"),
             "pipeline": doc.get("pipeline"),
             "sync_cursor": doc.get("sync_cursor"),
@@ -88,54 +119,44 @@ def new_job_document(connector: Connector, job_type: str, trigger_method: str) -
 
 
 class JobIndex:
-    """The sync-jobs index; every status change goes through `transition` (CAS + state machine)."""
+    """The sync-jobs index; every status change goes through `transition` (CAS + state machine).
+    `sensitive(service_type)` names the configuration fields a job must never hold in clear."""
 
-    def __init__(self, es: AsyncElasticsearch, index: str, connectors: ConnectorIndex):
-        self.es = es
+    def __init__(self, es: ESClient, index: str, connectors: ConnectorIndex, sensitive=None):
+        self.documents = DocumentIndex(es, index)
         self.index = index
         self.connectors = connectors
+        self.sensitive = sensitive or (lambda service_type: frozenset())
 
     async def create(
         self,
         connector: Connector,
-        job_type: str = "full",
-        trigger_method: str = "on_demand",
+        job_type: str = JobType.FULL,
+        trigger_method: str = TriggerMethod.ON_DEMAND,
         job_id: str | None = None,
     ) -> str | None:
         """Create a pending job; with `job_id`, a second create of the same id is a no-op (None)."""
-        document = new_job_document(connector, job_type, trigger_method)
-        try:
-            response = await self.es.index(
-                index=self.index,
-                id=job_id,
-                document=document,
-                refresh=True,
-                op_type="create" if job_id else "index",
-            )
-        except ConflictError:
-            return None
-        return response["_id"]
+        secrets = self.sensitive(connector.service_type)
+        document = new_job_document(connector, str(job_type), str(trigger_method), secrets)
+        return await self.documents.create(document, job_id)
 
     async def get(self, job_id: str) -> Job | None:
-        try:
-            return Job.from_hit(await self.es.get(index=self.index, id=job_id))
-        except NotFoundError:
-            return None
+        hit = await self.documents.get(job_id)
+        return Job.from_hit(hit) if hit else None
 
     async def search(self, query: dict, size: int = 100, sort=None) -> list[Job]:
-        response = await self.es.search(
-            index=self.index,
-            query=query,
-            size=size,
-            seq_no_primary_term=True,
-            sort=sort or [{"created_at": "asc"}],
-        )
-        return [Job.from_hit(hit) for hit in response["hits"]["hits"]]
+        hits = await self.documents.search(query, size, sort or [{"created_at": "asc"}])
+        return [Job.from_hit(hit) for hit in hits]
 
     async def for_connector(self, connector_id: str, size: int = 20) -> list[Job]:
         return await self.search(
             {"term": {"connector.id": connector_id}}, size, [{"created_at": "desc"}]
         )
+
+    async def active(self) -> list[Job]:
+        """Every job a worker is running (or should be)."""
+        query = {"terms": {"status": [s.value for s in ACTIVE]}}
+        return [Job.from_hit(hit) async for hit in self.documents.scan(query)]
 
     async def claimable(self, service_types: list[str] | None = None, size: int = 100) -> list[Job]:
         """Pending and suspended jobs, oldest first."""
@@ -164,27 +185,35 @@ class JobIndex:
                 )
             update = {**(fields or {}), "status": status.value}
             try:
-                return await update_if_unchanged(self.es, self.index, current, update)
-            except ConflictError:
+                return await self.documents.update_if_unchanged(current, update)
+            except VersionConflict:
                 if not retry_conflicts:
                     return None
                 current = await self.get(current.id)
-        raise ConflictError("too many concurrent updates", None, None)  # pragma: no cover
+        raise VersionConflict(f"job {current.id}: too many concurrent updates")  # pragma: no cover
 
     async def claim(self, job: Job, worker: str | None = None) -> Job | None:
         """Take a pending/suspended job for this worker, exclusively; None if someone else did,
-        or if its connector is already syncing."""
+        or if its connector is already running a job of any kind. The claim gets a fresh id and
+        a generation above every earlier claim of the connector (see `Job.claim`)."""
         connector = await self.connectors.get(job.connector_id)
         if connector is None:
             await self.transition(
                 job, S.CANCELED, {"error": "connector was deleted", "canceled_at": clock.iso()}
             )
             return None
-        if connector.doc.get("last_sync_status") == S.IN_PROGRESS.value:
+        if any(connector.doc.get(status_fields(kind)[0]) == S.IN_PROGRESS for kind in JobType):
             return None
-        previous = connector.doc.get("last_sync_status")
+        lock_field = status_fields(job.job_type)[0]
+        previous = connector.doc.get(lock_field)
+        generation = max(clock.microseconds(), int(connector.doc.get("sync_generation") or 0) + 1)
         locked = await self.connectors.update(
-            connector, {"last_sync_status": S.IN_PROGRESS.value, "sync_locked_at": clock.iso()}
+            connector,
+            {
+                lock_field: S.IN_PROGRESS.value,
+                "sync_locked_at": clock.iso(),
+                "sync_generation": generation,
+            },
         )
         if locked is None:
             return None
@@ -193,33 +222,47 @@ class JobIndex:
             fields = {
                 "started_at": clock.iso(),
                 "last_seen": clock.iso(),
-                "worker_hostname": worker or worker_name(),
+                "worker_hostname": worker or socket.gethostname(),
                 "error": None,
+                "metadata": {
+                    "claim": uuid.uuid4().hex,
+                    "generation": generation,
+                    "worker_pid": os.getpid(),
+                },
             }
             claimed = await self.transition(job, S.IN_PROGRESS, fields, retry_conflicts=False)
         if claimed is None:
-            await self.connectors.update(locked, {"last_sync_status": previous})
+            await self.connectors.update(locked, {lock_field: previous})
         return claimed
 
+    async def check_owner(self, job_id: str, claim: str | None) -> Job:
+        """The job, if it is still running under `claim`; JobLost otherwise."""
+        job = await self.get(job_id)
+        if job is None:
+            raise JobLost(f"job {job_id} was deleted")
+        if job.status not in ACTIVE or job.claim != claim:
+            raise JobLost(
+                f"job {job_id} is {job.status.value}"
+                + ("" if job.claim == claim else " under another claim")
+                + "; this worker no longer owns it"
+            )
+        return job
+
     async def heartbeat(self, job: Job, counters: dict[str, int]) -> Job:
-        """Refresh `last_seen` and the counters; the returned job shows a cancel request if any."""
+        """Refresh `last_seen` and the counters of a job this worker still owns (JobLost if not);
+        the returned job shows a cancel request if any."""
         fields = {**counters, "last_seen": clock.iso()}
+        claim = job.claim
         for _ in range(10):
             try:
-                return await update_if_unchanged(self.es, self.index, job, fields)
-            except ConflictError:
-                job = await self.get(job.id) or job
+                return await self.documents.update_if_unchanged(job, fields)
+            except VersionConflict:
+                job = await self.check_owner(job.id, claim)
         return job
 
     async def set_metadata(self, job_id: str, metadata: dict[str, Any]) -> None:
         """Record where the job runs (the Prefect flow run id and its UI link)."""
-        await self.es.update(
-            index=self.index,
-            id=job_id,
-            doc={"metadata": metadata},
-            refresh=True,
-            retry_on_conflict=5,
-        )
+        await self.documents.patch(job_id, {"metadata": metadata})
 
     async def request_cancel(self, job_id: str) -> Job:
         """What a UI does: pending/suspended -> canceled now; running -> canceling."""
@@ -233,44 +276,56 @@ class JobIndex:
 
     async def finish(
         self,
-        job_id: str,
+        job: Job,
         status: JobStatus,
         counters: dict[str, int] | None = None,
         error: str | None = None,
         sync_cursor: dict | None = None,
+        metadata: dict | None = None,
     ) -> Job:
-        """End a running job and mirror the outcome onto its connector (and unlock it)."""
-        job = await self.get(job_id)
-        if job is None:
-            raise IllegalTransition(f"job {job_id} not found")
-        if job.status == S.CANCELING and status in (S.COMPLETED, S.SUSPENDED):
-            status = S.CANCELED  # the user asked to stop; honour it
-        if job.status == S.IN_PROGRESS and status == S.CANCELED:
-            job = await self.transition(job, S.CANCELING, {"cancelation_requested_at": clock.iso()})
-        fields: dict[str, Any] = {**(counters or {}), "error": error, "last_seen": clock.iso()}
+        """Write a job's final (or suspended) status, decided by the caller from `job` as just
+        read, and mirror it onto the connector (unlocking it). Any concurrent change to the job
+        raises VersionConflict: the caller decides again from a fresh read."""
+        if job.status == S.IN_PROGRESS and status == S.CANCELED:  # the protocol's only path
+            job = await self.documents.update_if_unchanged(
+                job, {"status": S.CANCELING.value, "cancelation_requested_at": clock.iso()}
+            )
+        if status not in TRANSITIONS[job.status]:
+            raise IllegalTransition(
+                f"job {job.id}: {job.status.value} -> {status.value} is not allowed"
+            )
+        fields: dict[str, Any] = {
+            **(counters or {}),
+            "status": status.value,
+            "error": error,
+            "last_seen": clock.iso(),
+        }
+        if metadata:
+            fields["metadata"] = metadata
         if status in FINAL:
             fields["completed_at"] = clock.iso()
         if status == S.CANCELED:
             fields["canceled_at"] = clock.iso()
-        finished = await self.transition(job, status, fields)
+        finished = await self.documents.update_if_unchanged(job, fields)
         await self._mirror(finished, sync_cursor)
         return finished
 
     async def _mirror(self, job: Job, sync_cursor: dict | None) -> None:
         status = job.status
+        status_field, error_field = status_fields(job.job_type)
         fields: dict[str, Any] = {
-            "last_sync_status": status.value,
-            "last_sync_error": job.doc.get("error"),
+            status_field: status.value,
+            error_field: job.doc.get("error"),
             "sync_locked_at": None,
         }
-        if status in FINAL:
+        if status in FINAL and job.job_type != JobType.ACCESS_CONTROL:
             fields["last_synced"] = clock.iso()
             fields["last_indexed_document_count"] = job.doc.get("indexed_document_count", 0)
             fields["last_deleted_document_count"] = job.doc.get("deleted_document_count", 0)
         if status == S.COMPLETED:
-            fields.update(status="connected", error=None)
+            fields.update(status=ConnectorStatus.CONNECTED.value, error=None)
             if sync_cursor is not None:
                 fields["sync_cursor"] = sync_cursor
         elif status == S.ERROR:
-            fields.update(status="error", error=job.doc.get("error"))
+            fields.update(status=ConnectorStatus.ERROR.value, error=job.doc.get("error"))
         await self.connectors.patch(job.connector_id, fields)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
+from connectors.es.documents import VersionConflict
 from connectors.protocol import clock
 from connectors.protocol.job import Job, JobIndex
 from connectors.protocol.states import ACTIVE, IllegalTransition
@@ -13,11 +15,11 @@ logger = logging.getLogger(__name__)
 
 
 async def fail_stale_jobs(jobs: JobIndex, threshold_seconds: float) -> list[Job]:
-    """Mark running jobs without a recent heartbeat (or whose connector is gone) `error`."""
-    cutoff = clock.iso(clock.now() - __import__("datetime").timedelta(seconds=threshold_seconds))
-    active = await jobs.search({"terms": {"status": [s.value for s in ACTIVE]}}, size=1000)
+    """Mark running jobs without a recent heartbeat (or whose connector is gone) `error`. The
+    worker, if it ever comes back, finds the job no longer its own and stops (see JobLost)."""
+    cutoff = clock.iso(clock.now() - timedelta(seconds=threshold_seconds))
     failed = []
-    for job in active:
+    for job in await jobs.active():
         connector = await jobs.connectors.get(job.connector_id)
         if connector is None:
             reason = f"connector {job.connector_id} was deleted while the job was running"
@@ -30,9 +32,9 @@ async def fail_stale_jobs(jobs: JobIndex, threshold_seconds: float) -> list[Job]
         else:
             continue
         try:
-            failed.append(await jobs.finish(job.id, S.ERROR, error=reason))
-        except IllegalTransition:
-            continue
+            failed.append(await jobs.finish(job, S.ERROR, error=reason))
+        except (IllegalTransition, VersionConflict):
+            continue  # it moved meanwhile: alive after all, or finished by someone else
         logger.warning("job %s marked error: %s", job.id, reason)
     await _unlock_orphans(jobs, cutoff)
     return failed
@@ -40,10 +42,13 @@ async def fail_stale_jobs(jobs: JobIndex, threshold_seconds: float) -> list[Job]
 
 async def _unlock_orphans(jobs: JobIndex, cutoff: str) -> None:
     """A connector locked `in_progress` with no running job (claimer died mid-claim)."""
+    lock_fields = {
+        "last_sync_status": "last_sync_error",
+        "last_access_control_sync_status": "last_access_control_sync_error",
+    }
     for connector in await jobs.connectors.all():
-        if connector.doc.get("last_sync_status") != S.IN_PROGRESS.value:
-            continue
-        if (connector.doc.get("sync_locked_at") or "") >= cutoff:
+        locked = [f for f in lock_fields if connector.doc.get(f) == S.IN_PROGRESS.value]
+        if not locked or (connector.doc.get("sync_locked_at") or "") >= cutoff:
             continue
         running = await jobs.search(
             {
@@ -56,12 +61,10 @@ async def _unlock_orphans(jobs: JobIndex, cutoff: str) -> None:
             },
             size=1,
         )
-        if not running:
-            await jobs.connectors.update(
-                connector,
-                {
-                    "last_sync_status": S.ERROR.value,
-                    "sync_locked_at": None,
-                    "last_sync_error": "sync lock released: no running job",
-                },
-            )
+        if running:
+            continue
+        fields: dict = {"sync_locked_at": None}
+        for status_field in locked:
+            fields[status_field] = S.ERROR.value
+            fields[lock_fields[status_field]] = "sync lock released: no running job"
+        await jobs.connectors.update(connector, fields)

@@ -1,4 +1,5 @@
-"""The sync-job state machine: statuses and the only transitions allowed between them."""
+"""The protocol's vocabulary: connector and job statuses, job types, trigger methods, and the only
+transitions allowed between job statuses."""
 
 from __future__ import annotations
 
@@ -13,6 +14,25 @@ class JobStatus(StrEnum):
     SUSPENDED = "suspended"
     COMPLETED = "completed"
     ERROR = "error"
+
+
+class ConnectorStatus(StrEnum):
+    CREATED = "created"
+    NEEDS_CONFIGURATION = "needs_configuration"
+    CONFIGURED = "configured"
+    CONNECTED = "connected"
+    ERROR = "error"
+
+
+class JobType(StrEnum):
+    FULL = "full"
+    INCREMENTAL = "incremental"
+    ACCESS_CONTROL = "access_control"
+
+
+class TriggerMethod(StrEnum):
+    ON_DEMAND = "on_demand"
+    SCHEDULED = "scheduled"
 
 
 S = JobStatus
@@ -33,6 +53,14 @@ COUNTERS = (
     "deleted_document_count",
     "total_document_count",
 )
+
+# A connector syncs only once configured; `created`/`needs_configuration` wait for a UI to fill in.
+SYNCABLE = frozenset({ConnectorStatus.CONFIGURED, ConnectorStatus.CONNECTED, ConnectorStatus.ERROR})
+
+
+def may_sync(connector_status: str) -> bool:
+    """The one rule for which connectors get jobs: configured ones, whatever their last outcome."""
+    return connector_status in SYNCABLE
 
 
 class IllegalTransition(ValueError):

@@ -7,14 +7,15 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-from connectors.protocol.job import Job, JobIndex, JobStatus
+from connectors.protocol.job import Job, JobIndex, JobLost, JobStatus
 
 logger = logging.getLogger(__name__)
 
 
 class JobWatch:
     """Use as `async with JobWatch(jobs, job, counters, interval) as watch:`; `watch.canceled`
-    turns True within one interval of someone setting the job to `canceling`."""
+    turns True within one interval of someone setting the job to `canceling`, and `watch.lost`
+    holds a JobLost once the job is no longer this worker's (the sync must stop writing)."""
 
     def __init__(
         self,
@@ -31,6 +32,7 @@ class JobWatch:
         self.counters = counters
         self.interval = interval
         self.canceled = job.status == JobStatus.CANCELING
+        self.lost: JobLost | None = None
         self._task: asyncio.Task | None = None
 
     async def beat(self) -> None:
@@ -45,6 +47,9 @@ class JobWatch:
             await asyncio.sleep(self.interval)
             try:
                 await self.beat()
+            except JobLost as error:
+                self.lost = error
+                return
             except Exception as error:  # a missed heartbeat must not kill the sync
                 logger.warning("job %s heartbeat failed: %s", self.job.id, error)
 

@@ -1,8 +1,8 @@
-"""A source over an in-process list of documents: lets the engine be tested without a database."""
+"""A source over documents listed in its configuration: tests the engine without a database."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from typing import ClassVar
 
 from connectors.source import (
@@ -15,29 +15,21 @@ from connectors.source import (
 
 
 class MemoryDataSource(BaseDataSource):
-    """Documents from a Python list (ids required; `_timestamp` derived from content if absent)."""
+    """Documents from a JSON list (ids required; `_timestamp` derived from content if absent)."""
 
     name = "In-memory list"
-    description = "Documents from a Python list; for tests and examples."
-    CONFIGURATION: ClassVar = {"label": ConfigField("Label", default="memory")}
-
-    def __init__(
-        self,
-        configuration=None,
-        documents: Iterable[Document] = (),
-        *,
-        fail_after: int | None = None,
-        incomplete: bool = False,
-    ):
-        super().__init__(configuration)
-        self.documents = list(documents)
-        self.fail_after = fail_after
-        self.incomplete = incomplete
+    description = "Documents listed in the configuration; for tests and examples."
+    CONFIGURATION: ClassVar = {
+        "documents": ConfigField("Documents (JSON list)", "json", default=[]),
+        "fail_after": ConfigField("Raise after this many documents (tests)", "int"),
+        "incomplete": ConfigField("Report the listing incomplete (tests)", "bool", False),
+    }
 
     async def get_docs(self) -> AsyncIterator[Document]:
-        for position, document in enumerate(self.documents):
-            if self.fail_after is not None and position == self.fail_after:
+        fail_after = self.config["fail_after"]
+        for position, document in enumerate(self.config["documents"]):
+            if fail_after is not None and position == fail_after:
                 raise RuntimeError(f"source failed after {position} documents")
             yield {**document, "_timestamp": document.get("_timestamp") or content_hash(document)}
-        if self.incomplete:
+        if self.config["incomplete"]:
             raise IncompleteListing("listing reported incomplete")

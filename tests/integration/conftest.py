@@ -7,12 +7,14 @@ import pytest
 
 from connectors.config import parse_settings
 from connectors.es.client import create_client
-from connectors.protocol import ConnectorIndex, JobIndex, ensure_protocol_indices
+from connectors.protocol import ensure_protocol_indices, protocol_for
+from tests.integration.jobs import ConnectorHarness
 
 
 def make_settings(**sections):
     raw = {
         "elasticsearch": {"hosts": [os.environ["ELASTICSEARCH_URL"]]},
+        "service": {"heartbeat_interval": 0.5},
         "protocol": {
             "connectors_index": f"test-connectors-{uuid.uuid4().hex[:8]}",
             "jobs_index": f"test-jobs-{uuid.uuid4().hex[:8]}",
@@ -22,6 +24,7 @@ def make_settings(**sections):
             "mongodb": "connectors.sources.mongo:MongoDataSource",
             "s3": "connectors.sources.s3:S3DataSource",
             "directory": "connectors.sources.directory:DirectoryDataSource",
+            "slow": "tests.integration.slow_source:SlowDataSource",
         },
     }
     for name, values in sections.items():
@@ -55,5 +58,10 @@ def index_name(es):
 @pytest.fixture
 async def protocol(es, settings):
     await ensure_protocol_indices(es, settings.protocol)
-    connectors = ConnectorIndex(es, settings.protocol.connectors_index)
-    return connectors, JobIndex(es, settings.protocol.jobs_index, connectors)
+    return protocol_for(es, settings)
+
+
+@pytest.fixture
+def harness(es, settings, tmp_path):
+    """Connectors in this test's protocol indices, synced through the job lifecycle."""
+    return ConnectorHarness(es, settings, tmp_path)

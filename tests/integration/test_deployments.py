@@ -16,9 +16,8 @@ import yaml
 
 from connectors.config import load_settings
 from connectors.es.client import create_client
-from connectors.protocol import JobStatus, ensure_protocol_indices
+from connectors.protocol import JobStatus, ensure_protocol_indices, protocol_for
 from connectors.protocol.connector import new_connector_document
-from connectors.runner import protocol_for
 from connectors.sources.directory import DirectoryDataSource
 from devstack.prefect_server import SERVER_ENV
 

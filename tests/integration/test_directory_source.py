@@ -2,9 +2,6 @@
 
 import os
 
-from connectors.sources.directory import DirectoryDataSource
-from connectors.sync import full_sync
-
 
 def build_tree(root):
     files = {
@@ -28,7 +25,7 @@ async def indexed(es, index):
     return {hit["_id"]: hit["_source"] for hit in response["hits"]["hits"]}
 
 
-async def test_nested_folders_globs_and_changes_between_syncs(es, settings, index_name, tmp_path):
+async def test_nested_folders_globs_and_changes_between_syncs(es, harness, index_name, tmp_path):
     root = tmp_path / "tree"
     build_tree(root)
     outside = tmp_path / "outside.txt"
@@ -36,9 +33,7 @@ async def test_nested_folders_globs_and_changes_between_syncs(es, settings, inde
     (root / "link-out.txt").symlink_to(outside)
     (root / "link-in.md").symlink_to(root / "README.md")
     config = {"path": str(root), "include": ["*.md", "*.txt", "*.bin"], "exclude": ["build/*"]}
-    first = await full_sync(
-        es, DirectoryDataSource(config), index_name, settings, str(tmp_path / "s1")
-    )
+    first = await harness.sync_source("directory", index_name, **config)
     assert first.status == "completed"
     documents = await indexed(es, index_name)
     assert set(documents) == {
@@ -56,32 +51,17 @@ async def test_nested_folders_globs_and_changes_between_syncs(es, settings, inde
     (root / "README.md").write_text("read me again")
     stat = (root / "README.md").stat()
     os.utime(root / "README.md", ns=(stat.st_atime_ns, stat.st_mtime_ns + 2_000_000_000))
-    second = await full_sync(
-        es,
-        DirectoryDataSource(config),
-        index_name,
-        settings,
-        str(tmp_path / "s2"),
-        cursor={"fingerprint": "older"},
-    )
-    p = second.progress
+    second = await harness.sync_source("directory", index_name, **config)
+    p = second
     assert (p.created, p.updated, p.deleted) == (0, 2, 1)  # README.md and link-in.md, its link
     documents = await indexed(es, index_name)
     assert "notes/a.txt" not in documents
     assert documents["README.md"]["body"] == "read me again"
 
 
-async def test_an_unchanged_folder_is_not_read_again(es, settings, index_name, tmp_path):
+async def test_an_unchanged_folder_is_not_read_again(es, harness, index_name, tmp_path):
     build_tree(tmp_path / "tree")
-    source = DirectoryDataSource({"path": str(tmp_path / "tree")})
-    first = await full_sync(es, source, index_name, settings, str(tmp_path / "s1"))
-    again = await full_sync(
-        es,
-        DirectoryDataSource({"path": str(tmp_path / "tree")}),
-        index_name,
-        settings,
-        str(tmp_path / "s2"),
-        cursor=source.sync_cursor(),
-    )
-    assert first.progress.created == 6
-    assert not again.changed and again.progress.seen == 0
+    first = await harness.sync_source("directory", index_name, path=str(tmp_path / "tree"))
+    again = await harness.sync_source("directory", index_name, path=str(tmp_path / "tree"))
+    assert first.created == 6
+    assert again.status == "completed" and not again.changed and again.seen == 0

@@ -1,18 +1,20 @@
-"""Full sync on real Elasticsearch: exact reconciliation, batching, rejects, no unsafe deletes."""
+"""Full sync on real Elasticsearch, through the job lifecycle the `sync` flow runs: exact
+reconciliation, batching, rejects, and no delete unless the source was read to the end."""
+
+import asyncio
 
 import pytest
 
 from connectors.es.bulk import BulkWriter
-from connectors.snapshot import snapshot_index
+from connectors.es.indices import ensure_content_index
+from connectors.index_snapshot import snapshot_index
 from connectors.sources.memory import MemoryDataSource
-from connectors.sync import (
-    SyncProgress,
-    delete_stale,
-    full_sync,
-    index_documents,
-    prepare_index,
-)
+from connectors.sync import SyncProgress, delete_stale
+from connectors.sync import index_documents as stream_and_index
 from tests.integration.conftest import make_settings
+from tests.integration.jobs import ConnectorHarness
+
+BOTH_WAYS = pytest.mark.parametrize("via", ["plain", "flow"])
 
 
 def documents(n, start=0, version="v1"):
@@ -28,21 +30,28 @@ async def index_contents(es, index):
     return {hit["_id"]: hit["_source"] for hit in response["hits"]["hits"]}
 
 
-async def test_second_sync_reconciles_changes_exactly(es, settings, index_name, tmp_path):
-    first = await full_sync(
-        es, MemoryDataSource(documents=documents(100)), index_name, settings, str(tmp_path / "1")
-    )
+@BOTH_WAYS
+async def test_second_sync_reconciles_changes_exactly(es, harness, index_name, via):
+    connector = await harness.create("memory", index_name, documents=documents(100))
+    first = await harness.sync(connector, via)
     assert first.status == "completed"
-    assert (first.progress.created, first.progress.deleted) == (100, 0)
+    assert (first.job.doc["indexed_document_count"], first.job.doc["deleted_document_count"]) == (
+        100,
+        0,
+    )
 
     # 0-9 removed, 10-29 changed, 30-99 unchanged, 100-114 new
     second_docs = documents(20, 10, "v2") + documents(70, 30) + documents(15, 100, "v2")
-    second = await full_sync(
-        es, MemoryDataSource(documents=second_docs), index_name, settings, str(tmp_path / "2")
-    )
-    p = second.progress
+    await harness.configure(connector, documents=second_docs)
+    second = await harness.sync(connector, via)
     assert second.status == "completed"
-    assert (p.created, p.updated, p.skipped, p.deleted, p.failed) == (15, 20, 70, 10, 0)
+    assert (second.job.doc["indexed_document_count"], second.job.doc["deleted_document_count"]) == (
+        35,
+        10,
+    )
+    assert second.job.doc["total_document_count"] == 105
+    if via == "plain":
+        assert (second.created, second.updated, second.skipped, second.failed) == (15, 20, 70, 0)
     contents = await index_contents(es, index_name)
     assert set(contents) == {d["_id"] for d in second_docs}
     assert contents["doc-00010"]["_timestamp"] == "v2"
@@ -50,116 +59,101 @@ async def test_second_sync_reconciles_changes_exactly(es, settings, index_name, 
 
 
 async def test_1200_changes_go_out_in_3_bulk_requests(es, settings, index_name, tmp_path):
-    await prepare_index(es, index_name)
+    await ensure_content_index(es, index_name)
     snapshot = await snapshot_index(es, index_name, str(tmp_path))
     writer = BulkWriter.for_index(es, index_name, settings.bulk)
     assert settings.bulk.operations_per_request == 500
-    source = MemoryDataSource(documents=documents(1200))
-    progress = await index_documents(es, source, index_name, snapshot, settings, writer=writer)
+    source = MemoryDataSource({"documents": documents(1200)})
+    progress = SyncProgress(writes=writer.stats)
+    await stream_and_index(source, snapshot, writer, progress)
     assert progress.created == 1200
     assert writer.stats.requests == 3
 
 
-async def test_a_mapping_conflict_is_counted_failed_and_the_others_land(
-    es, settings, index_name, tmp_path
+async def test_a_mapping_conflict_is_counted_failed_on_the_job_and_the_others_land(
+    es, harness, index_name
 ):
     await es.indices.create(index=index_name, mappings={"properties": {"n": {"type": "integer"}}})
     docs = documents(5)
     docs[2] = {**docs[2], "n": "not a number"}
-    result = await full_sync(
-        es, MemoryDataSource(documents=docs), index_name, settings, str(tmp_path)
-    )
+    connector = await harness.create("memory", index_name, documents=docs)
+    result = await harness.sync(connector)
     assert result.status == "completed"
-    assert result.progress.created == 4 and result.progress.failed == 1
-    failure = result.progress.failures[0]
-    assert failure.id == "doc-00002" and "failed to parse field [n]" in failure.reason
+    assert result.created == 4 and result.failed == 1
+    assert result.failures[0]["id"] == "doc-00002"
+    assert "failed to parse field [n]" in result.failures[0]["reason"]
+    metadata = result.job.doc["metadata"]
+    assert metadata["rejected_document_count"] == 1
+    assert metadata["rejected_documents"][0].startswith("doc-00002: ")
     assert len(await index_contents(es, index_name)) == 4
 
 
-async def test_rejections_past_the_threshold_fail_the_sync_without_deletes(
-    es, index_name, tmp_path
-):
+async def test_rejections_past_the_limit_fail_the_sync_without_deletes(es, index_name, tmp_path):
     settings = make_settings(service={"max_failed_documents": 2})
+    harness = ConnectorHarness(es, settings, tmp_path)
+    es.created_indices += [settings.protocol.connectors_index, settings.protocol.jobs_index]
     await es.indices.create(index=index_name, mappings={"properties": {"n": {"type": "integer"}}})
-    first = await full_sync(
-        es, MemoryDataSource(documents=documents(10)), index_name, settings, str(tmp_path / "1")
-    )
-    assert first.progress.created == 10
+    connector = await harness.create("memory", index_name, documents=documents(10))
+    assert (await harness.sync(connector)).created == 10
     bad = [{**d, "n": "x", "_timestamp": "v2"} for d in documents(5)]
-    result = await full_sync(
-        es, MemoryDataSource(documents=bad), index_name, settings, str(tmp_path / "2")
-    )
-    assert result.status == "error" and "rejected by Elasticsearch" in result.error
+    await harness.configure(connector, documents=bad)
+    result = await harness.sync(connector)
+    assert result.status == "error" and "3 documents rejected by Elasticsearch" in result.error
+    assert result.job.doc["deleted_document_count"] == 0
     assert len(await index_contents(es, index_name)) == 10
 
 
+@BOTH_WAYS
 async def test_a_source_that_raises_deletes_nothing_and_the_next_sync_converges(
-    es, settings, index_name, tmp_path
+    es, harness, index_name, via
 ):
-    await full_sync(
-        es, MemoryDataSource(documents=documents(50)), index_name, settings, str(tmp_path / "1")
-    )
-    failing = MemoryDataSource(documents=documents(30, 0, "v2"), fail_after=7)
-    result = await full_sync(es, failing, index_name, settings, str(tmp_path / "2"))
+    connector = await harness.create("memory", index_name, documents=documents(50))
+    await harness.sync(connector, via)
+    await harness.configure(connector, documents=documents(30, 0, "v2"), fail_after=7)
+    result = await harness.sync(connector, via)
     assert result.status == "error"
     assert "source failed after 7 documents" in result.error
-    assert result.progress.deleted == 0
+    assert result.job.doc["deleted_document_count"] == 0
     assert len(await index_contents(es, index_name)) == 50
+    failed_connector = await harness.connectors.get(connector)
+    assert failed_connector.status == "error"
+    assert "source failed after 7" in failed_connector.doc["last_sync_error"]
 
-    good = await full_sync(
-        es,
-        MemoryDataSource(documents=documents(30, 0, "v2")),
-        index_name,
-        settings,
-        str(tmp_path / "3"),
-    )
-    assert good.status == "completed" and good.progress.deleted == 20
+    await harness.configure(connector, fail_after=None)
+    good = await harness.sync(connector, via)
+    assert good.status == "completed" and good.job.doc["deleted_document_count"] == 20
     contents = await index_contents(es, index_name)
     assert len(contents) == 30 and {d["_timestamp"] for d in contents.values()} == {"v2"}
+    assert (await harness.connectors.get(connector)).status == "connected"
 
 
-async def test_an_incomplete_listing_deletes_nothing(es, settings, index_name, tmp_path):
-    await full_sync(
-        es, MemoryDataSource(documents=documents(20)), index_name, settings, str(tmp_path / "1")
-    )
-    partial = MemoryDataSource(documents=documents(5), incomplete=True)
-    result = await full_sync(es, partial, index_name, settings, str(tmp_path / "2"))
+async def test_an_incomplete_listing_deletes_nothing(es, harness, index_name):
+    connector = await harness.create("memory", index_name, documents=documents(20))
+    await harness.sync(connector)
+    await harness.configure(connector, documents=documents(5), incomplete=True)
+    result = await harness.sync(connector)
     assert result.status == "error" and "IncompleteListing" in result.error
     assert len(await index_contents(es, index_name)) == 20
 
 
-async def test_a_canceled_sync_deletes_nothing(es, settings, index_name, tmp_path):
-    await full_sync(
-        es, MemoryDataSource(documents=documents(3000)), index_name, settings, str(tmp_path / "1")
-    )
-    progress = SyncProgress()
-    result = await full_sync(
-        es,
-        MemoryDataSource(documents=documents(10)),
-        index_name,
-        settings,
-        str(tmp_path / "2"),
-        progress=progress,
-        canceled=lambda: progress.seen >= 1,
-    )
-    assert result.status == "canceled" and progress.deleted == 0
-    assert len(await index_contents(es, index_name)) == 3000
+@BOTH_WAYS
+async def test_a_job_canceled_through_its_document_deletes_nothing(es, harness, index_name, via):
+    connector = await harness.create("slow", index_name, count=40, pause=0, prefix="old")
+    await harness.sync(connector)
+    await harness.configure(connector, count=3000, pause=0.05, prefix="new")
+    job_id = await harness.claim(connector)
+    running = asyncio.create_task(harness.run(job_id, via))
+    while (await harness.jobs.get(job_id)).doc["indexed_document_count"] == 0:
+        await asyncio.sleep(0.2)
+    await harness.jobs.request_cancel(job_id)
+    result = await asyncio.wait_for(running, 60)
+    assert result.status == "canceled" and result.job.doc["deleted_document_count"] == 0
+    contents = await index_contents(es, index_name)
+    assert {f"old-{i}" for i in range(40)} <= set(contents) and len(contents) < 40 + 3000
 
 
 async def test_delete_stale_refuses_without_a_complete_read(es, settings, index_name, tmp_path):
-    await prepare_index(es, index_name)
+    await ensure_content_index(es, index_name)
     snapshot = await snapshot_index(es, index_name, str(tmp_path))
     with pytest.raises(RuntimeError, match="not read to the end"):
-        await delete_stale(es, index_name, snapshot, settings)
-
-
-async def test_unchanged_source_reports_zero_counts(es, settings, index_name, tmp_path):
-    class Unchanged(MemoryDataSource):
-        async def changed(self, cursor):
-            return False
-
-    result = await full_sync(
-        es, Unchanged(documents=documents(5)), index_name, settings, str(tmp_path)
-    )
-    assert result.status == "completed" and not result.changed
-    assert result.progress.indexed == 0 and result.progress.seen == 0
+        await delete_stale(snapshot, BulkWriter.for_index(es, index_name, settings.bulk))

@@ -11,7 +11,6 @@ from bson.binary import UuidRepresentation
 from pymongo import AsyncMongoClient
 
 from connectors.sources.mongo import MongoDataSource
-from connectors.sync import full_sync
 
 
 @pytest.fixture
@@ -23,15 +22,17 @@ async def collection():
     await client.close()
 
 
+def config_for(collection, **options):
+    return {
+        "host": os.environ["MONGODB_URL"],
+        "database": "sourcetests",
+        "collection": collection.name,
+        **options,
+    }
+
+
 def source_for(collection, **options):
-    return MongoDataSource(
-        {
-            "host": os.environ["MONGODB_URL"],
-            "database": "sourcetests",
-            "collection": collection.name,
-            **options,
-        }
-    )
+    return MongoDataSource(config_for(collection, **options))
 
 
 async def indexed(es, index):
@@ -41,7 +42,7 @@ async def indexed(es, index):
 
 
 async def test_bson_types_reach_elasticsearch_with_values_and_precision_intact(
-    collection, es, settings, index_name, tmp_path
+    collection, es, harness, index_name
 ):
     # FerretDB 1.24 cannot store Decimal128, Code, DBRef, MinKey or MaxKey (it drops the
     # connection); their conversion is pinned in tests/unit/test_bson_json.py.
@@ -61,8 +62,8 @@ async def test_bson_types_reach_elasticsearch_with_values_and_precision_intact(
         }
     )
     await collection.insert_one({"_id": 17, "note": "an integer id"})
-    result = await full_sync(es, source_for(collection), index_name, settings, str(tmp_path))
-    assert result.status == "completed" and result.progress.created == 2
+    result = await harness.sync_source("mongodb", index_name, **config_for(collection))
+    assert result.status == "completed" and result.created == 2
     documents = await indexed(es, index_name)
     stored = documents[str(oid)]
     assert stored["when"] == "2024-05-06T07:08:09.123+00:00"
@@ -77,36 +78,32 @@ async def test_bson_types_reach_elasticsearch_with_values_and_precision_intact(
 
 
 async def test_updates_and_deletes_between_syncs_reconcile_exactly(
-    collection, es, settings, index_name, tmp_path
+    collection, es, harness, index_name
 ):
     await collection.insert_many([{"_id": f"d{i}", "n": i} for i in range(30)])
-    first = await full_sync(es, source_for(collection), index_name, settings, str(tmp_path / "1"))
-    assert first.progress.created == 30
+    first = await harness.sync_source("mongodb", index_name, **config_for(collection))
+    assert first.created == 30
     await collection.update_many({"n": {"$lt": 5}}, {"$set": {"changed": True}})
     await collection.delete_many({"n": {"$gte": 25}})
     await collection.insert_one({"_id": "new", "n": 100})
-    second = await full_sync(es, source_for(collection), index_name, settings, str(tmp_path / "2"))
-    p = second.progress
+    second = await harness.sync_source("mongodb", index_name, **config_for(collection))
+    p = second
     assert (p.created, p.updated, p.skipped, p.deleted) == (1, 5, 20, 5)
     documents = await indexed(es, index_name)
     assert set(documents) == {f"d{i}" for i in range(25)} | {"new"}
     assert documents["d3"]["changed"] is True
 
 
-async def test_timestamp_field_is_the_version(collection, es, settings, index_name, tmp_path):
+async def test_timestamp_field_is_the_version(collection, es, harness, index_name):
     await collection.insert_many(
         [{"_id": i, "v": "one", "updated": f"2024-01-0{i + 1}"} for i in range(3)]
     )
     options = {"timestamp_field": "updated"}
-    await full_sync(
-        es, source_for(collection, **options), index_name, settings, str(tmp_path / "1")
-    )
+    await harness.sync_source("mongodb", index_name, **config_for(collection, **options))
     await collection.update_one({"_id": 0}, {"$set": {"v": "two", "updated": "2024-02-01"}})
     await collection.update_one({"_id": 1}, {"$set": {"v": "two"}})  # version untouched
-    result = await full_sync(
-        es, source_for(collection, **options), index_name, settings, str(tmp_path / "2")
-    )
-    assert (result.progress.updated, result.progress.skipped) == (1, 2)
+    result = await harness.sync_source("mongodb", index_name, **config_for(collection, **options))
+    assert (result.updated, result.skipped) == (1, 2)
     documents = await indexed(es, index_name)
     assert documents["0"]["_timestamp"] == "2024-02-01" and documents["0"]["v"] == "two"
 

@@ -9,8 +9,6 @@ from connectors.poll import claim_jobs, create_due_jobs, heartbeat_and_publish
 from connectors.protocol import IllegalTransition, JobIndex, JobStatus
 from connectors.protocol.connector import ConnectorIndex, new_connector_document
 from connectors.protocol.stale import fail_stale_jobs
-from connectors.runner import run_job
-from tests.integration.conftest import make_settings
 
 
 async def make_connector(connectors, index="idx", **fields):
@@ -51,7 +49,7 @@ async def test_a_connector_runs_one_sync_at_a_time(protocol):
     first = await claim_jobs(jobs, limit=10)
     assert len(first) == 1
     assert await claim_jobs(jobs, limit=10) == []
-    await jobs.finish(first[0].id, JobStatus.COMPLETED)
+    await jobs.finish(first[0], JobStatus.COMPLETED)
     assert len(await claim_jobs(jobs, limit=10)) == 1
 
 
@@ -99,16 +97,16 @@ async def test_seed_era_schedule_shape_is_accepted(protocol):
     assert len((await create_due_jobs(connectors, jobs)).scheduled) == 1
 
 
-async def test_a_stale_job_becomes_error_and_its_connector_is_unblocked(protocol):
+async def test_a_stale_job_becomes_error_and_its_connector_is_unblocked(protocol, es):
     connectors, jobs = protocol
     connector = await make_connector(connectors)
     await jobs.create(connector)
-    [job] = await claim_jobs(jobs, limit=1, worker="dead-host:1")
+    [job] = await claim_jobs(jobs, limit=1, worker="dead-host")
     old = (datetime.now(UTC) - timedelta(minutes=10)).isoformat()
-    await jobs.es.update(index=jobs.index, id=job.id, doc={"last_seen": old}, refresh=True)
+    await es.update(index=jobs.index, id=job.id, doc={"last_seen": old}, refresh=True)
     [failed] = await fail_stale_jobs(jobs, threshold_seconds=60)
     assert failed.status == JobStatus.ERROR
-    assert "no heartbeat from worker dead-host:1" in failed.doc["error"]
+    assert "no heartbeat from worker dead-host" in failed.doc["error"]
     unblocked = await connectors.get(connector.id)
     assert unblocked.doc["last_sync_status"] == "error" and unblocked.status == "error"
     await jobs.create(unblocked)
@@ -123,7 +121,7 @@ async def test_illegal_transitions_are_refused_and_not_written(protocol):
         await jobs.transition(job_id, JobStatus.COMPLETED)
     assert (await jobs.get(job_id)).status == JobStatus.PENDING
     [job] = await claim_jobs(jobs, limit=1)
-    await jobs.finish(job.id, JobStatus.COMPLETED)
+    await jobs.finish(job, JobStatus.COMPLETED)
     for target in (JobStatus.IN_PROGRESS, JobStatus.ERROR, JobStatus.CANCELED):
         with pytest.raises(IllegalTransition):
             await jobs.transition(job_id, target)
@@ -154,58 +152,6 @@ async def test_an_unknown_service_type_puts_the_connector_in_error(protocol, set
     assert "unknown service type 'nosuch'" in (await connectors.get(connector_id)).doc["error"]
 
 
-async def test_a_failing_source_job_ends_error_with_the_message_and_the_next_converges(
-    es, index_name
-):
-    settings = make_settings(sources={"memory": "tests.integration.test_protocol:ScriptedSource"})
-    from connectors.protocol import ensure_protocol_indices
-
-    await ensure_protocol_indices(es, settings.protocol)
-    connectors = ConnectorIndex(es, settings.protocol.connectors_index)
-    jobs = JobIndex(es, settings.protocol.jobs_index, connectors)
-    connector = await make_connector(connectors, index_name)
-    ScriptedSource.plan = {"count": 40, "fail_after": None}
-    await jobs.create(connector)
-    [job] = await claim_jobs(jobs, 1)
-    assert (await run_job(es, settings, job.id)).status == "completed"
-
-    ScriptedSource.plan = {"count": 10, "fail_after": 5}
-    await jobs.create(connector)
-    [job] = await claim_jobs(jobs, 1)
-    result = await run_job(es, settings, job.id)
-    job = await jobs.get(job.id)
-    assert result.status == "error" and job.status == JobStatus.ERROR
-    assert "source failed after 5 documents" in job.doc["error"]
-    assert job.doc["deleted_document_count"] == 0
-    connector_after = await connectors.get(connector.id)
-    assert connector_after.status == "error"
-    assert "source failed after 5" in connector_after.doc["last_sync_error"]
-    await es.indices.refresh(index=index_name)
-    assert (await es.count(index=index_name))["count"] == 40
-
-    ScriptedSource.plan = {"count": 10, "fail_after": None}
-    await jobs.create(connector)
-    [job] = await claim_jobs(jobs, 1)
-    assert (await run_job(es, settings, job.id)).status == "completed"
-    job = await jobs.get(job.id)
-    assert job.doc["deleted_document_count"] == 30
-    assert (await es.count(index=index_name))["count"] == 10
-    assert (await connectors.get(connector.id)).status == "connected"
-
-
-from connectors.sources.memory import MemoryDataSource  # noqa: E402
-
-
-class ScriptedSource(MemoryDataSource):
-    """A memory source whose documents a test sets through the class (jobs build sources)."""
-
-    plan: dict = {}
-
-    def __init__(self, configuration=None):
-        documents = [{"_id": f"d{i}", "n": i} for i in range(self.plan["count"])]
-        super().__init__(configuration, documents, fail_after=self.plan["fail_after"])
-
-
 async def test_job_documents_never_hold_secrets(protocol):
     connectors, jobs = protocol
     connector = await make_connector(connectors)
@@ -218,5 +164,5 @@ async def test_job_documents_never_hold_secrets(protocol):
     snapshot = job.doc["connector"]["configuration"]
     assert snapshot["password"]["value"] == "********"
     assert snapshot["host"]["value"] == "mongodb://db:27017"
-    raw = await jobs.es.get(index=jobs.index, id=job.id)
-    assert "hunter2-secret" not in str(raw.body)
+    raw = await jobs.documents.get(job.id)
+    assert "hunter2-secret" not in str(raw)

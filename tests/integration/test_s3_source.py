@@ -8,7 +8,6 @@ import aioboto3
 import pytest
 
 from connectors.sources.s3 import S3DataSource
-from connectors.sync import full_sync
 
 
 @pytest.fixture
@@ -47,16 +46,18 @@ async def source_for():
         await source.close()
 
 
+def config_for(*buckets, **options):
+    return {
+        "buckets": list(buckets),
+        "endpoint_url": os.environ["S3_ENDPOINT_URL"],
+        "access_key_id": "test",
+        "secret_access_key": "test",
+        **options,
+    }
+
+
 def _source(*buckets, **options):
-    return S3DataSource(
-        {
-            "buckets": list(buckets),
-            "endpoint_url": os.environ["S3_ENDPOINT_URL"],
-            "access_key_id": "test",
-            "secret_access_key": "test",
-            **options,
-        }
-    )
+    return S3DataSource(config_for(*buckets, **options))
 
 
 async def indexed(es, index):
@@ -65,9 +66,7 @@ async def indexed(es, index):
     return {hit["_id"]: hit["_source"] for hit in response["hits"]["hits"]}
 
 
-async def test_two_buckets_nested_prefixes_pagination_text_and_binary(
-    s3, source_for, es, settings, index_name, tmp_path
-):
+async def test_two_buckets_nested_prefixes_pagination_text_and_binary(s3, es, harness, index_name):
     many = {
         f"logs/2024/{i // 100:02d}/entry-{i:04d}.txt": f"entry {i}".encode() for i in range(1050)
     }
@@ -81,8 +80,8 @@ async def test_two_buckets_nested_prefixes_pagination_text_and_binary(
             "images/photo.png": b"\x89PNG\r\n\x1a\n\x00\x00binary",
         },
     )
-    result = await full_sync(es, source_for(first, second), index_name, settings, str(tmp_path))
-    assert result.status == "completed" and result.progress.created == 1054
+    result = await harness.sync_source("s3", index_name, **config_for(first, second))
+    assert result.status == "completed" and result.created == 1054
     documents = await indexed(es, index_name)
     assert len(documents) == 1054
     entry = documents[f"{first}/logs/2024/10/entry-1049.txt"]
@@ -95,15 +94,13 @@ async def test_two_buckets_nested_prefixes_pagination_text_and_binary(
     assert "body" not in photo and photo["content_type"] == "image/png"
 
 
-async def test_delete_and_overwrite_between_syncs_reconcile_exactly(
-    s3, source_for, es, settings, index_name, tmp_path
-):
+async def test_delete_and_overwrite_between_syncs_reconcile_exactly(s3, es, harness, index_name):
     bucket = await make_bucket(s3, {f"k{i}.txt": f"v{i}".encode() for i in range(10)})
-    await full_sync(es, source_for(bucket), index_name, settings, str(tmp_path / "1"))
+    await harness.sync_source("s3", index_name, **config_for(bucket))
     await s3.delete_object(Bucket=bucket, Key="k0.txt")
     await s3.put_object(Bucket=bucket, Key="k1.txt", Body=b"overwritten")
-    second = await full_sync(es, source_for(bucket), index_name, settings, str(tmp_path / "2"))
-    p = second.progress
+    second = await harness.sync_source("s3", index_name, **config_for(bucket))
+    p = second
     assert (p.created, p.updated, p.skipped, p.deleted) == (0, 1, 8, 1)
     documents = await indexed(es, index_name)
     assert f"{bucket}/k0.txt" not in documents and len(documents) == 9
@@ -111,22 +108,20 @@ async def test_delete_and_overwrite_between_syncs_reconcile_exactly(
 
 
 async def test_a_bucket_that_fails_to_list_fails_the_sync_with_no_deletes(
-    s3, source_for, es, settings, index_name, tmp_path
+    s3, es, harness, index_name
 ):
     kept = await make_bucket(s3, {f"a{i}.txt": b"a" for i in range(5)})
     doomed = await make_bucket(s3, {f"b{i}.txt": b"b" for i in range(5)})
-    first = await full_sync(es, source_for(kept, doomed), index_name, settings, str(tmp_path / "1"))
-    assert first.progress.created == 10
+    first = await harness.sync_source("s3", index_name, **config_for(kept, doomed))
+    assert first.created == 10
     for i in range(5):
         await s3.delete_object(Bucket=doomed, Key=f"b{i}.txt")
     await s3.delete_bucket(Bucket=doomed)
     await s3.delete_object(Bucket=kept, Key="a0.txt")
-    second = await full_sync(
-        es, source_for(kept, doomed), index_name, settings, str(tmp_path / "2")
-    )
+    second = await harness.sync_source("s3", index_name, **config_for(kept, doomed))
     assert second.status == "error"
-    assert "IncompleteListing" in second.error and doomed in second.error
-    assert second.progress.deleted == 0
+    assert f"S3 bucket {doomed!r} does not exist" in second.error
+    assert second.job.doc["deleted_document_count"] == 0
     assert len(await indexed(es, index_name)) == 10  # not even a0, read from a complete bucket
 
 

@@ -1,39 +1,23 @@
-"""The contract every source passes, on the real stack. A new source gets these tests by adding
-one harness fixture to SOURCES below."""
+"""The source contract (connectors.testing) run over every built-in source, on the real stack.
+
+Each source is one SourceContract subclass with a harness fixture; the backends below are how
+these tests seed, change and remove items in each store.
+"""
 
 import os
-import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import aioboto3
 import orjson
 import pytest
 from pymongo import AsyncMongoClient
 
-from connectors.source import BaseDataSource, ConfigurationError, SourceError
 from connectors.sources.directory import DirectoryDataSource
 from connectors.sources.mongo import MongoDataSource
 from connectors.sources.s3 import S3DataSource
+from connectors.testing import Harness, SourceContract
 from examples.notes_source import NotesDataSource
-
-
-@dataclass
-class Harness:
-    """How the contract drives one source: make it, seed items, change one, remove one."""
-
-    source_class: type[BaseDataSource]
-    config: dict[str, Any]
-    backend: Any
-    bad_host: dict[str, Any]
-    missing_field: str
-    bad_value: tuple[str, Any]
-    bad_credentials: dict[str, Any] | None = None
-
-    def make(self, **overrides) -> BaseDataSource:
-        return self.source_class({**self.config, **overrides})
 
 
 class DirectoryBackend:
@@ -113,65 +97,6 @@ class S3Backend:
             await s3.delete_object(Bucket=self.bucket, Key=f"dir{i % 3}/obj{i}.txt")
 
 
-@pytest.fixture
-def directory_harness(tmp_path):
-    return Harness(
-        DirectoryDataSource,
-        {"path": str(tmp_path)},
-        DirectoryBackend(tmp_path),
-        bad_host={"path": str(tmp_path / "missing-folder")},
-        missing_field="path",
-        bad_value=("max_content_bytes", "lots"),
-    )
-
-
-@pytest.fixture
-async def mongodb_harness():
-    name = f"c{uuid.uuid4().hex[:10]}"
-    backend = MongoBackend(name)
-    yield Harness(
-        MongoDataSource,
-        {"host": os.environ["MONGODB_URL"], "database": "contract", "collection": name},
-        backend,
-        bad_host={"host": "mongodb://127.0.0.1:1/", "timeout_ms": 1500},
-        missing_field="database",
-        bad_value=("batch_size", "big"),
-        bad_credentials={"user": "alice", "password": "wrong"},
-    )
-    await backend.close()
-
-
-@pytest.fixture
-def s3_harness():
-    bucket = f"contract-{uuid.uuid4().hex[:10]}"
-    config = {
-        "buckets": [bucket],
-        "endpoint_url": os.environ["S3_ENDPOINT_URL"],
-        "access_key_id": "test",
-        "secret_access_key": "test",
-    }
-    return Harness(
-        S3DataSource,
-        config,
-        S3Backend(bucket),
-        bad_host={"endpoint_url": "http://127.0.0.1:1"},
-        missing_field="buckets",
-        bad_value=("page_size", "many"),
-    )
-
-
-@pytest.fixture
-def example_harness(tmp_path):
-    return Harness(
-        NotesDataSource,
-        {"path": str(tmp_path / "notes.jsonl")},
-        NotesBackend(tmp_path / "notes.jsonl"),
-        bad_host={"path": str(tmp_path / "nowhere" / "notes.jsonl")},
-        missing_field="path",
-        bad_value=("path", ["not", "a", "path"]),
-    )
-
-
 class NotesBackend:
     def __init__(self, path: Path):
         self.path = path
@@ -205,100 +130,65 @@ class NotesBackend:
         self._write([n for n in self._read() if n["id"] != f"n{i}"])
 
 
-SOURCES = ["directory_harness", "mongodb_harness", "s3_harness", "example_harness"]
-
-
-@pytest.fixture(params=SOURCES)
-def harness(request):
-    return request.getfixturevalue(request.param)
-
-
-async def read_all(source):
-    try:
-        return [document async for document in source.get_docs()]
-    finally:
-        await source.close()
-
-
-async def test_configuration_errors_name_the_field(harness):
-    with pytest.raises(ConfigurationError, match=harness.missing_field):
-        harness.source_class(
-            {k: v for k, v in harness.config.items() if k != harness.missing_field}
+class TestDirectorySource(SourceContract):
+    @pytest.fixture
+    def harness(self, tmp_path):
+        return Harness(
+            DirectoryDataSource,
+            {"path": str(tmp_path)},
+            DirectoryBackend(tmp_path),
+            bad_host={"path": str(tmp_path / "missing-folder")},
+            missing_field="path",
+            bad_value=("max_content_bytes", "lots"),
         )
-    field, value = harness.bad_value
-    with pytest.raises(ConfigurationError, match=field):
-        harness.make(**{field: value})
 
 
-async def test_documents_have_unique_stable_ids_and_serialise_to_json(harness):
-    await harness.backend.seed(12)
-    first, second = await read_all(harness.make()), await read_all(harness.make())
-    ids = [document["_id"] for document in first]
-    assert len(ids) == 12 and len(set(ids)) == 12
-    assert sorted(ids) == sorted(document["_id"] for document in second)
-    assert {harness.backend.id_of(i) for i in range(12)} == set(ids)
-    for document in first:
-        assert isinstance(document["_id"], str) and document["_timestamp"]
-        orjson.dumps(document)
+class TestMongoSource(SourceContract):
+    @pytest.fixture
+    async def harness(self):
+        name = f"c{uuid.uuid4().hex[:10]}"
+        backend = MongoBackend(name)
+        yield Harness(
+            MongoDataSource,
+            {"host": os.environ["MONGODB_URL"], "database": "contract", "collection": name},
+            backend,
+            bad_host={"host": "mongodb://127.0.0.1:1/", "timeout_ms": 1500},
+            missing_field="database",
+            bad_value=("batch_size", "big"),
+            bad_credentials={"user": "alice", "password": "wrong"},
+        )
+        await backend.close()
 
 
-async def test_ping_succeeds_and_fails_clearly_on_a_wrong_host(harness):
-    await harness.backend.seed(1)
-    source = harness.make()
-    await source.ping()
-    await source.close()
-    broken = harness.make(**harness.bad_host)
-    started = time.monotonic()
-    with pytest.raises(SourceError) as raised:
-        await broken.ping()
-    await broken.close()
-    assert len(str(raised.value).splitlines()) == 1
-    assert time.monotonic() - started < 30
-    target = next(iter(harness.bad_host.values()))
-    assert str(target).split("//")[-1].rstrip("/") in str(raised.value)
+class TestS3Source(SourceContract):
+    # No bad_credentials: moto accepts any key, so the wrong-credentials check is skipped.
+    @pytest.fixture
+    def harness(self):
+        bucket = f"contract-{uuid.uuid4().hex[:10]}"
+        config = {
+            "buckets": [bucket],
+            "endpoint_url": os.environ["S3_ENDPOINT_URL"],
+            "access_key_id": "test",
+            "secret_access_key": "test",
+        }
+        return Harness(
+            S3DataSource,
+            config,
+            S3Backend(bucket),
+            bad_host={"endpoint_url": "http://127.0.0.1:1"},
+            missing_field="buckets",
+            bad_value=("page_size", "many"),
+        )
 
 
-# Sources whose stack server checks credentials (moto accepts any key, so S3 is not listed).
-CREDENTIAL_SOURCES = ["mongodb_harness"]
-
-
-@pytest.fixture(params=CREDENTIAL_SOURCES)
-def credentials_harness(request):
-    return request.getfixturevalue(request.param)
-
-
-async def test_ping_fails_clearly_on_wrong_credentials(credentials_harness):
-    harness = credentials_harness
-    await harness.backend.seed(1)
-    source = harness.make(**harness.bad_credentials)
-    with pytest.raises(SourceError, match="authentication failed"):
-        await source.ping()
-    await source.close()
-    assert "wrong" not in str(source.config.get("host"))
-
-
-async def test_a_second_read_reflects_a_change_and_a_delete(harness):
-    await harness.backend.seed(6)
-    before = {d["_id"]: d["_timestamp"] for d in await read_all(harness.make())}
-    await harness.backend.modify(1)
-    await harness.backend.remove(2)
-    after = {d["_id"]: d["_timestamp"] for d in await read_all(harness.make())}
-    assert harness.backend.id_of(2) not in after and len(after) == 5
-    changed = harness.backend.id_of(1)
-    assert after[changed] != before[changed]
-    assert all(after[i] == before[i] for i in after if i != changed)
-
-
-async def test_changed_is_never_wrongly_false(harness):
-    await harness.backend.seed(4)
-    source = harness.make()
-    assert await source.changed(None) is True
-    await read_all(source)
-    cursor = source.sync_cursor()
-    await harness.backend.modify(0)
-    assert await harness.make().changed(cursor) is True
-    again = harness.make()
-    await again.changed(None)
-    await read_all(again)
-    await harness.backend.remove(3)
-    assert await harness.make().changed(again.sync_cursor()) is True
+class TestNotesExampleSource(SourceContract):
+    @pytest.fixture
+    def harness(self, tmp_path):
+        return Harness(
+            NotesDataSource,
+            {"path": str(tmp_path / "notes.jsonl")},
+            NotesBackend(tmp_path / "notes.jsonl"),
+            bad_host={"path": str(tmp_path / "nowhere" / "notes.jsonl")},
+            missing_field="path",
+            bad_value=("path", ["not", "a", "path"]),
+        )

@@ -2,9 +2,9 @@
 
 from prefect.states import Failed
 
-from connectors.runner import JobSetupError
+from connectors.job_run import JobSetupError
 from connectors.source import SourceError
-from tasks.common import transient_only
+from tasks.runtime import transient_only
 
 
 def test_network_trouble_is_retried_and_mistakes_are_not():

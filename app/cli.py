@@ -17,10 +17,15 @@ import yaml
 from connectors.config import ConfigError, Settings, load_settings
 from connectors.cron import CronError, QuartzCron
 from connectors.es.client import check_reachable, create_client
-from connectors.protocol import IllegalTransition, ensure_protocol_indices
+from connectors.protocol import (
+    ConnectorStatus,
+    IllegalTransition,
+    ensure_protocol_indices,
+    protocol_for,
+)
 from connectors.protocol.connector import Connector, new_connector_document
+from connectors.protocol.targets import target_problem
 from connectors.registry import RegistryError, load_source_class, source_class_for
-from connectors.runner import protocol_for
 from connectors.source import ConfigurationError
 
 
@@ -118,6 +123,9 @@ async def list_sources(settings: Settings, out: Callable) -> None:
 
 
 async def create_connector(args, settings, connectors, jobs, out) -> None:
+    problem = target_problem(args.index_name, settings.protocol)
+    if problem:
+        raise UsageError(f"--index-name: {problem}")
     try:
         source_class = source_class_for(settings.sources, args.service_type)
         values = parse_values(args.set, args.values_file)
@@ -134,7 +142,9 @@ async def create_connector(args, settings, connectors, jobs, out) -> None:
     document = new_connector_document(
         args.service_type, args.index_name, args.name, schedule=args.schedule
     )
-    document.update(configuration=schema, status="configured", sync_now=args.sync_now)
+    document.update(
+        configuration=schema, status=ConnectorStatus.CONFIGURED.value, sync_now=args.sync_now
+    )
     out(await connectors.create(document))
 
 
@@ -246,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         if action == "list":
             asyncio.run(list_sources(settings, print), debug=args.debug)
         elif action == "poll":
-            from flows.poll import run_poll_loop  # Prefect lives in flows/; import only when needed
+            from flows.poll import run_poll_loop  # Prefect loads only for the service loop
 
             return run_poll_loop(args.config_file, debug=args.debug)
         else:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import orjson
-from elasticsearch import AsyncElasticsearch
 
-from connectors.es.snapshot import stream_index_versions
+from connectors.es.client import ESClient
+from connectors.es.scan import stream_index_versions
 
 SPILL_EVERY = 200_000
 
@@ -36,7 +36,7 @@ def hash64(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
 
 
-async def snapshot_index(es: AsyncElasticsearch, index: str, directory: str) -> IndexSnapshot:
+async def snapshot_index(es: ESClient, index: str, directory: str) -> IndexSnapshot:
     """Write every (id, _timestamp) the index holds to `directory`, streaming page by page."""
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)

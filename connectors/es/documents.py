@@ -1,0 +1,127 @@
+"""Protocol documents in Elasticsearch: read with their sequence numbers, create, search, and
+update only if unchanged (compare-and-set). The protocol layer uses these, never the client."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from typing import Any, Self, TypeVar
+
+from elasticsearch import AsyncElasticsearch, ConflictError, NotFoundError
+
+PAGE = 500
+D = TypeVar("D", bound="VersionedDocument")
+
+
+class VersionConflict(Exception):  # noqa: N818 - an expected outcome of compare-and-set
+    """The document changed (or vanished) since it was read; nothing was written."""
+
+
+@dataclass
+class VersionedDocument:
+    """A document's id and source, plus what a compare-and-set update needs."""
+
+    id: str
+    doc: dict[str, Any]
+    seq_no: int
+    primary_term: int
+
+    @classmethod
+    def from_hit(cls, hit: dict) -> Self:
+        return cls(hit["_id"], hit["_source"], hit["_seq_no"], hit["_primary_term"])
+
+
+class DocumentIndex:
+    """One protocol index (connectors or jobs), seen as documents with versions."""
+
+    def __init__(self, es: AsyncElasticsearch, index: str):
+        self.es = es
+        self.index = index
+
+    async def get(self, document_id: str) -> dict | None:
+        """The raw hit (`_id`, `_source`, `_seq_no`, `_primary_term`), or None when absent."""
+        try:
+            return (await self.es.get(index=self.index, id=document_id)).body
+        except NotFoundError:
+            return None
+
+    async def create(self, document: dict, document_id: str | None = None) -> str | None:
+        """Index a new document; with an id, None when that id already exists."""
+        try:
+            response = await self.es.index(
+                index=self.index,
+                id=document_id,
+                document=document,
+                refresh=True,
+                op_type="create" if document_id else "index",
+            )
+        except ConflictError:
+            return None
+        return response["_id"]
+
+    async def search(self, query: dict, size: int, sort: list) -> list[dict]:
+        response = await self.es.search(
+            index=self.index, query=query, size=size, seq_no_primary_term=True, sort=sort
+        )
+        return response["hits"]["hits"]
+
+    async def scan(self, query: dict) -> AsyncIterator[dict]:
+        """Every matching hit, page by page (no total limit)."""
+        search_after = None
+        while True:
+            response = await self.es.search(
+                index=self.index,
+                query=query,
+                size=PAGE,
+                sort=["_doc"],
+                seq_no_primary_term=True,
+                search_after=search_after,
+            )
+            hits = response["hits"]["hits"]
+            for hit in hits:
+                yield hit
+            if len(hits) < PAGE:
+                return
+            search_after = hits[-1]["sort"]
+
+    async def update_if_unchanged(self, document: D, fields: dict) -> D:
+        """Write `fields` only if nobody changed `document` since it was read (VersionConflict
+        otherwise); return the document as it now is."""
+        try:
+            response = await self.es.update(
+                index=self.index,
+                id=document.id,
+                doc=fields,
+                refresh=True,
+                if_seq_no=document.seq_no,
+                if_primary_term=document.primary_term,
+            )
+        except (ConflictError, NotFoundError):
+            raise VersionConflict(f"{self.index}/{document.id} changed since it was read") from None
+        return replace(
+            document,
+            doc=_merged(document.doc, fields),
+            seq_no=response["_seq_no"],
+            primary_term=response["_primary_term"],
+        )
+
+    async def patch(self, document_id: str, fields: dict) -> bool:
+        """Write `fields` whatever changed meanwhile; False when the document does not exist."""
+        try:
+            await self.es.update(
+                index=self.index, id=document_id, doc=fields, refresh=True, retry_on_conflict=5
+            )
+        except NotFoundError:
+            return False
+        return True
+
+
+def _merged(source: dict, fields: dict) -> dict:
+    """What Elasticsearch's partial update makes of `source`: objects merge, the rest replaces."""
+    merged = dict(source)
+    for key, value in fields.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merged(merged[key], value)
+        else:
+            merged[key] = value
+    return merged

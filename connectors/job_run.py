@@ -1,0 +1,351 @@
+"""One job's life, from claimed to its final status. The only place that decides how a job ends.
+
+`JobRun.run()` holds the order of the stages (DESIGN.md §4), the heartbeat, and the mapping from
+what happened to the job's status; the stages themselves are methods. The `sync` flow runs the
+same `run()` with each stage wrapped as a Prefect task (`stages=`); `run_job` runs it plainly
+(CLI, scripts, tests). Nothing else finishes a running job, apart from the stale-job sweep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import tempfile
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from connectors.config import Settings
+from connectors.es.bulk import BulkWriter
+from connectors.es.client import ESClient
+from connectors.es.documents import VersionConflict
+from connectors.es.indices import concrete_indices, ensure_content_index, refresh
+from connectors.index_snapshot import IndexSnapshot, snapshot_index
+from connectors.protocol import Job, JobLost, JobStatus, JobType, protocol_for
+from connectors.protocol.job import REDACTED
+from connectors.protocol.targets import resolved_problem, target_problem
+from connectors.protocol.watch import JobWatch
+from connectors.registry import RegistryError, source_class_for
+from connectors.source import BaseDataSource, ConfigurationError
+from connectors.sync import SyncCanceled, SyncProgress, delete_stale, describe_error
+from connectors.sync import index_documents as stream_and_index
+
+logger = logging.getLogger(__name__)
+
+SUPPORTED_JOB_TYPES = (JobType.FULL,)
+KEPT_REJECTIONS = 10
+
+
+class JobSetupError(RuntimeError):
+    """The job cannot start: connector gone, unknown service type, bad configuration or target."""
+
+
+@dataclass(frozen=True)
+class JobInputs:
+    """Everything a job uses, resolved once when it starts and never re-read: the job's own
+    connector snapshot (index, filtering, pipeline, cursor), with secrets the snapshot does not
+    hold taken from the live connector."""
+
+    connector_id: str
+    service_type: str
+    job_type: str
+    index_name: str
+    configuration: dict[str, Any]
+    sync_cursor: dict | None
+    claim: str | None
+    generation: int | None
+
+
+@dataclass
+class Outcome:
+    status: JobStatus
+    error: str | None = None
+    changed: bool = True
+    counts: dict = field(default_factory=dict)  # SyncProgress.report() at the end
+
+
+def outcome_of(error: BaseException | None, cancel_requested: bool) -> Outcome:
+    """What happened -> the status the job should end with."""
+    if error is None:
+        return Outcome(JobStatus.COMPLETED)
+    if isinstance(error, SyncCanceled):
+        return Outcome(JobStatus.CANCELED, "canceled on request; nothing was deleted")
+    if isinstance(error, Exception):
+        return Outcome(JobStatus.ERROR, describe_error(error))
+    if cancel_requested:  # the orchestrator stopped the run because a user cancelled it
+        return Outcome(JobStatus.CANCELED, "canceled on request; nothing was deleted")
+    return Outcome(JobStatus.SUSPENDED, "the service stopped during the sync; it will resume")
+
+
+def settle(wanted: JobStatus, current: JobStatus) -> JobStatus:
+    """The status to write, given what the job document says now: a cancel request that
+    arrived after the last check still wins over completing or suspending."""
+    if current == JobStatus.CANCELING and wanted in (JobStatus.COMPLETED, JobStatus.SUSPENDED):
+        return JobStatus.CANCELED
+    return wanted
+
+
+class Stages(Protocol):
+    """The stages `JobRun.run` calls in order; the flow supplies task-wrapped ones."""
+
+    async def check_changed(self) -> bool: ...
+    async def snapshot_index(self) -> int: ...
+    async def write_documents(self) -> dict: ...
+    async def delete_stale(self) -> int: ...
+    async def finish(self) -> JobStatus: ...
+
+
+class JobRun:
+    """A claimed job and everything its sync needs: one client, one source, one set of inputs."""
+
+    def __init__(
+        self,
+        es: ESClient,
+        settings: Settings,
+        job_id: str,
+        stop_requested: Callable[[], Awaitable[bool]] | None = None,
+        metadata: dict | None = None,
+    ):
+        """`stop_requested`: a second source of cancel requests (the orchestrator's);
+        `metadata`: where the job runs, recorded on the job (e.g. the flow run's id and link)."""
+        self.metadata = metadata
+        self.es = es
+        self.settings = settings
+        self.job_id = job_id
+        self.stop_requested = stop_requested
+        self.connectors, self.jobs = protocol_for(es, settings)
+        self.progress = SyncProgress()
+        self.inputs: JobInputs | None = None
+        self.source: BaseDataSource | None = None
+        self.outcome: Outcome | None = None
+        self.watch: JobWatch | None = None
+        self._snapshot: IndexSnapshot | None = None
+        self._workdir: str | None = None
+
+    async def run(self, stages: Stages | None = None) -> Outcome:
+        """Every stage in order, then the final status. Raises JobLost, without writing, when
+        the job is not (or no longer) this worker's; re-raises a stop of the process after
+        marking the job suspended (or canceled, if that is why it stopped)."""
+        stages = stages or self
+        job = await self._claimed_job()
+        error: BaseException | None = None
+        self.watch = JobWatch(
+            self.jobs,
+            job,
+            self.progress.job_counters,
+            self.settings.service.heartbeat_interval,
+            self.stop_requested,
+        )
+        try:
+            async with self.watch:
+                try:
+                    await self._resolve(job)
+                    self.outcome = Outcome(JobStatus.COMPLETED, changed=False)
+                    if await stages.check_changed():
+                        self.outcome.changed = True
+                        await stages.snapshot_index()
+                        await stages.write_documents()
+                        await stages.delete_stale()
+                finally:
+                    await self._close()
+        except BaseException as failure:
+            error = failure
+        if isinstance(error, JobLost) or self.watch.lost:
+            logger.warning("job %s: %s; stopped without writing more", self.job_id, error)
+            raise error if isinstance(error, JobLost) else self.watch.lost
+        if error is not None:
+            stopping = not isinstance(error, Exception)
+            canceled = self.watch.canceled or (stopping and await self._asked_to_stop())
+            self.outcome = outcome_of(error, canceled)
+        self.outcome.counts = self.progress.report()
+        if error is not None and not isinstance(error, Exception):
+            await asyncio.shield(self.finish())
+            raise error
+        await stages.finish()
+        return self.outcome
+
+    # -- the stages -------------------------------------------------------------------------
+
+    async def check_changed(self) -> bool:
+        """Reach the source and ask whether anything changed since the last successful sync."""
+        await self.source.ping()
+        return await self.source.changed(self.inputs.sync_cursor)
+
+    async def snapshot_index(self) -> int:
+        """Create the index if needed, then record what it holds (ids and versions) on disk."""
+        index = self.inputs.index_name
+        await self._check_target(index)
+        await ensure_content_index(self.es, index)
+        self._workdir = tempfile.mkdtemp(prefix="elastic-ingest-")
+        self._snapshot = await snapshot_index(self.es, index, self._workdir)
+        return self._snapshot.count
+
+    async def write_documents(self) -> dict:
+        """Stream the source, skip unchanged documents, bulk-write the rest."""
+        try:
+            await stream_and_index(
+                self.source, self._snapshot, self._writer(), self.progress, self.check_in
+            )
+        finally:
+            await refresh(self.es, self.inputs.index_name)
+        return self.progress.report()
+
+    async def delete_stale(self) -> int:
+        """Delete what the source no longer has; refuses unless the source was read to the end."""
+        deleted = await delete_stale(self._snapshot, self._writer(), self.check_in)
+        await refresh(self.es, self.inputs.index_name)
+        return deleted
+
+    async def finish(self) -> JobStatus:
+        """Write the decided outcome to the job and its connector, if the job is still ours."""
+        claim = self.inputs.claim if self.inputs else None
+        for _ in range(5):
+            current = await self.jobs.check_owner(self.job_id, claim)
+            status = settle(self.outcome.status, current.status)
+            cursor = self.source_cursor if status == JobStatus.COMPLETED else None
+            try:
+                finished = await self.jobs.finish(
+                    current,
+                    status,
+                    self.progress.job_counters(),
+                    self.outcome.error,
+                    cursor,
+                    metadata=self._rejections(),
+                )
+            except VersionConflict:
+                continue  # a heartbeat or a cancel request landed meanwhile: decide again
+            self.outcome.status = finished.status
+            return finished.status
+        raise VersionConflict(f"job {self.job_id}: could not write its final status")
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def check_in(self) -> None:
+        """Called while documents stream: stop at once when the job must stop."""
+        if self.watch.lost:
+            raise self.watch.lost
+        if self.watch.canceled:
+            raise SyncCanceled("the job was canceled")
+
+    async def _claimed_job(self) -> Job:
+        job = await self.jobs.get(self.job_id)
+        if job is None:
+            raise JobLost(f"job {self.job_id} does not exist")
+        job = await self.jobs.check_owner(self.job_id, job.claim)
+        if self.metadata:
+            await self.jobs.set_metadata(self.job_id, self.metadata)
+            job = await self.jobs.check_owner(self.job_id, job.claim)
+        return job
+
+    async def _resolve(self, job: Job) -> None:
+        """Fix the job's inputs once, from its snapshot, and build its source."""
+        snapshot = job.doc.get("connector") or {}
+        live = await self.connectors.get(job.connector_id)
+        if live is None:
+            raise JobSetupError(f"connector {job.connector_id} was deleted")
+        if job.job_type not in SUPPORTED_JOB_TYPES:
+            raise JobSetupError(
+                f"job type {job.job_type!r} is not supported for service type "
+                f"{job.service_type!r} (supported: {', '.join(SUPPORTED_JOB_TYPES)})"
+            )
+        configuration = _with_secrets(snapshot.get("configuration"), live.configuration)
+        self.inputs = JobInputs(
+            connector_id=job.connector_id,
+            service_type=job.service_type,
+            job_type=job.job_type,
+            index_name=job.index_name,
+            configuration=configuration,
+            sync_cursor=snapshot.get("sync_cursor"),
+            claim=job.claim,
+            generation=job.generation,
+        )
+        problem = target_problem(self.inputs.index_name, self.settings.protocol)
+        if problem:
+            raise JobSetupError(f"connector {job.connector_id}: {problem}")
+        try:
+            source_class = source_class_for(self.settings.sources, job.service_type)
+            values = {name: _value(spec) for name, spec in configuration.items()}
+            self.source = source_class(values)
+        except RegistryError as error:
+            raise JobSetupError(str(error)) from None
+        except ConfigurationError as error:
+            raise JobSetupError(
+                f"connector {job.connector_id} configuration: {'; '.join(error.problems)}"
+            ) from None
+
+    async def _check_target(self, index: str) -> None:
+        problem = resolved_problem(
+            index, await concrete_indices(self.es, index), self.settings.protocol
+        )
+        if problem:
+            raise JobSetupError(f"connector {self.inputs.connector_id}: {problem}")
+
+    def _writer(self) -> BulkWriter:
+        claim = self.inputs.claim
+
+        async def check_owner() -> None:
+            await self.jobs.check_owner(self.job_id, claim)
+
+        return BulkWriter.for_index(
+            self.es,
+            self.inputs.index_name,
+            self.settings.bulk,
+            stats=self.progress.writes,
+            version=self.inputs.generation,
+            check_owner=check_owner,
+            max_rejected=self.settings.service.max_failed_documents,
+        )
+
+    @property
+    def indexed_before(self) -> int:
+        """How many documents the index held when the sync started."""
+        return self._snapshot.count if self._snapshot else 0
+
+    @property
+    def source_cursor(self) -> dict | None:
+        return self.source.sync_cursor() if self.source else None
+
+    def _rejections(self) -> dict | None:
+        """Rejected documents go on the job itself, not only into the run's report."""
+        if not self.progress.failed:
+            return None
+        kept = self.progress.writes.failures[:KEPT_REJECTIONS]
+        return {
+            "rejected_document_count": self.progress.failed,
+            "rejected_documents": [f"{f.id}: {f.reason}" for f in kept],
+        }
+
+    async def _asked_to_stop(self) -> bool:
+        """Whether the orchestrator was asked to cancel; False if it cannot be asked now."""
+        if self.stop_requested is None:
+            return False
+        try:
+            return await self.stop_requested()
+        except Exception:
+            return False
+
+    async def _close(self) -> None:
+        if self.source is not None:
+            await self.source.close()
+        if self._workdir:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+
+
+def _value(spec: Any) -> Any:
+    return spec.get("value") if isinstance(spec, dict) else spec
+
+
+def _with_secrets(snapshot: dict | None, live: dict) -> dict:
+    """The job's configuration, with the values it holds only as REDACTED taken from the live
+    connector (jobs never store secrets)."""
+    configuration = dict(snapshot if snapshot is not None else live)
+    for name, spec in configuration.items():
+        if _value(spec) == REDACTED and name in live:
+            configuration[name] = live[name]
+    return configuration
+
+
+async def run_job(es: ESClient, settings: Settings, job_id: str, stop_requested=None) -> Outcome:
+    """Run a claimed job to its end in this process, without Prefect."""
+    return await JobRun(es, settings, job_id, stop_requested).run()

@@ -1,0 +1,69 @@
+"""The layers of DESIGN.md §2, read from the import graph: a wrong import fails here.
+
+app/ -> flows/ -> tasks/ -> connectors/ ; connectors/es/ is the only door to Elasticsearch
+"""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+def imports_of(path: Path) -> set[str]:
+    """Every module a file imports, at any depth (lazy imports inside functions included)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+def module_files(package: str) -> list[Path]:
+    return sorted((PROJECT / package).rglob("*.py"))
+
+
+def offenders(files: list[Path], forbidden: tuple[str, ...]) -> list[str]:
+    """`file: module` for each import of a forbidden package (or one of its submodules)."""
+    return [
+        f"{path.relative_to(PROJECT) if path.is_relative_to(PROJECT) else path}: {module}"
+        for path in files
+        for module in sorted(imports_of(path))
+        if any(module == name or module.startswith(f"{name}.") for name in forbidden)
+    ]
+
+
+RULES = [
+    ("connectors/ never imports Prefect or the layers above it", "connectors", None,
+     ("prefect", "flows", "tasks", "app", "deployments")),
+    ("only connectors/es/ imports the elasticsearch package", "connectors", "connectors/es",
+     ("elasticsearch", "elastic_transport")),
+    ("sources never import Elasticsearch code", "connectors/sources", None,
+     ("elasticsearch", "elastic_transport", "connectors.es")),
+    ("connectors/es/ never imports a source or the protocol", "connectors/es", None,
+     ("connectors.sources", "connectors.protocol", "connectors.job_run")),
+    ("tasks/ never imports flows/ or the CLI", "tasks", None, ("flows", "app")),
+    ("flows/ never imports the CLI", "flows", None, ("app",)),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("rule", "package", "except_under", "forbidden"), RULES)
+def test_layer_rule(rule, package, except_under, forbidden):
+    files = [
+        path
+        for path in module_files(package)
+        if except_under is None or not path.is_relative_to(PROJECT / except_under)
+    ]
+    assert files, f"no modules found under {package}"
+    assert offenders(files, forbidden) == [], rule
+
+
+def test_the_check_sees_a_wrong_import(tmp_path):
+    """The rule can fail: a lazy Prefect import inside a function is caught."""
+    bad = tmp_path / "bad.py"
+    bad.write_text("def later():\n    from prefect import flow\n    return flow\n")
+    assert offenders([bad], ("prefect",)) == [f"{bad}: prefect"]
+    assert offenders([bad], ("pref",)) == []  # a package name, not a prefix of one
