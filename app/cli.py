@@ -17,9 +17,12 @@ import yaml
 from connectors.config import ConfigError, Settings, load_settings
 from connectors.cron import CronError, QuartzCron
 from connectors.es.client import check_reachable, create_client
+from connectors.job_run import run_job
 from connectors.protocol import (
     ConnectorStatus,
     IllegalTransition,
+    JobLost,
+    JobStatus,
     ensure_protocol_indices,
     protocol_for,
 )
@@ -31,6 +34,10 @@ from connectors.source import ConfigurationError
 
 class UsageError(Exception):
     """A mistake in what the user typed or configured (exit 2)."""
+
+
+class RuntimeFailure(Exception):
+    """Something failed while running, already described in one line (exit 1)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,6 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     job_show.add_argument("job_id")
     cancel = job_commands.add_parser("cancel", help="cancel a pending or running job")
     cancel.add_argument("job_id")
+    run_here = job_commands.add_parser(
+        "run", help="claim a pending job and run it in this process, without Prefect"
+    )
+    run_here.add_argument("job_id")
     return parser
 
 
@@ -206,6 +217,30 @@ async def cancel_job(args, settings, connectors, jobs, out) -> None:
     out(f"job {job.id}: {job.status.value}")
 
 
+async def run_job_here(args, settings, connectors, jobs, out) -> None:
+    """The plain driver: the same job lifecycle the `sync` flow runs, minus Prefect."""
+    job = await jobs.get(args.job_id)
+    if job is None:
+        raise UsageError(f"job {args.job_id} does not exist")
+    if job.status in (JobStatus.PENDING, JobStatus.SUSPENDED):
+        if await jobs.claim(job) is None:
+            raise UsageError(f"job {job.id}: its connector is running another job")
+    elif job.status not in (JobStatus.IN_PROGRESS, JobStatus.CANCELING):
+        raise UsageError(f"job {job.id} is {job.status.value}; only pending or suspended jobs run")
+    try:
+        outcome = await run_job(jobs.documents.es, settings, job.id)
+    except JobLost as lost:
+        raise RuntimeFailure(str(lost)) from None
+    counts = outcome.counts
+    out(
+        f"job {job.id}: {outcome.status.value} (indexed {counts['created'] + counts['updated']}, "
+        f"deleted {counts['deleted']}, unchanged {counts['skipped']})"
+        + (f": {outcome.error}" if outcome.error else "")
+    )
+    if outcome.status == JobStatus.ERROR:
+        raise RuntimeFailure(f"job {job.id} failed: {outcome.error}")
+
+
 COMMANDS = {
     ("connector", "create"): create_connector,
     ("connector", "list"): list_connectors,
@@ -214,6 +249,7 @@ COMMANDS = {
     ("job", "list"): list_jobs,
     ("job", "show"): show_job,
     ("job", "cancel"): cancel_job,
+    ("job", "run"): run_job_here,
 }
 
 
@@ -264,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except (ConnectionError, OSError) as error:
+    except (ConnectionError, OSError, RuntimeFailure) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except Exception as error:  # a runtime failure: one readable block, details with --debug

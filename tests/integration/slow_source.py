@@ -13,10 +13,15 @@ class SlowDataSource(BaseDataSource):
         "count": ConfigField("Documents", "int", 100),
         "pause": ConfigField("Pause every 10 documents (s)", "float", 0.05),
         "prefix": ConfigField("Id prefix", default="slow"),
+        "version": ConfigField("Every document's version", default="v1"),
     }
 
     async def get_docs(self):
         for i in range(self.config["count"]):
             if i % 10 == 0:
                 await asyncio.sleep(self.config["pause"])
-            yield {"_id": f"{self.config['prefix']}-{i}", "_timestamp": "v1", "n": i}
+            yield {
+                "_id": f"{self.config['prefix']}-{i}",
+                "_timestamp": self.config["version"],
+                "n": i,
+            }
