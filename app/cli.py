@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from connectors.config import ConfigError, Settings, load_settings
+from connectors.config import Settings, SettingsError, load_settings
 from connectors.cron import CronError, QuartzCron
 from connectors.es.client import check_reachable, create_client
 from connectors.job_run import run_job
@@ -27,6 +27,7 @@ from connectors.protocol import (
     protocol_for,
 )
 from connectors.protocol.connector import Connector, new_connector_document
+from connectors.protocol.secrets import redacted_configuration
 from connectors.protocol.targets import target_problem
 from connectors.registry import RegistryError, load_source_class, source_class_for
 from connectors.source import ConfigurationError
@@ -98,11 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def masked_configuration(connector: Connector) -> dict:
-    return {
-        name: ("********" if spec.get("sensitive") and spec.get("value") else spec.get("value"))
-        for name, spec in connector.configuration.items()
-    }
+def masked_configuration(connector: Connector, sensitive: frozenset[str]) -> dict:
+    shown = redacted_configuration(connector.configuration, sensitive)
+    return {name: spec.get("value") for name, spec in shown.items()}
 
 
 def parse_values(pairs: list[str], values_file: str | None) -> dict:
@@ -140,7 +139,7 @@ async def create_connector(args, settings, connectors, jobs, out) -> None:
     try:
         source_class = source_class_for(settings.sources, args.service_type)
         values = parse_values(args.set, args.values_file)
-        source_class.validate_configuration(values)
+        source_class.validate_configuration(values, strict=True)
         if args.schedule:
             QuartzCron.parse(args.schedule)
     except CronError as error:
@@ -174,7 +173,7 @@ async def list_connectors(args, settings, connectors, jobs, out) -> None:
 async def show_connector(args, settings, connectors, jobs, out) -> None:
     connector = await _connector(connectors, args.connector_id)
     shown = {"id": connector.id, **connector.doc}
-    shown["configuration"] = masked_configuration(connector)
+    shown["configuration"] = masked_configuration(connector, jobs.sensitive(connector.service_type))
     out(yaml.safe_dump(shown, sort_keys=False).rstrip())
 
 
@@ -284,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("elastic_transport").setLevel(logging.CRITICAL)
     try:
         settings = load_settings(args.config_file)
-    except ConfigError as error:
+    except SettingsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     action = args.action or ("poll" if args.command is None else None)

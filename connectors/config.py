@@ -24,7 +24,7 @@ _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _HTTP_URL = TypeAdapter(AnyHttpUrl)
 
 
-class ConfigError(ValueError):
+class SettingsError(ValueError):
     """A configuration file that cannot be used; `problems` lists each one with its path."""
 
     def __init__(self, source: str, problems: list[str]):
@@ -138,11 +138,11 @@ def _describe(error: dict) -> str:
 
 
 def parse_settings(raw: Any, source: str = "config") -> Settings:
-    """Validate a parsed YAML mapping; raise ConfigError listing every problem."""
+    """Validate a parsed YAML mapping; raise SettingsError listing every problem."""
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise ConfigError(source, ["(top level): expected a mapping of sections"])
+        raise SettingsError(source, ["(top level): expected a mapping of sections"])
     problems: list[str] = []
     expanded = expand_env(raw, "", problems)
     try:
@@ -155,7 +155,7 @@ def parse_settings(raw: Any, source: str = "config") -> Settings:
                 problems.append(f"{path}: {_describe(item)}")
         settings = None
     if problems:
-        raise ConfigError(source, problems)
+        raise SettingsError(source, problems)
     return settings
 
 
@@ -165,12 +165,12 @@ def load_settings(path: str | os.PathLike | None = None) -> Settings:
     try:
         text = file.read_text()
     except OSError as error:
-        raise ConfigError(str(file), [f"cannot read the file: {error.strerror}"]) from None
+        raise SettingsError(str(file), [f"cannot read the file: {error.strerror}"]) from None
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(error, "problem", None) or str(error)
-        raise ConfigError(str(file), [f"{where}invalid YAML ({problem})"]) from None
+        raise SettingsError(str(file), [f"{where}invalid YAML ({problem})"]) from None
     return parse_settings(raw, str(file))

@@ -9,9 +9,11 @@ same `run()` with each stage wrapped as a Prefect task (`stages=`); `run_job` ru
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import shutil
 import tempfile
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -20,10 +22,11 @@ from connectors.config import Settings
 from connectors.es.bulk import BulkWriter
 from connectors.es.client import ESClient
 from connectors.es.documents import VersionConflict
+from connectors.es.errors import is_transient
 from connectors.es.indices import concrete_indices, ensure_content_index, refresh
 from connectors.index_snapshot import IndexSnapshot, snapshot_index
 from connectors.protocol import Job, JobLost, JobStatus, JobType, protocol_for
-from connectors.protocol.job import REDACTED
+from connectors.protocol.secrets import is_redacted
 from connectors.protocol.targets import resolved_problem, target_problem
 from connectors.protocol.watch import JobWatch
 from connectors.registry import RegistryError, source_class_for
@@ -34,6 +37,7 @@ from connectors.sync import index_documents as stream_and_index
 logger = logging.getLogger(__name__)
 
 SUPPORTED_JOB_TYPES = (JobType.FULL,)
+OWNER_CHECK_SECONDS = 1.0
 KEPT_REJECTIONS = 10
 
 
@@ -65,13 +69,15 @@ class Outcome:
     counts: dict = field(default_factory=dict)  # SyncProgress.report() at the end
 
 
-def outcome_of(error: BaseException | None, cancel_requested: bool) -> Outcome:
+def outcome_of(
+    error: BaseException | None, cancel_requested: bool, stopping: bool = False
+) -> Outcome:
     """What happened -> the status the job should end with."""
     if error is None:
         return Outcome(JobStatus.COMPLETED)
     if isinstance(error, SyncCanceled):
         return Outcome(JobStatus.CANCELED, "canceled on request; nothing was deleted")
-    if isinstance(error, Exception):
+    if isinstance(error, Exception) and not stopping:
         return Outcome(JobStatus.ERROR, describe_error(error))
     if cancel_requested:  # the orchestrator stopped the run because a user cancelled it
         return Outcome(JobStatus.CANCELED, "canceled on request; nothing was deleted")
@@ -122,6 +128,7 @@ class JobRun:
         self.watch: JobWatch | None = None
         self._snapshot: IndexSnapshot | None = None
         self._workdir: str | None = None
+        self._owner_checked_at = -float("inf")
 
     async def run(self, stages: Stages | None = None) -> Outcome:
         """Every stage in order, then the final status. Raises JobLost, without writing, when
@@ -154,13 +161,15 @@ class JobRun:
         if isinstance(error, JobLost) or self.watch.lost:
             logger.warning("job %s: %s; stopped without writing more", self.job_id, error)
             raise error if isinstance(error, JobLost) else self.watch.lost
+        # A stop can surface as another exception: a client cut off mid-write by the
+        # cancellation wraps it in its own error. The task's state tells the two apart.
+        stopping = error is not None and (not isinstance(error, Exception) or _being_stopped())
         if error is not None:
-            stopping = not isinstance(error, Exception)
             canceled = self.watch.canceled or (stopping and await self._asked_to_stop())
-            self.outcome = outcome_of(error, canceled)
+            self.outcome = outcome_of(error, canceled, stopping)
         self.outcome.counts = self.progress.report()
-        if error is not None and not isinstance(error, Exception):
-            await asyncio.shield(self.finish())
+        if stopping:
+            await asyncio.shield(self.finish(patient=False))
             raise error
         await stages.finish()
         return self.outcome
@@ -197,8 +206,23 @@ class JobRun:
         await refresh(self.es, self.inputs.index_name)
         return deleted
 
-    async def finish(self) -> JobStatus:
-        """Write the decided outcome to the job and its connector, if the job is still ours."""
+    async def finish(self, patient: bool = True) -> JobStatus:
+        """Write the decided outcome to the job and its connector, if the job is still ours.
+        Elasticsearch being away is waited out for as long as the job could be (until the
+        stale-job rule would take it), so a short outage does not leave it to the sweep; a
+        stopping service (`patient=False`) tries once."""
+        deadline = time.monotonic() + (self.settings.service.stale_job_seconds if patient else 0)
+        for attempt in itertools.count():
+            try:
+                return await self._write_outcome()
+            except Exception as error:
+                if not is_transient(error) or time.monotonic() > deadline:
+                    raise
+                if attempt == 0:
+                    logger.warning("job %s: cannot report yet (%s); retrying", self.job_id, error)
+                await asyncio.sleep(min(10.0, 0.5 * 2**attempt))
+
+    async def _write_outcome(self) -> JobStatus:
         claim = self.inputs.claim if self.inputs else None
         for _ in range(5):
             current = await self.jobs.check_owner(self.job_id, claim)
@@ -249,7 +273,7 @@ class JobRun:
                 f"job type {job.job_type!r} is not supported for service type "
                 f"{job.service_type!r} (supported: {', '.join(SUPPORTED_JOB_TYPES)})"
             )
-        configuration = _with_secrets(snapshot.get("configuration"), live.configuration)
+        configuration = with_secrets(snapshot.get("configuration"), live.configuration)
         self.inputs = JobInputs(
             connector_id=job.connector_id,
             service_type=job.service_type,
@@ -283,9 +307,16 @@ class JobRun:
 
     def _writer(self) -> BulkWriter:
         claim = self.inputs.claim
+        # A job is only taken over after `stale_job_seconds` without a heartbeat, so an answer
+        # younger than a small fraction of that is still true; a frozen process resumes with an
+        # old answer and asks again before its next request.
+        fresh_for = min(OWNER_CHECK_SECONDS, self.settings.service.stale_job_seconds / 4)
 
         async def check_owner() -> None:
+            if time.monotonic() - self._owner_checked_at < fresh_for:
+                return
             await self.jobs.check_owner(self.job_id, claim)
+            self._owner_checked_at = time.monotonic()
 
         return BulkWriter.for_index(
             self.es,
@@ -332,16 +363,22 @@ class JobRun:
             shutil.rmtree(self._workdir, ignore_errors=True)
 
 
+def _being_stopped() -> bool:
+    """True while the task running this job is being cancelled (the service is stopping)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 def _value(spec: Any) -> Any:
     return spec.get("value") if isinstance(spec, dict) else spec
 
 
-def _with_secrets(snapshot: dict | None, live: dict) -> dict:
-    """The job's configuration, with the values it holds only as REDACTED taken from the live
+def with_secrets(snapshot: dict | None, live: dict) -> dict:
+    """The job's configuration, with the values it holds only redacted taken from the live
     connector (jobs never store secrets)."""
-    configuration = dict(snapshot if snapshot is not None else live)
+    configuration = dict(snapshot if isinstance(snapshot, dict) else live)
     for name, spec in configuration.items():
-        if _value(spec) == REDACTED and name in live:
+        if is_redacted(_value(spec)) and name in live:
             configuration[name] = live[name]
     return configuration
 

@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 
 from connectors.config import Settings
+from connectors.es.documents import VersionConflict
 from connectors.protocol import (
     ConnectorIndex,
     ConnectorStatus,
+    IllegalTransition,
     Job,
     JobIndex,
+    JobStatus,
     JobType,
     TriggerMethod,
     clock,
 )
-from connectors.protocol.states import may_sync
+from connectors.protocol.states import ACTIVE, may_sync
 from connectors.protocol.targets import target_problem
 from connectors.registry import RegistryError, source_class_for
+from connectors.sync import describe_error
 
 logger = logging.getLogger(__name__)
 
@@ -29,64 +34,112 @@ class ScheduleOutcome:
 
 
 async def heartbeat_and_publish(settings: Settings, connectors: ConnectorIndex) -> dict[str, str]:
-    """Refresh `last_seen`, publish configuration schemas, update status; returns id -> status."""
+    """Refresh `last_seen`, publish configuration schemas, update status; returns id -> status.
+    A connector that cannot be used gets `error` naming what is wrong; the others go on."""
     statuses = {}
     for connector in await connectors.all():
-        await connectors.patch(connector.id, {"last_seen": clock.iso()})
-        connector = await connectors.get(connector.id) or connector
+        try:
+            statuses[connector.id] = await _check_in(settings, connectors, connector)
+        except Exception as error:  # one connector must never stop the pass
+            logger.warning(
+                "connector %s skipped this pass: %s", connector.id, describe_error(error)
+            )
+            statuses[connector.id] = ConnectorStatus.ERROR.value
+    return statuses
+
+
+async def _check_in(settings: Settings, connectors: ConnectorIndex, connector) -> str:
+    await connectors.patch(connector.id, {"last_seen": clock.iso()})
+    connector = await connectors.get(connector.id) or connector
+    problems = connector.problems()
+    if not problems:
         problem = target_problem(connector.index_name, settings.protocol)
+        problems = [f"index_name: {problem}"] if problem else []
+    if not problems:
         try:
             source_class = source_class_for(settings.sources, connector.service_type)
         except RegistryError as error:
-            problem = str(error)
-        if problem:
-            if connector.doc.get("error") != problem:
-                error_fields = {"status": ConnectorStatus.ERROR.value, "error": problem}
-                await connectors.update(connector, error_fields)
-            statuses[connector.id] = ConnectorStatus.ERROR.value
-            logger.warning("connector %s: %s", connector.id, problem)
-            continue
-        connector = await connectors.publish_schema(
-            connector, source_class.configuration_schema(), source_class.is_configured
-        )
-        statuses[connector.id] = connector.status
-    return statuses
+            problems = [f"service_type: {error}"]
+    if problems:
+        error = f"connector {connector.id}: " + "; ".join(problems)
+        if connector.doc.get("error") != error or connector.status != ConnectorStatus.ERROR:
+            await connectors.patch(
+                connector.id, {"status": ConnectorStatus.ERROR.value, "error": error}
+            )
+        logger.warning("%s", error)
+        return ConnectorStatus.ERROR.value
+    connector = await connectors.publish_schema(
+        connector, source_class.configuration_schema(), source_class.is_configured
+    )
+    return connector.status
 
 
 async def create_due_jobs(connectors: ConnectorIndex, jobs: JobIndex) -> ScheduleOutcome:
     """Turn `sync_now` flags and due cron slots into pending jobs, exactly once each."""
     outcome = ScheduleOutcome()
     for connector in await connectors.all():
-        if not may_sync(connector.status):
+        if connector.problems() or not may_sync(connector.status):
             continue
-        if await connectors.take_sync_now(connector):
-            job_id = await jobs.create(connector, JobType.FULL, TriggerMethod.ON_DEMAND)
-            outcome.on_demand.append(job_id)
-            connector = await connectors.get(connector.id) or connector
-        slot = await connectors.take_due_slot(connector, clock.now())
-        if slot is not None:
-            slot_id = f"{connector.id}-full-{slot.strftime('%Y%m%dT%H%M%S')}"
-            job_id = await jobs.create(
-                connector, JobType.FULL, TriggerMethod.SCHEDULED, job_id=slot_id
-            )
-            if job_id:
-                outcome.scheduled.append(job_id)
+        try:
+            await _create_due(connectors, jobs, connector, outcome)
+        except Exception as error:  # one connector must never stop the pass
+            logger.warning("connector %s: no job created: %s", connector.id, describe_error(error))
     return outcome
+
+
+async def _create_due(connectors, jobs, connector, outcome: ScheduleOutcome) -> None:
+    if await connectors.take_sync_now(connector):
+        job_id = await jobs.create(connector, JobType.FULL, TriggerMethod.ON_DEMAND)
+        outcome.on_demand.append(job_id)
+        connector = await connectors.get(connector.id) or connector
+    slot = await connectors.take_due_slot(connector, clock.now())
+    if slot is not None:
+        slot_id = f"{connector.id}-full-{slot.strftime('%Y%m%dT%H%M%S')}"
+        job_id = await jobs.create(connector, JobType.FULL, TriggerMethod.SCHEDULED, job_id=slot_id)
+        if job_id:
+            outcome.scheduled.append(job_id)
 
 
 async def claim_jobs(
     jobs: JobIndex, limit: int, service_types: list[str] | None = None, worker: str | None = None
 ) -> list[Job]:
-    """Claim up to `limit` pending/suspended jobs, at most one per connector."""
+    """Claim up to `limit` pending/suspended jobs, at most one per connector; a job whose
+    document cannot be run ends `error` with the reason, and the others go on."""
     claimed: list[Job] = []
     busy: set[str] = set()
     for job in await jobs.claimable(service_types):
         if len(claimed) >= limit:
             break
+        problems = job.problems()
+        if problems:
+            await jobs.fail_malformed(job, f"malformed job document: {'; '.join(problems)}")
+            continue
         if job.connector_id in busy:
             continue
-        taken = await jobs.claim(job, worker)
+        try:
+            taken = await jobs.claim(job, worker)
+        except Exception as error:  # one job must never stop the pass
+            logger.warning("job %s not claimed: %s", job.id, describe_error(error))
+            continue
         if taken is not None:
             claimed.append(taken)
             busy.add(job.connector_id)
     return claimed
+
+
+async def suspend_unstarted(jobs: JobIndex, job_ids: list[str]) -> list[str]:
+    """Of the jobs this process claimed, those still running under its claim never started a
+    sync (a started one always ends suspended or canceled on a stop): release them."""
+    released = []
+    for job_id in job_ids:
+        job = await jobs.get(job_id)
+        if job is None or job.problems() or job.status not in ACTIVE:
+            continue
+        if (job.doc.get("metadata") or {}).get("worker_pid") != os.getpid():
+            continue
+        try:
+            await jobs.finish(job, JobStatus.SUSPENDED, error="the service stopped before it ran")
+        except (IllegalTransition, VersionConflict):
+            continue
+        released.append(job_id)
+    return released

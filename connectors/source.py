@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
 import orjson
+
+logger = logging.getLogger(__name__)
 
 Document = dict[str, Any]
 """One JSON-safe mapping per source item; `_id` (str) and `_timestamp` (str) are required."""
@@ -87,6 +90,21 @@ class ConfigField:
             raise ValueError(f"{name}: expected {self.type}, got {value!r}") from None
 
 
+READ_ERROR = "_read_error"
+
+
+def unreadable(document: Document, reason: str) -> Document:
+    """Mark a listed document whose content could not be read: the sync counts it as a failed
+    document on the job, writes nothing for it, deletes nothing because of it, and retries it
+    next time."""
+    document[READ_ERROR] = reason
+    return document
+
+
+def _plain(value: Any) -> Any:
+    return value.get("value") if isinstance(value, dict) and "value" in value else value
+
+
 def _present(value: Any) -> bool:
     return value is not None and value != "" and value != []
 
@@ -108,6 +126,9 @@ class BaseDataSource:
     name: ClassVar[str] = "Unnamed source"
     description: ClassVar[str] = ""
     CONFIGURATION: ClassVar[dict[str, ConfigField]] = {}
+    # Other names for fields, e.g. those Elastic's connector of the same kind writes: a
+    # connector created in Kibana keeps working here.
+    ALIASES: ClassVar[dict[str, str]] = {}
 
     def __init__(self, configuration: dict[str, Any] | None = None):
         self.config = self.validate_configuration(configuration or {})
@@ -124,15 +145,28 @@ class BaseDataSource:
     @classmethod
     def sensitive_fields(cls) -> frozenset[str]:
         """Fields never shown, logged or copied into a job, whatever a document's flags say."""
-        return frozenset(name for name, spec in cls.CONFIGURATION.items() if spec.sensitive)
+        names = {name for name, spec in cls.CONFIGURATION.items() if spec.sensitive}
+        return frozenset(names | {alias for alias, name in cls.ALIASES.items() if name in names})
 
     @classmethod
-    def validate_configuration(cls, configuration: dict[str, Any]) -> dict[str, Any]:
-        """Accept plain values or protocol-shaped `{name: {value: ...}}`; report every bad field."""
+    def validate_configuration(
+        cls, configuration: dict[str, Any], strict: bool = False
+    ) -> dict[str, Any]:
+        """Accept plain values or protocol-shaped `{name: {value: ...}}`; report every bad field.
+        A field the source does not know is a problem when `strict` (what a user just typed),
+        and otherwise kept in the document but ignored with a warning (another tool wrote it)."""
         values, problems = {}, []
+        configuration = dict(configuration)
+        for alias, name in cls.ALIASES.items():
+            if alias in configuration and not _present(_plain(configuration.get(name))):
+                configuration[name] = configuration[alias]
         for name in configuration:
-            if name not in cls.CONFIGURATION:
+            if name in cls.CONFIGURATION or name in cls.ALIASES:
+                continue
+            if strict:
                 problems.append(f"{name}: unknown field for {cls.name}")
+            elif _present(_plain(configuration[name])):
+                logger.warning("%s ignores configuration field %r", cls.name, name)
         for name, spec in cls.CONFIGURATION.items():
             value = configuration.get(name)
             if isinstance(value, dict) and "value" in value and spec.type != "json":

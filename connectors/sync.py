@@ -18,7 +18,7 @@ import orjson
 
 from connectors.es.bulk import BulkStats, BulkWriter
 from connectors.index_snapshot import IndexedVersions, IndexSnapshot, hash64
-from connectors.source import BaseDataSource, Document
+from connectors.source import READ_ERROR, BaseDataSource, Document
 
 BATCH = 1000
 READ_AHEAD_BATCHES = 4
@@ -178,6 +178,9 @@ async def _write_batch(
     progress.skipped += int(unchanged.sum())
     for document, same in zip(batch, unchanged.tolist(), strict=True):
         if same:
+            continue
+        if READ_ERROR in document:  # kept as it is in the index; retried next sync
+            writer.reject(str(document["_id"]), document[READ_ERROR])
             continue
         document_id, body = _encode(document)
         progress.volume += len(body)

@@ -20,8 +20,11 @@ from prefect.client.orchestration import get_client
 from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound, TerminationSignal
 
-from connectors.config import ConfigError, load_settings
+from connectors.config import SettingsError, load_settings
 from connectors.es.client import check_reachable, create_client
+from connectors.poll import suspend_unstarted
+from connectors.protocol import protocol_for
+from connectors.sync import describe_error
 from flows.sync import run_tags, sync
 from tasks.poll_tasks import claim_jobs, create_due_jobs, fail_stale_jobs, heartbeat_and_publish
 from tasks.runtime import flow_runtime
@@ -120,15 +123,22 @@ async def poll_forever(config_file: str | None, once: bool = False) -> int:
         if not task.cancelled() and isinstance(task.exception(), TerminationSignal):
             stop.set()
 
-    code = 0
+    problem: str | None = None
+    launched: list[str] = []
     try:
         while not stop.is_set():
             capacity = settings.service.max_concurrent_syncs - len(running)
-            jobs, problem = await _one_pass(settings, config_file, capacity)
-            if problem:
-                logger.error("%s; next try in %.0fs", problem, settings.service.poll_interval)
-                code = 1
+            jobs, now_wrong = await _one_pass(settings, config_file, capacity)
+            if now_wrong != problem:  # one line when an outage starts, one when it ends
+                if now_wrong:
+                    logger.error(
+                        "%s; retrying every %.0fs", now_wrong, settings.service.poll_interval
+                    )
+                else:
+                    logger.info("the poll pass works again")
+                problem = now_wrong
             for job in jobs:
+                launched.append(job["job_id"])
                 task = asyncio.create_task(run_in_process(job, config_file))
                 running.add(task)
                 task.add_done_callback(finished)
@@ -142,16 +152,17 @@ async def poll_forever(config_file: str | None, once: bool = False) -> int:
         stop.set()
     finally:
         await _stop_syncs(running)
+        await _suspend_unstarted(settings, launched)
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
     if stop.is_set():
         logger.info("poll loop stopped; running syncs were suspended")
-    return code
+    return 1 if problem else 0
 
 
 async def _one_pass(settings, config_file: str | None, capacity: int) -> tuple[list, str | None]:
-    """Run one `poll` flow run; return the jobs to run here, or a one-line problem. Elasticsearch
-    is checked first, so an outage is one log line per pass, not a failed run with a traceback."""
+    """Run one `poll` flow run; return the jobs to run here, or a one-line problem. An outage of
+    Elasticsearch or of the Prefect server is a problem to wait out, not a reason to exit."""
     es = create_client(settings.elasticsearch)
     try:
         await check_reachable(es, settings.elasticsearch.hosts)
@@ -159,10 +170,28 @@ async def _one_pass(settings, config_file: str | None, capacity: int) -> tuple[l
         return [], str(error)
     finally:
         await es.close()
-    state = await poll(config_file, capacity, run_here=False, return_state=True)
+    try:
+        state = await poll(config_file, capacity, run_here=False, return_state=True)
+    except Exception as error:  # the orchestrator is away (connection refused, 5xx)
+        return [], f"the Prefect server does not answer ({describe_error(error)})"
     if not state.is_completed():
         return [], f"poll pass failed: {state.message}"
     return (await state.result())["in_process"], None
+
+
+async def _suspend_unstarted(settings, job_ids: list[str]) -> None:
+    """Jobs this loop claimed whose sync never started (stopped in between) go back to
+    `suspended`, to be picked up again, instead of waiting for the stale-job sweep."""
+    if not job_ids:
+        return
+    es = create_client(settings.elasticsearch)
+    try:
+        _, jobs = protocol_for(es, settings)
+        await suspend_unstarted(jobs, job_ids)
+    except Exception as error:  # stopping anyway: the stale-job sweep is the fallback
+        logger.warning("could not release claimed jobs: %s", describe_error(error))
+    finally:
+        await es.close()
 
 
 async def _stop_syncs(running: set[asyncio.Task]) -> None:
@@ -183,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         load_settings(args.config_file)
-    except ConfigError as error:
+    except SettingsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -191,10 +220,26 @@ def main(argv: list[str] | None = None) -> int:
     return run_poll_loop(args.config_file, once=args.once)
 
 
+class _NoTracebacks(logging.Filter):
+    """Console lines without tracebacks: each failure already says what went wrong in one line;
+    the Prefect UI keeps the traceback (its handler runs before this one), `--debug` shows it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info, record.exc_text = None, None
+        return True
+
+
+def quiet_console_tracebacks() -> None:
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_NoTracebacks())
+
+
 def run_poll_loop(config_file: str | None, once: bool = False, debug: bool = False) -> int:
     """Run `poll_forever` to its end. A SIGTERM that Prefect's handler turned into
     TerminationSignal outside any task still stops cleanly: asyncio.run cancels every task,
     and each in-process sync marks its job `suspended` on the way out."""
+    if not debug:
+        quiet_console_tracebacks()
     try:
         return asyncio.run(poll_forever(config_file, once=once), debug=debug)
     except TerminationSignal:

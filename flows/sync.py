@@ -13,17 +13,13 @@ from collections.abc import Awaitable, Callable
 from prefect import flow, get_run_logger, tags
 from prefect.client.orchestration import get_client
 from prefect.runtime import flow_run
-from prefect.states import Cancelled
+from prefect.states import Cancelled, Failed
 
 from connectors.job_run import JobRun
 from connectors.protocol import JobLost, JobStatus, JobType, TriggerMethod
 from connectors.protocol.states import may_sync
 from tasks.runtime import flow_runtime
 from tasks.sync_tasks import TaskStages
-
-
-class SyncFailed(RuntimeError):
-    """The job ended `error`; the message is the job's error."""
 
 
 def run_name() -> str:
@@ -93,7 +89,7 @@ async def sync_job(job_id: str, config_file: str | None):
         try:
             outcome = await runtime.job.run(TaskStages(job_id))
         except JobLost as lost:
-            raise SyncFailed(str(lost)) from None
+            return Failed(message=f"job {job_id}: {lost}")
         summary = {
             "job_id": job_id,
             "status": outcome.status.value,
@@ -102,8 +98,8 @@ async def sync_job(job_id: str, config_file: str | None):
         }
     if not outcome.changed:
         get_run_logger().info("nothing changed since the last sync; nothing to do")
-    if outcome.status == JobStatus.ERROR:
-        raise SyncFailed(outcome.error)
+    if outcome.status == JobStatus.ERROR:  # a state, not an exception: one line, no traceback
+        return Failed(message=f"job {job_id}: {outcome.error}", data=summary)
     if outcome.status == JobStatus.CANCELED:
         return Cancelled(message=f"job {job_id} canceled; nothing was deleted", data=summary)
     return summary
@@ -149,5 +145,5 @@ async def sync_connectors(service_type: str | None, connector_id: str | None, co
             except Exception as failure:
                 failures.append(f"{job.connector_id}: {failure}")
     if failures:
-        raise SyncFailed("; ".join(failures))
+        return Failed(message="; ".join(failures), data=results)
     return results

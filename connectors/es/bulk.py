@@ -129,6 +129,12 @@ class BulkWriter:
         action = self._action("delete", document_id)
         await self._add(_Operation(document_id, "delete", action + b"\n"))
 
+    def reject(self, document_id: str, reason: str) -> None:
+        """Count a document that never reached Elasticsearch (e.g. unreadable at the source)."""
+        self._fail(ItemFailure(document_id, "read", 0, reason))
+        if self._error:
+            raise self._error
+
     async def _add(self, operation: _Operation) -> None:
         if self._error:
             raise self._error
@@ -225,15 +231,17 @@ class BulkWriter:
                 else:
                     self.stats.updated += 1
             else:
-                self.stats.failed += 1
-                failure = ItemFailure(operation.id, operation.action, status, _reason(result))
-                if len(self.stats.failures) < MAX_KEPT_FAILURES:
-                    self.stats.failures.append(failure)
-                logger.warning("document %s rejected: %s", failure.id, failure.reason)
-                if self.max_rejected is not None and self.stats.failed > self.max_rejected:
-                    first = "; ".join(f"{f.id}: {f.reason}" for f in self.stats.failures[:3])
-                    self._error = self._error or TooManyRejections(
-                        f"{self.stats.failed} documents rejected by Elasticsearch "
-                        f"(limit {self.max_rejected}); first: {first}"
-                    )
+                self._fail(ItemFailure(operation.id, operation.action, status, _reason(result)))
         return retry
+
+    def _fail(self, failure: ItemFailure) -> None:
+        """Count one failed document; past the limit, the writer stops taking operations."""
+        self.stats.failed += 1
+        if len(self.stats.failures) < MAX_KEPT_FAILURES:
+            self.stats.failures.append(failure)
+        logger.warning("document %s failed: %s", failure.id, failure.reason)
+        if self.max_rejected is not None and self.stats.failed > self.max_rejected:
+            first = "; ".join(f"{f.id}: {f.reason}" for f in self.stats.failures[:3])
+            self._error = self._error or TooManyRejections(
+                f"{self.stats.failed} documents failed (limit {self.max_rejected}); first: {first}"
+            )

@@ -33,21 +33,55 @@ class Connector(VersionedDocument):
 
     @property
     def configuration(self) -> dict[str, Any]:
-        return self.doc.get("configuration") or {}
+        """Field -> field object; a plain value (as some scripts write) becomes `{value: ...}`."""
+        configuration = self.doc.get("configuration")
+        if not isinstance(configuration, dict):
+            return {}
+        return {
+            name: spec if isinstance(spec, dict) else {"value": spec}
+            for name, spec in configuration.items()
+        }
 
     def configuration_values(self) -> dict[str, Any]:
         """Plain `{field: value}` from the protocol's `{field: {value: ...}}` shape."""
-        return {
-            name: (spec.get("value") if isinstance(spec, dict) else spec)
-            for name, spec in self.configuration.items()
-        }
+        return {name: spec.get("value") for name, spec in self.configuration.items()}
 
     def full_schedule(self) -> dict[str, Any] | None:
         """The full-sync schedule; the seed-era single `{enabled, interval}` shape is accepted."""
-        scheduling = self.doc.get("scheduling") or {}
+        scheduling = self.doc.get("scheduling")
+        if not isinstance(scheduling, dict):
+            return None
         if "interval" in scheduling:
             return scheduling
-        return scheduling.get(JobType.FULL.value)
+        schedule = scheduling.get(JobType.FULL.value)
+        return schedule if isinstance(schedule, dict) else None
+
+    def problems(self) -> list[str]:
+        """What in this document the service cannot use, each naming its field (none: sound).
+        Checked whenever a connector is read, so one bad document never stops the others."""
+        doc, found = self.doc, []
+        for name in ("service_type", "index_name"):
+            if not isinstance(doc.get(name), str) or not doc.get(name):
+                found.append(f"{name}: missing (expected a non-empty string)")
+        for name in ("configuration", "scheduling", "pipeline", "features"):
+            if doc.get(name) is not None and not isinstance(doc.get(name), dict):
+                found.append(f"{name}: expected an object, got {_kind(doc.get(name))}")
+        scheduling = doc.get("scheduling")
+        if isinstance(scheduling, dict) and "interval" not in scheduling:
+            for kind in JobType:
+                if scheduling.get(kind) is not None and not isinstance(scheduling[kind], dict):
+                    found.append(
+                        f"scheduling.{kind}: expected {{enabled, interval}}, "
+                        f"got {_kind(scheduling[kind])}"
+                    )
+        status = doc.get("status")
+        if status is not None and status not in set(ConnectorStatus):
+            found.append(f"status: unknown value {status!r}")
+        return found
+
+
+def _kind(value: Any) -> str:
+    return f"{type(value).__name__} {str(value)[:40]!r}"
 
 
 def new_connector_document(
@@ -137,7 +171,7 @@ class ConnectorIndex:
         fields: dict[str, Any] = {}
         configuration = connector.configuration
         missing = {key: spec for key, spec in schema.items() if key not in configuration}
-        if missing:
+        if missing or configuration != connector.doc.get("configuration"):
             merged = {
                 **schema,
                 **{key: {**schema.get(key, {}), **value} for key, value in configuration.items()},

@@ -12,6 +12,7 @@ from connectors.es.client import ESClient
 from connectors.es.documents import DocumentIndex, VersionConflict, VersionedDocument
 from connectors.protocol import clock
 from connectors.protocol.connector import Connector, ConnectorIndex
+from connectors.protocol.secrets import redacted_configuration
 from connectors.protocol.states import (
     ACTIVE,
     COUNTERS,
@@ -26,7 +27,6 @@ from connectors.protocol.states import (
 from connectors.protocol.states import JobStatus as S
 
 logger = logging.getLogger(__name__)
-REDACTED = "********"
 
 
 class JobLost(RuntimeError):  # noqa: N818 - an outcome: someone else decided this job's fate
@@ -61,6 +61,20 @@ class Job(VersionedDocument):
         """Who holds the job now: a fresh id per claim, so a re-claim fences the old worker."""
         return (self.doc.get("metadata") or {}).get("claim")
 
+    def problems(self) -> list[str]:
+        """What in this document the service cannot use, each naming its field (none: sound)."""
+        found = []
+        if self.doc.get("status") not in set(JobStatus):
+            found.append(f"status: unknown value {self.doc.get('status')!r}")
+        connector = self.doc.get("connector")
+        if not isinstance(connector, dict):
+            found.append("connector: missing (expected the connector snapshot)")
+        elif not isinstance(connector.get("id"), str) or not connector.get("id"):
+            found.append("connector.id: missing")
+        if not isinstance(self.doc.get("job_type", ""), str | None):
+            found.append(f"job_type: expected a string, got {self.doc.get('job_type')!r}")
+        return found
+
     @property
     def generation(self) -> int | None:
         """The claim's place in the connector's history; grows with every claim (fencing)."""
@@ -72,19 +86,6 @@ def status_fields(job_type: str) -> tuple[str, str]:
     if job_type == JobType.ACCESS_CONTROL:
         return "last_access_control_sync_status", "last_access_control_sync_error"
     return "last_sync_status", "last_sync_error"
-
-
-def redacted_configuration(
-    configuration: dict[str, Any], sensitive: frozenset[str] = frozenset()
-) -> dict[str, Any]:
-    """The configuration with secret values masked: fields flagged `sensitive` in the document,
-    and the names in `sensitive` (what the source class declares), whichever says so."""
-    redacted = {}
-    for name, spec in configuration.items():
-        if isinstance(spec, dict) and (spec.get("sensitive") or name in sensitive):
-            spec = {**spec, "value": REDACTED if spec.get("value") else spec.get("value")}
-        redacted[name] = spec
-    return redacted
 
 
 def new_job_document(
@@ -234,6 +235,17 @@ class JobIndex:
         if claimed is None:
             await self.connectors.update(locked, {lock_field: previous})
         return claimed
+
+    async def fail_malformed(self, job: Job, reason: str) -> None:
+        """End a job whose document cannot be run, along legal edges where it has a status."""
+        fields = {"error": reason, "completed_at": clock.iso(), "last_seen": clock.iso()}
+        try:
+            if job.status in (S.PENDING, S.SUSPENDED):
+                job = await self.transition(job, S.IN_PROGRESS, {"started_at": clock.iso()})
+            await self.transition(job, S.ERROR, fields)
+        except (ValueError, VersionConflict):  # no usable status: nothing to respect
+            await self.documents.patch(job.id, {**fields, "status": S.ERROR.value})
+        logger.warning("job %s ended error: %s", job.id, reason)
 
     async def check_owner(self, job_id: str, claim: str | None) -> Job:
         """The job, if it is still running under `claim`; JobLost otherwise."""

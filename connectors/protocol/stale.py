@@ -20,6 +20,9 @@ async def fail_stale_jobs(jobs: JobIndex, threshold_seconds: float) -> list[Job]
     cutoff = clock.iso(clock.now() - timedelta(seconds=threshold_seconds))
     failed = []
     for job in await jobs.active():
+        if job.problems():
+            await jobs.fail_malformed(job, f"malformed job document: {'; '.join(job.problems())}")
+            continue
         connector = await jobs.connectors.get(job.connector_id)
         if connector is None:
             reason = f"connector {job.connector_id} was deleted while the job was running"

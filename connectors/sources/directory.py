@@ -11,12 +11,15 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import ClassVar
 
-from connectors.source import BaseDataSource, ConfigField, Document, IncompleteListing, SourceError
-
-TEXT_SUFFIXES = frozenset(
-    ".txt .md .rst .csv .tsv .json .yaml .yml .toml .ini .cfg .html .htm .xml .py .js .ts .go .rs "
-    ".java .c .h .cpp .sh .sql .log".split()
+from connectors.source import (
+    BaseDataSource,
+    ConfigField,
+    Document,
+    IncompleteListing,
+    SourceError,
+    unreadable,
 )
+from connectors.sources.text import decode_text, is_text
 
 
 class DirectoryDataSource(BaseDataSource):
@@ -92,20 +95,19 @@ class DirectoryDataSource(BaseDataSource):
                 "size": stat.st_size,
                 "modified_at": modified,
             }
-            body = self._text(path, stat.st_size)
-            if body is not None:
-                document["body"] = body
+            try:
+                body = self._text(path, stat.st_size)
+            except OSError as error:
+                unreadable(document, f"cannot read {relative}: {error.strerror}")
+            else:
+                if body is not None:
+                    document["body"] = body
             yield document
             if count % 100 == 0:
                 await asyncio.sleep(0)
 
     def _text(self, path: Path, size: int) -> str | None:
-        if path.suffix.lower() not in TEXT_SUFFIXES or size > self.config["max_content_bytes"]:
+        """The file's text, None for binary or oversized files; OSError if it cannot be read."""
+        if not is_text(path.name) or size > self.config["max_content_bytes"]:
             return None
-        try:
-            data = path.read_bytes()
-        except OSError:
-            return None
-        if b"\0" in data:
-            return None
-        return data.decode("utf-8", errors="replace")
+        return decode_text(path.read_bytes(), path.name)

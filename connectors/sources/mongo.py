@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import AsyncIterator
 from typing import ClassVar
 from urllib.parse import urlsplit, urlunsplit
@@ -34,6 +35,8 @@ class MongoDataSource(BaseDataSource):
         "direct_connection": ConfigField("Direct connection", "bool", False, display="toggle"),
         "tls": ConfigField("Use TLS", "bool", False, display="toggle"),
         "tls_ca_file": ConfigField("CA certificate file for TLS"),
+        "ssl_ca": ConfigField("CA certificate for TLS (PEM text)", display="textarea"),
+        "tls_insecure": ConfigField("Skip TLS certificate checks", "bool", False, display="toggle"),
         "timestamp_field": ConfigField("Field holding each document's last-modified time"),
         "filter": ConfigField("find() filter (JSON)", "json", display="textarea"),
         "projection": ConfigField("find() projection (JSON)", "json", display="textarea"),
@@ -41,10 +44,12 @@ class MongoDataSource(BaseDataSource):
         "batch_size": ConfigField("Documents per batch from the server", "int", 1000),
         "timeout_ms": ConfigField("Server selection timeout (ms)", "int", 10000),
     }
+    ALIASES: ClassVar = {"ssl_enabled": "tls"}  # Elastic's MongoDB connector's name
 
     def __init__(self, configuration=None):
         super().__init__(configuration)
         self._client: AsyncMongoClient | None = None
+        self._ca = None
 
     @property
     def client(self) -> AsyncMongoClient:
@@ -55,13 +60,23 @@ class MongoDataSource(BaseDataSource):
                 "serverSelectionTimeoutMS": self.config["timeout_ms"],
                 "tz_aware": True,
             }
-            if self.config["tls_ca_file"]:
-                options["tlsCAFile"] = self.config["tls_ca_file"]
+            if self.config["tls_ca_file"] or self.config["ssl_ca"]:
+                options["tlsCAFile"] = self.config["tls_ca_file"] or self._ca_file()
+            if self.config["tls_insecure"]:
+                options["tlsInsecure"] = True
             if self.config["user"]:
                 options["username"] = self.config["user"]
                 options["password"] = self.config["password"] or ""
             self._client = AsyncMongoClient(self.config["host"], **options)
         return self._client
+
+    def _ca_file(self) -> str:
+        """PyMongo reads a CA from a file: keep the PEM text in a private one while open."""
+        if self._ca is None:
+            self._ca = tempfile.NamedTemporaryFile("w", suffix=".pem", delete=True)
+            self._ca.write(self.config["ssl_ca"])
+            self._ca.flush()
+        return self._ca.name
 
     @property
     def where(self) -> str:
@@ -112,3 +127,6 @@ class MongoDataSource(BaseDataSource):
         if self._client is not None:
             await self._client.close()
             self._client = None
+        if self._ca is not None:
+            self._ca.close()
+            self._ca = None

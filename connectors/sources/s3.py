@@ -32,7 +32,14 @@ class S3DataSource(BaseDataSource):
         "access_key_id": ConfigField("Access key id (empty: default AWS credential chain)"),
         "secret_access_key": ConfigField("Secret access key", sensitive=True, display="password"),
         "page_size": ConfigField("Objects per listing page", "int", 1000),
+        "connect_timeout": ConfigField("Connect timeout (s)", "int", 5),
+        "read_timeout": ConfigField("Read timeout (s)", "int", 30),
+        "max_attempts": ConfigField("Attempts per request (botocore retries)", "int", 3),
         "max_content_bytes": ConfigField("Largest object whose text is indexed", "int", 1_048_576),
+    }
+    ALIASES: ClassVar = {  # Elastic's S3 connector's names
+        "aws_access_key_id": "access_key_id",
+        "aws_secret_access_key": "secret_access_key",
     }
 
     def __init__(self, configuration=None):
@@ -53,9 +60,9 @@ class S3DataSource(BaseDataSource):
                 region_name=region,
                 endpoint_url=self.config["endpoint_url"] or None,
                 config=Config(
-                    retries={"max_attempts": 3, "mode": "standard"},
-                    connect_timeout=5,
-                    read_timeout=30,
+                    retries={"max_attempts": self.config["max_attempts"], "mode": "standard"},
+                    connect_timeout=self.config["connect_timeout"],
+                    read_timeout=self.config["read_timeout"],
                 ),
             )
             self._clients[region] = await self._stack.enter_async_context(client)

@@ -1,4 +1,5 @@
-"""Turning file-like bytes into indexable text: which types are text, and HTML reduced to text."""
+"""Turning file-like bytes into indexable text, the same way for every source: which names are
+text, and HTML reduced to its text."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from html.parser import HTMLParser
 
 TEXT_TYPES = ("text/", "application/json", "application/xml", "application/x-yaml")
 TEXT_SUFFIXES = frozenset(
-    ".txt .md .markdown .rst .csv .tsv .json .yaml .yml .html .htm .xml".split()
+    ".txt .md .markdown .rst .csv .tsv .json .yaml .yml .toml .ini .cfg .html .htm .xml .log "
+    ".py .js .ts .go .rs .java .c .h .cpp .sh .sql".split()
 )
 
 

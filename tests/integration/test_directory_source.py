@@ -1,6 +1,7 @@
 """Directory source: nested folders, globs, symlinks, and reconciliation between syncs."""
 
 import os
+import socket
 
 
 def build_tree(root):
@@ -65,3 +66,30 @@ async def test_an_unchanged_folder_is_not_read_again(es, harness, index_name, tm
     again = await harness.sync_source("directory", index_name, path=str(tmp_path / "tree"))
     assert first.created == 6
     assert again.status == "completed" and not again.changed and again.seen == 0
+
+
+async def test_an_unreadable_file_is_a_failed_document_reported_and_retried(
+    es, harness, index_name, tmp_path
+):
+    root = tmp_path / "tree"
+    build_tree(root)
+    listener = socket.socket(
+        socket.AF_UNIX
+    )  # listed like a file, but reading it fails, even as root
+    listener.bind(str(root / "notes" / "locked.txt"))
+    try:
+        first = await harness.sync_source("directory", index_name, path=str(root))
+    finally:
+        listener.close()
+    assert first.status == "completed" and first.created == 6 and first.failed == 1
+    assert first.job.doc["metadata"]["rejected_document_count"] == 1
+    assert first.job.doc["metadata"]["rejected_documents"][0].startswith(
+        "notes/locked.txt: cannot read notes/locked.txt"
+    )
+    assert "notes/locked.txt" not in await indexed(es, index_name)
+
+    (root / "notes" / "locked.txt").unlink()
+    (root / "notes" / "locked.txt").write_text("readable now")
+    second = await harness.sync_source("directory", index_name, path=str(root))
+    assert second.status == "completed" and second.created == 1 and second.failed == 0
+    assert (await indexed(es, index_name))["notes/locked.txt"]["body"] == "readable now"

@@ -98,7 +98,7 @@ async def test_rejections_past_the_limit_fail_the_sync_without_deletes(es, index
     bad = [{**d, "n": "x", "_timestamp": "v2"} for d in documents(5)]
     await harness.configure(connector, documents=bad)
     result = await harness.sync(connector)
-    assert result.status == "error" and "3 documents rejected by Elasticsearch" in result.error
+    assert result.status == "error" and "3 documents failed (limit 2)" in result.error
     assert result.job.doc["deleted_document_count"] == 0
     assert len(await index_contents(es, index_name)) == 10
 

@@ -166,3 +166,23 @@ async def test_job_documents_never_hold_secrets(protocol):
     assert snapshot["host"]["value"] == "mongodb://db:27017"
     raw = await jobs.documents.get(job.id)
     assert "hunter2-secret" not in str(raw)
+
+
+async def test_seed_era_secrets_and_uri_passwords_never_reach_a_job(protocol):
+    """Seed-era `{label, value}` fields carry no `sensitive` flag: the source class says so."""
+    connectors, jobs = protocol
+    document = new_connector_document("mongodb", "shop")
+    document["status"] = "configured"
+    document["configuration"] = {
+        "host": {"label": "Server", "value": "mongodb://reader:uri-secret@db:27017/"},
+        "database": {"label": "Database", "value": "shop"},
+        "collection": {"label": "Collection", "value": "products"},
+        "password": {"label": "Password", "value": "hunter2-secret"},
+    }
+    connector = await connectors.get(await connectors.create(document))
+    job = await jobs.get(await jobs.create(connector))
+    raw = str(await jobs.documents.get(job.id))
+    assert "hunter2-secret" not in raw and "uri-secret" not in raw
+    snapshot = job.doc["connector"]["configuration"]
+    assert snapshot["host"]["value"] == "mongodb://reader:********@db:27017/"
+    assert snapshot["password"]["value"] == "********"

@@ -358,3 +358,9 @@ async def test_connector_show_masks_secrets(service, config_file):
     )
     shown = cli(config_file, "connector", "show", connector_id).stdout
     assert "hunter2-secret" not in shown and "********" in shown and "reader" in shown
+    uri_id = create_connector(
+        config_file, "mongodb", "never-synced-2", database="d", collection="c",
+        host="mongodb://reader:uri-secret@db:27017/",
+    )  # fmt: skip
+    shown = cli(config_file, "connector", "show", uri_id).stdout
+    assert "uri-secret" not in shown and "mongodb://reader:********@db:27017/" in shown

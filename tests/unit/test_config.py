@@ -2,7 +2,7 @@
 
 import pytest
 
-from connectors.config import ConfigError, load_settings, parse_settings
+from connectors.config import SettingsError, load_settings, parse_settings
 
 
 def test_the_shipped_config_yml_is_valid():
@@ -24,7 +24,7 @@ def test_five_mistakes_are_listed_together_with_their_paths(tmp_path, monkeypatc
         "service:\n"
         "  poll_interval: ${NOT_SET_ANYWHERE}\n"
     )
-    with pytest.raises(ConfigError) as raised:
+    with pytest.raises(SettingsError) as raised:
         load_settings(file)
     problems = raised.value.problems
     assert len(problems) == 5, problems
@@ -57,14 +57,14 @@ def test_secrets_do_not_appear_in_the_settings_repr():
 
 
 def test_unreadable_and_malformed_files_give_one_line_reasons(tmp_path):
-    with pytest.raises(ConfigError, match="cannot read the file"):
+    with pytest.raises(SettingsError, match="cannot read the file"):
         load_settings(tmp_path / "missing.yml")
     bad = tmp_path / "bad.yml"
     bad.write_text("elasticsearch: [unclosed\n")
-    with pytest.raises(ConfigError, match="invalid YAML"):
+    with pytest.raises(SettingsError, match="invalid YAML"):
         load_settings(bad)
 
 
 def test_a_badly_formed_source_name_is_reported():
-    with pytest.raises(ConfigError, match=r"sources.x: expected 'package.module:Class'"):
+    with pytest.raises(SettingsError, match=r"sources.x: expected 'package.module:Class'"):
         parse_settings({"sources": {"x": "just-a-module"}})

@@ -33,7 +33,9 @@ def test_protocol_shaped_values_are_accepted():
 
 def test_every_bad_field_is_named():
     with pytest.raises(ConfigurationError) as raised:
-        Example({"port": "many", "tls": "perhaps", "colour": "red"})
+        Example.validate_configuration(
+            {"port": "many", "tls": "perhaps", "colour": "red"}, strict=True
+        )
     problems = " | ".join(raised.value.problems)
     for field in (
         "host: missing value",
@@ -67,3 +69,15 @@ def test_a_required_field_with_a_default_is_satisfied_by_the_default():
 
     assert WithDefault({}).config == {"host": "localhost"}
     assert WithDefault.is_configured({})
+
+
+def test_fields_written_by_other_tools_are_kept_out_but_do_not_fail_a_connector(caplog):
+    class WithAlias(Example):
+        ALIASES = {"ssl_enabled": "tls", "secret": "password"}
+
+    source = WithAlias({"host": "h", "ssl_enabled": "true", "datetime_conversion": "DATETIME"})
+    assert source.config["tls"] is True
+    assert "ignores configuration field 'datetime_conversion'" in caplog.text
+    assert WithAlias.sensitive_fields() == {"password", "secret"}
+    with pytest.raises(ConfigurationError, match="datetime_conversion: unknown field"):
+        WithAlias.validate_configuration({"host": "h", "datetime_conversion": "x"}, strict=True)

@@ -1,0 +1,111 @@
+"""Connectors as Kibana creates them for Elastic's own MongoDB and S3 connectors (their field
+sets, field objects with flags) sync here unchanged; fields we do not use are kept and ignored."""
+
+import os
+import uuid
+
+import aioboto3
+from pymongo import AsyncMongoClient
+
+from connectors.protocol.connector import new_connector_document
+
+
+def field(value, label, sensitive=False, kind="str", display="text", order=1):
+    """One configuration field object as Kibana writes it."""
+    return {
+        "label": label,
+        "value": value,
+        "type": kind,
+        "sensitive": sensitive,
+        "required": False,
+        "display": display,
+        "order": order,
+        "default_value": None,
+        "depends_on": [],
+        "options": [],
+        "tooltip": None,
+        "validations": [],
+        "ui_restrictions": [],
+    }
+
+
+async def kibana_connector(harness, service_type, index, configuration):
+    document = new_connector_document(service_type, index)
+    document.update(
+        status="configured",
+        configuration=configuration,
+        is_native=False,
+        custom_scheduling={},
+        pipeline={
+            "name": "search-default-ingestion",
+            "extract_binary_content": True,
+            "reduce_whitespace": True,
+            "run_ml_inference": True,
+        },
+    )
+    return await harness.connectors.create(document)
+
+
+async def test_elastic_mongodb_field_set_syncs(es, harness, index_name):
+    name = f"k{uuid.uuid4().hex[:10]}"
+    client = AsyncMongoClient(os.environ["MONGODB_URL"])
+    try:
+        await client["kibana"][name].insert_many([{"_id": i, "n": i} for i in range(7)])
+        connector = await kibana_connector(
+            harness,
+            "mongodb",
+            index_name,
+            {
+                "host": field(os.environ["MONGODB_URL"], "Server hostname"),
+                "user": field("", "Username"),
+                "password": field("", "Password", sensitive=True),
+                "database": field("kibana", "Database"),
+                "collection": field(name, "Collection"),
+                "direct_connection": field(True, "Direct connection", kind="bool"),
+                "ssl_enabled": field(False, "SSL/TLS Connection", kind="bool"),
+                "ssl_ca": field("", "Certificate Authority (.pem)"),
+                "tls_insecure": field(False, "Skip certificate verification", kind="bool"),
+                "datetime_conversion": field("DATETIME", "Datetime conversion"),
+            },
+        )
+        synced = await harness.sync(connector, "flow")
+    finally:
+        await client["kibana"][name].drop()
+        await client.close()
+    assert synced.status == "completed", synced.error
+    assert synced.job.doc["indexed_document_count"] == 7
+    kept = (await harness.connectors.get(connector)).configuration
+    assert kept["datetime_conversion"]["value"] == "DATETIME"  # kept, not rewritten away
+
+
+async def test_elastic_s3_field_set_syncs(es, harness, index_name):
+    bucket = f"kibana-{uuid.uuid4().hex[:10]}"
+    session = aioboto3.Session(
+        aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
+    )
+    async with session.client("s3", endpoint_url=os.environ["S3_ENDPOINT_URL"]) as s3:
+        await s3.create_bucket(Bucket=bucket)
+        await s3.put_object(Bucket=bucket, Key="a.txt", Body=b"alpha")
+    connector = await kibana_connector(
+        harness,
+        "s3",
+        index_name,
+        {
+            "buckets": field([bucket], "AWS Buckets", kind="list"),
+            "aws_access_key_id": field("test", "AWS Access Key Id"),
+            "aws_secret_access_key": field("test-secret", "AWS Secret Key", sensitive=True),
+            "read_timeout": field(90, "Read timeout", kind="int"),
+            "connect_timeout": field(90, "Connection timeout", kind="int"),
+            "max_attempts": field(5, "Maximum retry attempts", kind="int"),
+            "page_size": field(100, "Maximum size of page", kind="int"),
+            "use_text_extraction_service": field(False, "Use text extraction service", kind="bool"),
+            "endpoint_url": field(os.environ["S3_ENDPOINT_URL"], "Endpoint"),
+        },
+    )
+    synced = await harness.sync(connector)
+    assert synced.status == "completed", synced.error
+    assert synced.job.doc["indexed_document_count"] == 1
+    snapshot = synced.job.doc["connector"]["configuration"]
+    assert snapshot["aws_secret_access_key"]["value"] == "********"
+    await es.indices.refresh(index=index_name)
+    assert (await es.get(index=index_name, id=f"{bucket}/a.txt"))["_source"]["body"] == "alpha"
