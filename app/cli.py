@@ -10,17 +10,20 @@ import asyncio
 import logging
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from connectors.config import Settings, SettingsError, load_settings
 from connectors.cron import CronError, QuartzCron
-from connectors.es.client import check_reachable, create_client
+from connectors.es.client import ESClient, check_reachable, create_client
 from connectors.job_run import run_job
 from connectors.protocol import (
+    ConnectorIndex,
     ConnectorStatus,
     IllegalTransition,
+    JobIndex,
     JobLost,
     JobStatus,
     ensure_protocol_indices,
@@ -35,6 +38,17 @@ from connectors.source import ConfigurationError
 
 class UsageError(Exception):
     """A mistake in what the user typed or configured (exit 2)."""
+
+
+@dataclass
+class Context:
+    """What a management command works with."""
+
+    settings: Settings
+    es: ESClient
+    connectors: ConnectorIndex
+    jobs: JobIndex
+    out: Callable[[str], None]
 
 
 class RuntimeFailure(Exception):
@@ -132,12 +146,12 @@ async def list_sources(settings: Settings, out: Callable) -> None:
         out(f"{service_type:<12} {qualified:<50} {description}")
 
 
-async def create_connector(args, settings, connectors, jobs, out) -> None:
-    problem = target_problem(args.index_name, settings.protocol)
+async def create_connector(args, ctx: Context) -> None:
+    problem = target_problem(args.index_name, ctx.settings.protocol)
     if problem:
         raise UsageError(f"--index-name: {problem}")
     try:
-        source_class = source_class_for(settings.sources, args.service_type)
+        source_class = source_class_for(ctx.settings.sources, args.service_type)
         values = parse_values(args.set, args.values_file)
         source_class.validate_configuration(values, strict=True)
         if args.schedule:
@@ -155,83 +169,97 @@ async def create_connector(args, settings, connectors, jobs, out) -> None:
     document.update(
         configuration=schema, status=ConnectorStatus.CONFIGURED.value, sync_now=args.sync_now
     )
-    out(await connectors.create(document))
+    ctx.out(await ctx.connectors.create(document))
 
 
-async def list_connectors(args, settings, connectors, jobs, out) -> None:
+async def list_connectors(args, ctx: Context) -> None:
     row = "{:<22} {:<10} {:<24} {:<20} {:<12} {}"
-    out(row.format("ID", "TYPE", "INDEX", "STATUS", "LAST SYNC", "LAST SYNCED"))
-    for c in await connectors.all():
+    ctx.out(row.format("ID", "TYPE", "INDEX", "STATUS", "LAST SYNC", "LAST SYNCED"))
+    for c in await ctx.connectors.all():
         last_status, last_synced = c.doc.get("last_sync_status"), c.doc.get("last_synced")
-        out(
+        ctx.out(
             row.format(
                 c.id, c.service_type, c.index_name, c.status, last_status or "-", last_synced or "-"
             )
         )
 
 
-async def show_connector(args, settings, connectors, jobs, out) -> None:
-    connector = await _connector(connectors, args.connector_id)
+async def show_connector(args, ctx: Context) -> None:
+    connector = await _connector(ctx.connectors, args.connector_id)
     shown = {"id": connector.id, **connector.doc}
-    shown["configuration"] = masked_configuration(connector, jobs.sensitive(connector.service_type))
-    out(yaml.safe_dump(shown, sort_keys=False).rstrip())
+    shown["configuration"] = masked_configuration(
+        connector, ctx.jobs.sensitive(connector.service_type)
+    )
+    ctx.out(yaml.safe_dump(shown, sort_keys=False).rstrip())
 
 
-async def request_sync(args, settings, connectors, jobs, out) -> None:
-    await _connector(connectors, args.connector_id)
-    await connectors.request_sync(args.connector_id)
-    out(f"sync requested for {args.connector_id}; the next poll pass starts it")
+async def request_sync(args, ctx: Context) -> None:
+    await _connector(ctx.connectors, args.connector_id)
+    await ctx.connectors.request_sync(args.connector_id)
+    ctx.out(f"sync requested for {args.connector_id}; the next poll pass starts it")
 
 
-async def list_jobs(args, settings, connectors, jobs, out) -> None:
+async def list_jobs(args, ctx: Context) -> None:
+    await _connector(ctx.connectors, args.connector_id)
     row = "{:<40} {:<12} {:<10} {:>8} {:>8} {}"
-    out(row.format("ID", "STATUS", "TRIGGER", "INDEXED", "DELETED", "CREATED"))
-    for job in await jobs.for_connector(args.connector_id):
+    ctx.out(row.format("ID", "STATUS", "TRIGGER", "INDEXED", "DELETED", "CREATED"))
+    for job in await ctx.jobs.for_connector(args.connector_id):
         d = job.doc
-        out(
+        ctx.out(
             row.format(
                 job.id,
-                d["status"],
-                d["trigger_method"],
-                d["indexed_document_count"],
-                d["deleted_document_count"],
-                d["created_at"],
+                str(d.get("status")),
+                str(d.get("trigger_method")),
+                str(d.get("indexed_document_count", "-")),
+                str(d.get("deleted_document_count", "-")),
+                str(d.get("created_at")),
             )
         )
 
 
-async def show_job(args, settings, connectors, jobs, out) -> None:
-    job = await jobs.get(args.job_id)
+async def show_job(args, ctx: Context) -> None:
+    job = await ctx.jobs.get(args.job_id)
     if job is None:
         raise UsageError(f"job {args.job_id} does not exist")
-    snapshot = {k: v for k, v in job.doc["connector"].items() if k != "configuration"}
-    out(yaml.safe_dump({"id": job.id, **job.doc, "connector": snapshot}, sort_keys=False).rstrip())
+    connector = job.doc.get("connector")
+    snapshot = (
+        {k: v for k, v in connector.items() if k != "configuration"}
+        if isinstance(connector, dict)
+        else connector
+    )
+    ctx.out(
+        yaml.safe_dump({"id": job.id, **job.doc, "connector": snapshot}, sort_keys=False).rstrip()
+    )
 
 
-async def cancel_job(args, settings, connectors, jobs, out) -> None:
+async def cancel_job(args, ctx: Context) -> None:
     try:
-        job = await jobs.request_cancel(args.job_id)
+        job = await ctx.jobs.request_cancel(args.job_id)
     except IllegalTransition as error:
         raise UsageError(str(error)) from None
-    out(f"job {job.id}: {job.status.value}")
+    ctx.out(f"job {job.id}: {job.status.value}")
 
 
-async def run_job_here(args, settings, connectors, jobs, out) -> None:
+async def run_job_here(args, ctx: Context) -> None:
     """The plain driver: the same job lifecycle the `sync` flow runs, minus Prefect."""
-    job = await jobs.get(args.job_id)
+    job = await ctx.jobs.get(args.job_id)
     if job is None:
         raise UsageError(f"job {args.job_id} does not exist")
-    if job.status in (JobStatus.PENDING, JobStatus.SUSPENDED):
-        if await jobs.claim(job) is None:
-            raise UsageError(f"job {job.id}: its connector is running another job")
-    elif job.status not in (JobStatus.IN_PROGRESS, JobStatus.CANCELING):
-        raise UsageError(f"job {job.id} is {job.status.value}; only pending or suspended jobs run")
+    if job.problems() or job.status not in (JobStatus.PENDING, JobStatus.SUSPENDED):
+        state = job.doc.get("status")
+        raise UsageError(f"job {job.id} is {state}; only pending or suspended jobs can run")
+    claimed = await ctx.jobs.claim(job)
+    if claimed is None:
+        raise UsageError(
+            f"job {job.id} was not claimed: its connector is running another job, "
+            "was deleted, or another worker took the job first"
+        )
     try:
-        outcome = await run_job(jobs.documents.es, settings, job.id)
+        outcome = await run_job(ctx.es, ctx.settings, job.id, claim=claimed.claim)
     except JobLost as lost:
         raise RuntimeFailure(str(lost)) from None
     counts = outcome.counts
-    out(
+    ctx.out(
         f"job {job.id}: {outcome.status.value} (indexed {counts['created'] + counts['updated']}, "
         f"deleted {counts['deleted']}, unchanged {counts['skipped']})"
         + (f": {outcome.error}" if outcome.error else "")
@@ -259,7 +287,8 @@ async def manage(args: argparse.Namespace, settings: Settings, out: Callable) ->
         await check_reachable(es, settings.elasticsearch.hosts)
         await ensure_protocol_indices(es, settings.protocol)
         connectors, jobs = protocol_for(es, settings)
-        await COMMANDS[(args.command, args.subcommand)](args, settings, connectors, jobs, out)
+        context = Context(settings, es, connectors, jobs, out)
+        await COMMANDS[(args.command, args.subcommand)](args, context)
     finally:
         await es.close()
 

@@ -19,6 +19,8 @@ from pydantic import (
     field_validator,
 )
 
+from connectors.index_names import name_problem
+
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config.yml"
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _HTTP_URL = TypeAdapter(AnyHttpUrl)
@@ -71,6 +73,8 @@ class ServiceSettings(_Section):
     max_concurrent_syncs: Annotated[int, Field(ge=1)] = 2
     stale_job_seconds: Annotated[float, Field(gt=0)] = 120.0
     max_failed_documents: Annotated[int, Field(ge=0)] = 100
+    # How often a poll pass validates each connector's configuration and pings its source.
+    check_interval: Annotated[float, Field(gt=0)] = 60.0
     # Launch syncs through the `sync/<service_type>` deployment when one exists (false: in-process).
     use_deployments: bool = True
 
@@ -78,6 +82,14 @@ class ServiceSettings(_Section):
 class ProtocolSettings(_Section):
     connectors_index: str = ".elastic-connectors"
     jobs_index: str = ".elastic-connectors-sync-jobs"
+
+    @field_validator("connectors_index", "jobs_index")
+    @classmethod
+    def _index_name(cls, name: str) -> str:
+        problem = name_problem(name)
+        if problem:
+            raise ValueError(problem)
+        return name
 
 
 class Settings(_Section):

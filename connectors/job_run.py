@@ -57,8 +57,6 @@ class JobInputs:
     index_name: str
     configuration: dict[str, Any]
     sync_cursor: dict | None
-    claim: str | None
-    generation: int | None
 
 
 @dataclass
@@ -112,10 +110,15 @@ class JobRun:
         job_id: str,
         stop_requested: Callable[[], Awaitable[bool]] | None = None,
         metadata: dict | None = None,
+        claim: str | None = None,
     ):
         """`stop_requested`: a second source of cancel requests (the orchestrator's);
-        `metadata`: where the job runs, recorded on the job (e.g. the flow run's id and link)."""
+        `metadata`: where the job runs, recorded on the job (e.g. the flow run's id and link);
+        `claim`: the claim this run was started for (`Job.claim`); a run started by hand
+        without one adopts the claim the job holds."""
         self.metadata = metadata
+        self.claim = claim
+        self.generation: int | None = None
         self.es = es
         self.settings = settings
         self.job_id = job_id
@@ -129,6 +132,7 @@ class JobRun:
         self._snapshot: IndexSnapshot | None = None
         self._workdir: str | None = None
         self._owner_checked_at = -float("inf")
+        self._finished: Job | None = None
 
     async def run(self, stages: Stages | None = None) -> Outcome:
         """Every stage in order, then the final status. Raises JobLost, without writing, when
@@ -158,9 +162,10 @@ class JobRun:
                     await self._close()
         except BaseException as failure:
             error = failure
-        if isinstance(error, JobLost) or self.watch.lost:
-            logger.warning("job %s: %s; stopped without writing more", self.job_id, error)
-            raise error if isinstance(error, JobLost) else self.watch.lost
+        lost = error if isinstance(error, JobLost) else self.watch.lost
+        if lost is not None:
+            logger.warning("job %s: %s; stopped without writing more", self.job_id, lost)
+            raise lost
         # A stop can surface as another exception: a client cut off mid-write by the
         # cancellation wraps it in its own error. The task's state tells the two apart.
         stopping = error is not None and (not isinstance(error, Exception) or _being_stopped())
@@ -186,7 +191,7 @@ class JobRun:
         index = self.inputs.index_name
         await self._check_target(index)
         await ensure_content_index(self.es, index)
-        self._workdir = tempfile.mkdtemp(prefix="elastic-ingest-")
+        self._workdir = self._workdir or tempfile.mkdtemp(prefix="elastic-ingest-")
         self._snapshot = await snapshot_index(self.es, index, self._workdir)
         return self._snapshot.count
 
@@ -197,12 +202,14 @@ class JobRun:
                 self.source, self._snapshot, self._writer(), self.progress, self.check_in
             )
         finally:
-            await refresh(self.es, self.inputs.index_name)
+            await self._refresh_quietly()
         return self.progress.report()
 
     async def delete_stale(self) -> int:
-        """Delete what the source no longer has; refuses unless the source was read to the end."""
-        deleted = await delete_stale(self._snapshot, self._writer(), self.check_in)
+        """Delete what the source no longer has; refuses unless the source was read to the end.
+        Ownership is asked before every delete request, not from a recent answer."""
+        writer = self._writer(owner_answer_lasts=0.0)
+        deleted = await delete_stale(self._snapshot, writer, self.check_in)
         await refresh(self.es, self.inputs.index_name)
         return deleted
 
@@ -223,25 +230,30 @@ class JobRun:
                 await asyncio.sleep(min(10.0, 0.5 * 2**attempt))
 
     async def _write_outcome(self) -> JobStatus:
-        claim = self.inputs.claim if self.inputs else None
+        """The job first (by compare-and-set, while the claim is ours), then its connector: a
+        retry after the job was written only repeats the connector's part."""
         for _ in range(5):
-            current = await self.jobs.check_owner(self.job_id, claim)
+            if self._finished is not None:
+                break
+            current = await self.jobs.check_owner(self.job_id, self.claim)
             status = settle(self.outcome.status, current.status)
-            cursor = self.source_cursor if status == JobStatus.COMPLETED else None
             try:
-                finished = await self.jobs.finish(
+                self._finished = await self.jobs.finish(
                     current,
                     status,
                     self.progress.job_counters(),
                     self.outcome.error,
-                    cursor,
                     metadata=self._rejections(),
+                    mirror=False,
                 )
             except VersionConflict:
                 continue  # a heartbeat or a cancel request landed meanwhile: decide again
-            self.outcome.status = finished.status
-            return finished.status
-        raise VersionConflict(f"job {self.job_id}: could not write its final status")
+        if self._finished is None:
+            raise VersionConflict(f"job {self.job_id}: could not write its final status")
+        completed = self._finished.status == JobStatus.COMPLETED
+        await self.jobs.mirror(self._finished, self.source_cursor if completed else None)
+        self.outcome.status = self._finished.status
+        return self._finished.status
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -256,10 +268,12 @@ class JobRun:
         job = await self.jobs.get(self.job_id)
         if job is None:
             raise JobLost(f"job {self.job_id} does not exist")
-        job = await self.jobs.check_owner(self.job_id, job.claim)
+        if self.claim is None:
+            self.claim = job.claim
+        job = self.jobs.owned(job, self.claim)
         if self.metadata:
-            await self.jobs.set_metadata(self.job_id, self.metadata)
-            job = await self.jobs.check_owner(self.job_id, job.claim)
+            job = await self.jobs.record_metadata(job, self.metadata)
+        self.generation = job.generation
         return job
 
     async def _resolve(self, job: Job) -> None:
@@ -281,8 +295,6 @@ class JobRun:
             index_name=job.index_name,
             configuration=configuration,
             sync_cursor=snapshot.get("sync_cursor"),
-            claim=job.claim,
-            generation=job.generation,
         )
         problem = target_problem(self.inputs.index_name, self.settings.protocol)
         if problem:
@@ -305,17 +317,16 @@ class JobRun:
         if problem:
             raise JobSetupError(f"connector {self.inputs.connector_id}: {problem}")
 
-    def _writer(self) -> BulkWriter:
-        claim = self.inputs.claim
+    def _writer(self, owner_answer_lasts: float = OWNER_CHECK_SECONDS) -> BulkWriter:
         # A job is only taken over after `stale_job_seconds` without a heartbeat, so an answer
         # younger than a small fraction of that is still true; a frozen process resumes with an
         # old answer and asks again before its next request.
-        fresh_for = min(OWNER_CHECK_SECONDS, self.settings.service.stale_job_seconds / 4)
+        fresh_for = min(owner_answer_lasts, self.settings.service.stale_job_seconds / 4)
 
         async def check_owner() -> None:
             if time.monotonic() - self._owner_checked_at < fresh_for:
                 return
-            await self.jobs.check_owner(self.job_id, claim)
+            await self.jobs.check_owner(self.job_id, self.claim)
             self._owner_checked_at = time.monotonic()
 
         return BulkWriter.for_index(
@@ -323,7 +334,7 @@ class JobRun:
             self.inputs.index_name,
             self.settings.bulk,
             stats=self.progress.writes,
-            version=self.inputs.generation,
+            version=self.generation,
             check_owner=check_owner,
             max_rejected=self.settings.service.max_failed_documents,
         )
@@ -356,11 +367,22 @@ class JobRun:
         except Exception:
             return False
 
+    async def _refresh_quietly(self) -> None:
+        """Make what was written searchable; a failure here must not hide the sync's own."""
+        try:
+            await refresh(self.es, self.inputs.index_name)
+        except Exception as error:
+            logger.warning("job %s: refresh failed: %s", self.job_id, describe_error(error))
+
     async def _close(self) -> None:
-        if self.source is not None:
-            await self.source.close()
+        """Release the source and the snapshot; never raises over the sync's own outcome."""
         if self._workdir:
             shutil.rmtree(self._workdir, ignore_errors=True)
+        if self.source is not None:
+            try:
+                await self.source.close()
+            except Exception as error:
+                logger.warning("job %s: closing the source: %s", self.job_id, error)
 
 
 def _being_stopped() -> bool:
@@ -383,6 +405,8 @@ def with_secrets(snapshot: dict | None, live: dict) -> dict:
     return configuration
 
 
-async def run_job(es: ESClient, settings: Settings, job_id: str, stop_requested=None) -> Outcome:
+async def run_job(
+    es: ESClient, settings: Settings, job_id: str, claim: str | None = None
+) -> Outcome:
     """Run a claimed job to its end in this process, without Prefect."""
-    return await JobRun(es, settings, job_id, stop_requested).run()
+    return await JobRun(es, settings, job_id, claim=claim).run()

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import os
 from dataclasses import dataclass, field
 
 from connectors.config import Settings
@@ -14,17 +14,21 @@ from connectors.protocol import (
     IllegalTransition,
     Job,
     JobIndex,
+    JobLost,
     JobStatus,
     JobType,
     TriggerMethod,
     clock,
 )
-from connectors.protocol.states import ACTIVE, may_sync
+from connectors.protocol.states import may_sync
 from connectors.protocol.targets import target_problem
 from connectors.registry import RegistryError, source_class_for
+from connectors.source import ConfigurationError
 from connectors.sync import describe_error
 
 logger = logging.getLogger(__name__)
+
+CHECK_TIMEOUT_SECONDS = 15
 
 
 @dataclass
@@ -71,7 +75,33 @@ async def _check_in(settings: Settings, connectors: ConnectorIndex, connector) -
     connector = await connectors.publish_schema(
         connector, source_class.configuration_schema(), source_class.is_configured
     )
+    connector = await _check_source(settings, connectors, connector, source_class)
     return connector.status
+
+
+async def _check_source(settings: Settings, connectors: ConnectorIndex, connector, source_class):
+    """Validate the configuration and ping the source, at most every `check_interval`, so a
+    source that went away shows `error` before a sync fails (and `connected` once it is back)."""
+    if not may_sync(connector.status):
+        return connector
+    last = clock.parse(connector.doc.get("last_checked_at"))
+    if last and (clock.now() - last).total_seconds() < settings.service.check_interval:
+        return connector
+    fields = {"status": ConnectorStatus.CONNECTED.value, "error": None}
+    try:
+        source = source_class(connector.configuration_values())
+    except ConfigurationError as error:
+        problems = "; ".join(error.problems)
+        fields = {"status": ConnectorStatus.ERROR.value, "error": f"configuration: {problems}"}
+    else:
+        try:
+            await asyncio.wait_for(source.ping(), CHECK_TIMEOUT_SECONDS)
+        except Exception as error:
+            fields = {"status": ConnectorStatus.ERROR.value, "error": describe_error(error)}
+        finally:
+            await source.close()
+    fields["last_checked_at"] = clock.iso()
+    return await connectors.update(connector, fields) or connector
 
 
 async def create_due_jobs(connectors: ConnectorIndex, jobs: JobIndex) -> ScheduleOutcome:
@@ -110,13 +140,13 @@ async def claim_jobs(
     for job in await jobs.claimable(service_types):
         if len(claimed) >= limit:
             break
-        problems = job.problems()
-        if problems:
-            await jobs.fail_malformed(job, f"malformed job document: {'; '.join(problems)}")
-            continue
-        if job.connector_id in busy:
-            continue
         try:
+            problems = job.problems()
+            if problems:
+                await jobs.fail_malformed(job, f"malformed job document: {'; '.join(problems)}")
+                continue
+            if job.connector_id in busy:
+                continue
             taken = await jobs.claim(job, worker)
         except Exception as error:  # one job must never stop the pass
             logger.warning("job %s not claimed: %s", job.id, describe_error(error))
@@ -127,19 +157,18 @@ async def claim_jobs(
     return claimed
 
 
-async def suspend_unstarted(jobs: JobIndex, job_ids: list[str]) -> list[str]:
-    """Of the jobs this process claimed, those still running under its claim never started a
-    sync (a started one always ends suspended or canceled on a stop): release them."""
+async def suspend_unstarted(jobs: JobIndex, claims: dict[str, str]) -> list[str]:
+    """Of the jobs this process claimed (job id -> claim), those still running under that claim
+    never started a sync (a started one ends suspended or canceled on a stop): release them."""
     released = []
-    for job_id in job_ids:
+    for job_id, claim in claims.items():
         job = await jobs.get(job_id)
-        if job is None or job.problems() or job.status not in ACTIVE:
-            continue
-        if (job.doc.get("metadata") or {}).get("worker_pid") != os.getpid():
+        if job is None:
             continue
         try:
+            job = jobs.owned(job, claim)
             await jobs.finish(job, JobStatus.SUSPENDED, error="the service stopped before it ran")
-        except (IllegalTransition, VersionConflict):
-            continue
+        except (JobLost, IllegalTransition, VersionConflict):
+            continue  # finished, or someone else's now
         released.append(job_id)
     return released

@@ -178,8 +178,8 @@ class BaseDataSource:
                 continue
             try:
                 values[name] = spec.convert(name, value)
-            except ValueError as error:
-                problems.append(str(error))
+            except ValueError as error:  # the reason quotes the value: never a secret's
+                problems.append(f"{name}: expected {spec.type}" if spec.sensitive else str(error))
         if problems:
             raise ConfigurationError(problems)
         return values

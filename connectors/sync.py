@@ -18,6 +18,7 @@ import orjson
 
 from connectors.es.bulk import BulkStats, BulkWriter
 from connectors.index_snapshot import IndexedVersions, IndexSnapshot, hash64
+from connectors.protocol.secrets import redact_uris
 from connectors.source import READ_ERROR, BaseDataSource, Document
 
 BATCH = 1000
@@ -210,11 +211,12 @@ async def delete_stale(
     except BaseException:
         await writer.abort()
         raise
-    snapshot.stale_path.unlink()
     return writer.stats.deleted - before
 
 
 def describe_error(error: BaseException) -> str:
-    """One line for the job document: the error's type and message, no traceback."""
+    """One line for the job document: the error's type and message, no traceback, no URI
+    password (client errors like to quote the connection string)."""
     message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    message = redact_uris(message)
     return f"{type(error).__name__}: {message}" if message else type(error).__name__

@@ -57,18 +57,27 @@ async def launch_through_deployments(claimed: list[dict], config_file: str | Non
             parameters={**job, "config_file": config_file},
             timeout=0,
             as_subflow=False,
-            idempotency_key=job["job_id"],
-            tags=run_tags(**job),
+            idempotency_key=f"{job['job_id']}:{job['claim']}",  # a re-claim is a new run
+            tags=_tags(job),
         )
         get_run_logger().info("job %s launched as flow run %s on %s", job["job_id"], run.id, name)
     return local
 
 
+def _tags(job: dict) -> list[str]:
+    return run_tags(job["job_id"], job["connector_id"], job["service_type"])
+
+
 async def run_in_process(job: dict, config_file: str | None):
     """One `sync` flow run in this process, named and tagged after its job."""
-    with tags(*run_tags(**job)):
+    with tags(*_tags(job)):
         return await sync(
-            job["job_id"], job["connector_id"], job["service_type"], config_file, return_state=True
+            job["job_id"],
+            job["connector_id"],
+            job["service_type"],
+            config_file,
+            job["claim"],
+            return_state=True,
         )
 
 
@@ -116,15 +125,19 @@ async def poll_forever(config_file: str | None, once: bool = False) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    running: set[asyncio.Task] = set()
+    running: dict[asyncio.Task, dict] = {}  # in-process sync -> its job
+    unsettled: dict[str, str] = {}  # job id -> claim, until its sync ended normally
 
     def finished(task: asyncio.Task) -> None:
-        running.discard(task)
-        if not task.cancelled() and isinstance(task.exception(), TerminationSignal):
+        job = running.pop(task)
+        if task.cancelled():
+            return
+        if isinstance(task.exception(), TerminationSignal):
             stop.set()
+        elif task.exception() is None:
+            unsettled.pop(job["job_id"], None)
 
     problem: str | None = None
-    launched: list[str] = []
     try:
         while not stop.is_set():
             capacity = settings.service.max_concurrent_syncs - len(running)
@@ -138,9 +151,9 @@ async def poll_forever(config_file: str | None, once: bool = False) -> int:
                     logger.info("the poll pass works again")
                 problem = now_wrong
             for job in jobs:
-                launched.append(job["job_id"])
+                unsettled[job["job_id"]] = job["claim"]
                 task = asyncio.create_task(run_in_process(job, config_file))
-                running.add(task)
+                running[task] = job
                 task.add_done_callback(finished)
             if once:
                 if running:
@@ -152,7 +165,7 @@ async def poll_forever(config_file: str | None, once: bool = False) -> int:
         stop.set()
     finally:
         await _stop_syncs(running)
-        await _suspend_unstarted(settings, launched)
+        await _suspend_unstarted(settings, unsettled)
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
     if stop.is_set():
@@ -179,24 +192,25 @@ async def _one_pass(settings, config_file: str | None, capacity: int) -> tuple[l
     return (await state.result())["in_process"], None
 
 
-async def _suspend_unstarted(settings, job_ids: list[str]) -> None:
+async def _suspend_unstarted(settings, claims: dict[str, str]) -> None:
     """Jobs this loop claimed whose sync never started (stopped in between) go back to
     `suspended`, to be picked up again, instead of waiting for the stale-job sweep."""
-    if not job_ids:
+    if not claims:
         return
     es = create_client(settings.elasticsearch)
     try:
         _, jobs = protocol_for(es, settings)
-        await suspend_unstarted(jobs, job_ids)
+        await suspend_unstarted(jobs, claims)
     except Exception as error:  # stopping anyway: the stale-job sweep is the fallback
         logger.warning("could not release claimed jobs: %s", describe_error(error))
     finally:
         await es.close()
 
 
-async def _stop_syncs(running: set[asyncio.Task]) -> None:
-    """Cancel in-process syncs; each marks its job `suspended` before it ends."""
-    for task in running:
+async def _stop_syncs(running: dict[asyncio.Task, dict]) -> None:
+    """Cancel in-process syncs; each marks its job `suspended` before it ends (and leaves
+    `running` through its done callback)."""
+    for task in list(running):
         task.cancel()
     while running:
         with contextlib.suppress(TerminationSignal):

@@ -16,7 +16,7 @@ from prefect.runtime import flow_run
 from prefect.states import Cancelled, Failed
 
 from connectors.job_run import JobRun
-from connectors.protocol import JobLost, JobStatus, JobType, TriggerMethod
+from connectors.protocol import IllegalTransition, JobLost, JobStatus, JobType, TriggerMethod
 from connectors.protocol.states import may_sync
 from tasks.runtime import flow_runtime
 from tasks.sync_tasks import TaskStages
@@ -66,14 +66,17 @@ async def sync(
     connector_id: str | None = None,
     service_type: str | None = None,
     config_file: str | None = None,
+    claim: str | None = None,
 ):
-    """Sync one claimed job, or every configured connector of a service type (see module doc)."""
+    """Sync one claimed job, or every configured connector of a service type (see module doc).
+    `claim` is the claim the job was launched for; a run of a job that someone else has since
+    claimed stops without writing."""
     if job_id is None:
         return await sync_connectors(service_type, connector_id, config_file)
-    return await sync_job(job_id, config_file)
+    return await sync_job(job_id, config_file, claim)
 
 
-async def sync_job(job_id: str, config_file: str | None):
+async def sync_job(job_id: str, config_file: str | None, claim: str | None = None):
     """Run the job's lifecycle (connectors/job_run.py) with each stage as a task run."""
     async with flow_runtime(config_file) as runtime:
         runtime.job = JobRun(
@@ -85,6 +88,7 @@ async def sync_job(job_id: str, config_file: str | None):
                 "flow_run_id": str(flow_run.id),
                 "flow_run_url": flow_run.ui_url,
             },
+            claim=claim,
         )
         try:
             outcome = await runtime.job.run(TaskStages(job_id))
@@ -106,8 +110,10 @@ async def sync_job(job_id: str, config_file: str | None):
 
 
 async def sync_connectors(service_type: str | None, connector_id: str | None, config_file):
-    """Create, claim and run an on-demand job per matching connector, each as a child run."""
+    """Create, claim and run an on-demand job per matching connector, each as a child run. Each
+    job is claimed just before its run, so none waits claimed (without heartbeat) for others."""
     logger = get_run_logger()
+    results, failures = [], []
     async with flow_runtime(config_file) as runtime:
         connectors, jobs = runtime.protocol
         if connector_id:
@@ -115,35 +121,43 @@ async def sync_connectors(service_type: str | None, connector_id: str | None, co
             targets = [found] if found else []
         else:
             targets = await connectors.all(service_type)
-        claimed = []
-        for connector in targets:
-            if not may_sync(connector.status):
-                logger.warning("connector %s is %s; skipped", connector.id, connector.status)
-                continue
-            new_job = await jobs.get(
-                await jobs.create(connector, JobType.FULL, TriggerMethod.ON_DEMAND)
+        runnable = [connector for connector in targets if may_sync(connector.status)]
+        if len(runnable) < len(targets) or not runnable:
+            logger.warning(
+                "%d of %d matching connectors can sync (service_type=%s, connector_id=%s)",
+                len(runnable),
+                len(targets),
+                service_type,
+                connector_id,
             )
-            job = await jobs.claim(new_job)
+        for connector in runnable:
+            job = await _claim_new_job(jobs, connector)
             if job is None:
-                logger.warning("connector %s is already syncing; skipped", connector.id)
-                await jobs.transition(
-                    new_job.id, JobStatus.CANCELED, {"error": "connector was already syncing"}
-                )
                 continue
-            claimed.append(job)
-    if not claimed:
-        logger.warning(
-            "no runnable connector matched (service_type=%s, connector_id=%s)",
-            service_type,
-            connector_id,
-        )
-    results, failures = [], []
-    for job in claimed:
-        with tags(*run_tags(job.id, job.connector_id, job.service_type)):
-            try:
-                results.append(await sync(job.id, job.connector_id, job.service_type, config_file))
-            except Exception as failure:
-                failures.append(f"{job.connector_id}: {failure}")
+            with tags(*run_tags(job.id, job.connector_id, job.service_type)):
+                try:
+                    results.append(
+                        await sync(
+                            job.id, job.connector_id, job.service_type, config_file, job.claim
+                        )
+                    )
+                except Exception as failure:
+                    failures.append(f"{job.connector_id}: {failure}")
     if failures:
         return Failed(message="; ".join(failures), data=results)
     return results
+
+
+async def _claim_new_job(jobs, connector):
+    """A new on-demand job for the connector, claimed here; None (and the job canceled) when
+    the connector is busy or gone."""
+    job_id = await jobs.create(connector, JobType.FULL, TriggerMethod.ON_DEMAND)
+    job = await jobs.claim(await jobs.get(job_id))
+    if job is not None:
+        return job
+    get_run_logger().warning("connector %s is already syncing; skipped", connector.id)
+    try:
+        await jobs.request_cancel(job_id)
+    except IllegalTransition:
+        pass  # a poller claimed it meanwhile: it runs there
+    return None

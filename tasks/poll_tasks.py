@@ -49,6 +49,11 @@ async def claim_jobs(capacity: int) -> list[dict[str, str]]:
     _, jobs = runtime.protocol
     claimed = await poll.claim_jobs(jobs, capacity, list(runtime.settings.sources))
     return [
-        {"job_id": job.id, "connector_id": job.connector_id, "service_type": job.service_type}
+        {
+            "job_id": job.id,
+            "connector_id": job.connector_id,
+            "service_type": job.service_type,
+            "claim": job.claim,
+        }
         for job in claimed
     ]

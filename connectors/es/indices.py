@@ -11,15 +11,23 @@ logger = logging.getLogger(__name__)
 
 
 async def ensure_index(
-    es: AsyncElasticsearch, name: str, mappings: dict | None = None, settings: dict | None = None
+    es: AsyncElasticsearch,
+    name: str,
+    mappings: dict | None = None,
+    settings: dict | None = None,
+    alias: str | None = None,
 ) -> bool:
-    """Create `name` unless an index or alias of that name exists; True when it was created."""
-    if await es.indices.exists(index=name):
+    """Create `name` (reachable as `alias` too, if given) unless an index or alias of that name,
+    or the alias, exists; True when it was created."""
+    if await es.indices.exists(index=name) or (alias and await es.indices.exists(index=alias)):
         return False
+    aliases = {alias: {"is_write_index": True}} if alias else None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ElasticsearchWarning)
         try:
-            await es.indices.create(index=name, mappings=mappings, settings=settings)
+            await es.indices.create(
+                index=name, mappings=mappings, settings=settings, aliases=aliases
+            )
         except BadRequestError as error:
             if error.error == "resource_already_exists_exception":
                 return False
@@ -32,6 +40,22 @@ async def ensure_index(
             warning.message,
         )
     return True
+
+
+async def ensure_aliased_index(
+    es: AsyncElasticsearch, alias: str, mappings: dict, settings: dict
+) -> bool:
+    """`<alias>-v1` behind `alias`, as Elasticsearch's templates lay out the protocol indices."""
+    return await ensure_index(es, f"{alias}-v1", mappings, settings, alias=alias)
+
+
+async def delete_indices(es: AsyncElasticsearch, names: list[str]) -> None:
+    """Delete indices by name or alias (an alias deletes the indices behind it); missing: fine."""
+    concrete = set()
+    for name in names:
+        concrete.update(await concrete_indices(es, name))
+    if concrete:
+        await es.options(ignore_status=404).indices.delete(index=",".join(sorted(concrete)))
 
 
 # Deleted documents' versions are kept this long, so a fenced-out writer cannot resurrect a

@@ -13,10 +13,17 @@ def iso(moment: datetime | None = None) -> str:
     return (moment or now()).astimezone(UTC).isoformat()
 
 
-def parse(text: str | None) -> datetime | None:
-    if not text:
+def parse(value: str | int | float | None) -> datetime | None:
+    """A protocol date: ISO-8601 text, or epoch milliseconds (also a valid Elasticsearch date);
+    None when absent or unreadable."""
+    if value is None or value == "" or isinstance(value, bool):
         return None
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    try:
+        if isinstance(value, int | float):
+            return datetime.fromtimestamp(value / 1000, UTC)
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except (ValueError, OverflowError, OSError):
+        return None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 

@@ -75,7 +75,9 @@ class Connector(VersionedDocument):
                         f"got {_kind(scheduling[kind])}"
                     )
         status = doc.get("status")
-        if status is not None and status not in set(ConnectorStatus):
+        if status is not None and (
+            not isinstance(status, str) or status not in set(ConnectorStatus)
+        ):
             found.append(f"status: unknown value {status!r}")
         return found
 

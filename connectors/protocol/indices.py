@@ -1,83 +1,106 @@
-"""Explicit mappings for the two protocol indices, created when missing."""
+"""The two protocol indices, shaped as Elasticsearch's own templates shape them (so Kibana reads
+what we write): a `-v1` concrete index behind an alias of the configured name, `dynamic: false`,
+statuses and errors as keywords. Indices that already exist (made by those templates, or by
+Kibana) are used as they are."""
 
 from __future__ import annotations
 
 from connectors.config import ProtocolSettings
 from connectors.es.client import ESClient
-from connectors.es.indices import ensure_index
+from connectors.es.indices import ensure_aliased_index
 
+_OBJECT = {"type": "object", "dynamic": False}
 _OPAQUE = {"type": "object", "enabled": False}
 _DATE = {"type": "date"}
 _KEYWORD = {"type": "keyword"}
 _LONG = {"type": "long"}
-_NAME = {"type": "text", "fields": {"keyword": {"type": "keyword"}}}
+_INTEGER = {"type": "integer"}
+_BOOLEAN = {"type": "boolean"}
 
 CONNECTOR_MAPPINGS = {
     "dynamic": False,
     "properties": {
-        "service_type": _KEYWORD,
-        "index_name": _KEYWORD,
-        "name": _NAME,
-        "description": {"type": "text"},
-        "language": _KEYWORD,
-        "status": _KEYWORD,
-        "error": {"type": "text"},
-        "configuration": _OPAQUE,
-        "scheduling": _OPAQUE,
-        "sync_now": {"type": "boolean"},
-        "last_seen": _DATE,
-        "last_synced": _DATE,
-        "last_sync_status": _KEYWORD,
-        "last_sync_error": {"type": "text"},
-        "last_indexed_document_count": _LONG,
-        "last_deleted_document_count": _LONG,
-        "last_sync_scheduled_at": _DATE,
-        "sync_locked_at": _DATE,
-        "sync_cursor": _OPAQUE,
-        "pipeline": _OPAQUE,
-        "filtering": _OPAQUE,
-        "features": _OPAQUE,
         "api_key_id": _KEYWORD,
+        "api_key_secret_id": _KEYWORD,
+        "configuration": _OBJECT,
+        "custom_scheduling": _OBJECT,
+        "description": {"type": "text"},
+        "error": _KEYWORD,
+        "features": _OBJECT,
+        "filtering": _OBJECT,
+        "index_name": _KEYWORD,
+        "is_native": _BOOLEAN,
+        "language": _KEYWORD,
+        "last_access_control_sync_error": _KEYWORD,
+        "last_access_control_sync_scheduled_at": _DATE,
+        "last_access_control_sync_status": _KEYWORD,
+        "last_deleted_document_count": _LONG,
+        "last_incremental_sync_scheduled_at": _DATE,
+        "last_indexed_document_count": _LONG,
+        "last_seen": _DATE,
+        "last_sync_error": _KEYWORD,
+        "last_sync_scheduled_at": _DATE,
+        "last_sync_status": _KEYWORD,
+        "last_synced": _DATE,
+        "name": _KEYWORD,
+        "pipeline": {
+            "properties": {
+                "extract_binary_content": _BOOLEAN,
+                "name": _KEYWORD,
+                "reduce_whitespace": _BOOLEAN,
+                "run_ml_inference": _BOOLEAN,
+            }
+        },
+        "scheduling": _OBJECT,
+        "service_type": _KEYWORD,
+        "status": _KEYWORD,
+        "sync_cursor": _OPAQUE,
+        "sync_now": _BOOLEAN,
+        # ours: the lock time of a running job, the generation of the latest claim, and when
+        # the source was last checked
+        "sync_locked_at": _DATE,
+        "last_checked_at": _DATE,
+        "sync_generation": _LONG,
     },
 }
 
 JOB_MAPPINGS = {
     "dynamic": False,
     "properties": {
+        "cancelation_requested_at": _DATE,
+        "canceled_at": _DATE,
+        "completed_at": _DATE,
         "connector": {
             "properties": {
+                "configuration": _OBJECT,
+                "filtering": _OBJECT,
                 "id": _KEYWORD,
-                "service_type": _KEYWORD,
                 "index_name": _KEYWORD,
                 "language": _KEYWORD,
-                "configuration": _OPAQUE,
-                "filtering": _OPAQUE,
-                "pipeline": _OPAQUE,
+                "pipeline": _OBJECT,
+                "service_type": _KEYWORD,
                 "sync_cursor": _OPAQUE,
             }
         },
-        "job_type": _KEYWORD,
-        "trigger_method": _KEYWORD,
-        "status": _KEYWORD,
-        "error": {"type": "text"},
         "created_at": _DATE,
-        "started_at": _DATE,
+        "deleted_document_count": _INTEGER,
+        "error": _KEYWORD,
+        "indexed_document_count": _INTEGER,
+        "indexed_document_volume": _INTEGER,
+        "job_type": _KEYWORD,
         "last_seen": _DATE,
-        "completed_at": _DATE,
-        "cancelation_requested_at": _DATE,
-        "canceled_at": _DATE,
+        "metadata": {"type": "object", "dynamic": False, "properties": {"flow_run_id": _KEYWORD}},
+        "started_at": _DATE,
+        "status": _KEYWORD,
+        "total_document_count": _INTEGER,
+        "trigger_method": _KEYWORD,
         "worker_hostname": _KEYWORD,
-        "indexed_document_count": _LONG,
-        "indexed_document_volume": _LONG,
-        "deleted_document_count": _LONG,
-        "total_document_count": _LONG,
-        "metadata": {"properties": {"flow_run_id": _KEYWORD}, "dynamic": False},
     },
 }
 
 
 async def ensure_protocol_indices(es: ESClient, settings: ProtocolSettings) -> None:
-    """Create both indices with explicit mappings when missing; existing ones are used as is."""
+    """Create both indices (`<name>-v1` behind the alias `<name>`) when neither exists."""
     single_shard = {"number_of_shards": 1, "auto_expand_replicas": "0-1"}
-    await ensure_index(es, settings.connectors_index, CONNECTOR_MAPPINGS, single_shard)
-    await ensure_index(es, settings.jobs_index, JOB_MAPPINGS, single_shard)
+    await ensure_aliased_index(es, settings.connectors_index, CONNECTOR_MAPPINGS, single_shard)
+    await ensure_aliased_index(es, settings.jobs_index, JOB_MAPPINGS, single_shard)

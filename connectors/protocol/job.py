@@ -64,8 +64,9 @@ class Job(VersionedDocument):
     def problems(self) -> list[str]:
         """What in this document the service cannot use, each naming its field (none: sound)."""
         found = []
-        if self.doc.get("status") not in set(JobStatus):
-            found.append(f"status: unknown value {self.doc.get('status')!r}")
+        status = self.doc.get("status")
+        if not isinstance(status, str) or status not in set(JobStatus):
+            found.append(f"status: unknown value {status!r}")
         connector = self.doc.get("connector")
         if not isinstance(connector, dict):
             found.append("connector: missing (expected the connector snapshot)")
@@ -233,8 +234,20 @@ class JobIndex:
             }
             claimed = await self.transition(job, S.IN_PROGRESS, fields, retry_conflicts=False)
         if claimed is None:
-            await self.connectors.update(locked, {lock_field: previous})
+            await self._release(locked, lock_field, previous, generation)
         return claimed
+
+    async def _release(self, connector: Connector, field: str, previous, generation: int) -> None:
+        """Give back a connector lock taken for a claim that failed (a heartbeat may have
+        touched the connector meanwhile: re-read, and release only our own lock)."""
+        for _ in range(10):
+            if connector.doc.get("sync_generation") != generation:
+                return
+            if await self.connectors.update(connector, {field: previous}) is not None:
+                return
+            connector = await self.connectors.get(connector.id)
+            if connector is None:
+                return
 
     async def fail_malformed(self, job: Job, reason: str) -> None:
         """End a job whose document cannot be run, along legal edges where it has a status."""
@@ -248,17 +261,33 @@ class JobIndex:
         logger.warning("job %s ended error: %s", job.id, reason)
 
     async def check_owner(self, job_id: str, claim: str | None) -> Job:
-        """The job, if it is still running under `claim`; JobLost otherwise."""
+        """The job as it is now, if it is still running under `claim`; JobLost otherwise."""
         job = await self.get(job_id)
         if job is None:
             raise JobLost(f"job {job_id} was deleted")
-        if job.status not in ACTIVE or job.claim != claim:
+        return self.owned(job, claim)
+
+    @staticmethod
+    def owned(job: Job, claim: str | None) -> Job:
+        """`job` itself if it is running under `claim`; JobLost otherwise."""
+        if job.problems() or job.status not in ACTIVE or job.claim != claim:
+            state = job.doc.get("status")
             raise JobLost(
-                f"job {job_id} is {job.status.value}"
+                f"job {job.id} is {state}"
                 + ("" if job.claim == claim else " under another claim")
                 + "; this worker no longer owns it"
             )
         return job
+
+    async def record_metadata(self, job: Job, metadata: dict[str, Any]) -> Job:
+        """Add to the job's metadata while it is ours (where it runs: a flow run, its link)."""
+        claim = job.claim
+        for _ in range(10):
+            try:
+                return await self.documents.update_if_unchanged(job, {"metadata": metadata})
+            except VersionConflict:
+                job = await self.check_owner(job.id, claim)
+        raise VersionConflict(f"job {job.id}: too many concurrent updates")
 
     async def heartbeat(self, job: Job, counters: dict[str, int]) -> Job:
         """Refresh `last_seen` and the counters of a job this worker still owns (JobLost if not);
@@ -294,6 +323,7 @@ class JobIndex:
         error: str | None = None,
         sync_cursor: dict | None = None,
         metadata: dict | None = None,
+        mirror: bool = True,
     ) -> Job:
         """Write a job's final (or suspended) status, decided by the caller from `job` as just
         read, and mirror it onto the connector (unlocking it). Any concurrent change to the job
@@ -319,10 +349,12 @@ class JobIndex:
         if status == S.CANCELED:
             fields["canceled_at"] = clock.iso()
         finished = await self.documents.update_if_unchanged(job, fields)
-        await self._mirror(finished, sync_cursor)
+        if mirror:
+            await self.mirror(finished, sync_cursor)
         return finished
 
-    async def _mirror(self, job: Job, sync_cursor: dict | None) -> None:
+    async def mirror(self, job: Job, sync_cursor: dict | None) -> None:
+        """Copy a job's outcome onto its connector (and unlock it)."""
         status = job.status
         status_field, error_field = status_fields(job.job_type)
         fields: dict[str, Any] = {

@@ -53,9 +53,6 @@ class JobWatch:
             except Exception as error:  # a missed heartbeat must not kill the sync
                 logger.warning("job %s heartbeat failed: %s", self.job.id, error)
 
-    def is_canceled(self) -> bool:
-        return self.canceled
-
     async def __aenter__(self) -> JobWatch:
         self._task = asyncio.create_task(self._loop())
         return self

@@ -7,6 +7,7 @@ import pytest
 
 from connectors.config import parse_settings
 from connectors.es.client import create_client
+from connectors.es.indices import delete_indices
 from connectors.protocol import ensure_protocol_indices, protocol_for
 from tests.integration.jobs import ConnectorHarness
 
@@ -44,7 +45,7 @@ async def es(settings):
     client.created_indices = created
     yield client
     names = [settings.protocol.connectors_index, settings.protocol.jobs_index, *created]
-    await client.options(ignore_status=404).indices.delete(index=",".join(names))
+    await delete_indices(client, names)
     await client.close()
 
 

@@ -49,6 +49,7 @@ class ConnectorHarness:
         self.config_file = config_dir / "config.yml"
         self.config_file.write_text(yaml.safe_dump(settings.model_dump(mode="json")))
         self._by_index: dict[str, str] = {}
+        self._claims: dict[str, str] = {}
 
     async def create(self, service_type: str, index: str, **values: Any) -> str:
         """A configured connector of `service_type` targeting `index`, with these values."""
@@ -72,8 +73,9 @@ class ConnectorHarness:
         """A new job for the connector, claimed the way a poll pass claims it."""
         connector = await self.connectors.get(connector_id)
         job_id = await self.jobs.create(connector, job_type)
-        claimed = await claim_jobs(self.jobs, 100)
-        assert job_id in [job.id for job in claimed], f"job {job_id} was not claimable"
+        claimed = {job.id: job.claim for job in await claim_jobs(self.jobs, 100)}
+        assert job_id in claimed, f"job {job_id} was not claimable"
+        self._claims[job_id] = claimed[job_id]
         return job_id
 
     async def run(self, job_id: str, via: str = "plain") -> Synced:
@@ -81,10 +83,15 @@ class ConnectorHarness:
         if via == "flow":
             from flows.sync import sync
 
-            state = await sync(job_id, config_file=str(self.config_file), return_state=True)
+            state = await sync(
+                job_id,
+                config_file=str(self.config_file),
+                claim=self._claims.get(job_id),
+                return_state=True,
+            )
             counts = _flow_counts(await state.result(raise_on_failure=False))
         else:
-            outcome = await run_job(self.es, self.settings, job_id)
+            outcome = await run_job(self.es, self.settings, job_id, self._claims.get(job_id))
             counts = {**outcome.counts, "changed": outcome.changed}
         return Synced(await self.jobs.get(job_id), counts)
 

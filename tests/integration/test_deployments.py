@@ -16,6 +16,7 @@ import yaml
 
 from connectors.config import load_settings
 from connectors.es.client import create_client
+from connectors.es.indices import delete_indices
 from connectors.protocol import JobStatus, ensure_protocol_indices, protocol_for
 from connectors.protocol.connector import new_connector_document
 from connectors.sources.directory import DirectoryDataSource
@@ -211,7 +212,6 @@ async def test_deploy_and_run_sync_directory_through_a_worker(prefect_env, tmp_p
     finally:
         if worker is not None:
             stop(worker)
-        await es.options(ignore_status=404).indices.delete(
-            index=f"{settings.protocol.connectors_index},{settings.protocol.jobs_index},{index}*"
-        )
+        await delete_indices(es, [settings.protocol.connectors_index, settings.protocol.jobs_index])
+        await es.options(ignore_status=404).indices.delete(index=f"{index}*")
         await es.close()

@@ -5,10 +5,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from connectors.poll import claim_jobs, create_due_jobs, heartbeat_and_publish
+from connectors.poll import claim_jobs, create_due_jobs, heartbeat_and_publish, suspend_unstarted
 from connectors.protocol import IllegalTransition, JobIndex, JobStatus
 from connectors.protocol.connector import ConnectorIndex, new_connector_document
 from connectors.protocol.stale import fail_stale_jobs
+from tests.integration.conftest import make_settings
 
 
 async def make_connector(connectors, index="idx", **fields):
@@ -142,7 +143,8 @@ async def test_publish_schema_then_configured_once_required_values_exist(protoco
         "path": {**connector.configuration["path"], "value": "/tmp"},
     }
     await connectors.patch(connector_id, {"configuration": configuration})
-    assert (await heartbeat_and_publish(settings, connectors))[connector_id] == "configured"
+    # configured once the required value exists, then connected: the pass pinged the folder
+    assert (await heartbeat_and_publish(settings, connectors))[connector_id] == "connected"
 
 
 async def test_an_unknown_service_type_puts_the_connector_in_error(protocol, settings):
@@ -186,3 +188,45 @@ async def test_seed_era_secrets_and_uri_passwords_never_reach_a_job(protocol):
     snapshot = job.doc["connector"]["configuration"]
     assert snapshot["host"]["value"] == "mongodb://reader:********@db:27017/"
     assert snapshot["password"]["value"] == "********"
+
+
+async def test_each_pass_checks_the_source_so_an_outage_shows_before_a_sync(protocol, tmp_path):
+    connectors, _ = protocol
+    settings = make_settings(service={"check_interval": 0.001})
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    document = new_connector_document("directory", "checked", configuration={"path": str(folder)})
+    document["status"] = "configured"
+    connector_id = await connectors.create(document)
+    assert (await heartbeat_and_publish(settings, connectors))[connector_id] == "connected"
+    folder.rmdir()
+    assert (await heartbeat_and_publish(settings, connectors))[connector_id] == "error"
+    assert "does not exist" in (await connectors.get(connector_id)).doc["error"]
+    folder.mkdir()
+    assert (await heartbeat_and_publish(settings, connectors))[connector_id] == "connected"
+    assert (await connectors.get(connector_id)).doc["error"] is None
+
+
+async def test_protocol_indices_are_laid_out_as_elasticsearchs_templates_do(protocol, es):
+    connectors, jobs = protocol
+    for alias in (connectors.index, jobs.index):
+        resolved = await es.indices.resolve_index(name=alias)
+        assert resolved["aliases"] == [{"name": alias, "indices": [f"{alias}-v1"]}]
+        mapping = await es.indices.get_mapping(index=alias)
+        properties = mapping[f"{alias}-v1"]["mappings"]["properties"]
+        assert properties["error"] == {"type": "keyword"}
+        assert mapping[f"{alias}-v1"]["mappings"]["dynamic"] == "false"
+
+
+async def test_jobs_claimed_but_never_started_go_back_to_suspended(protocol):
+    """A stop between claiming and starting (SIGTERM mid-pass) must not strand the job."""
+    connectors, jobs = protocol
+    connector = await make_connector(connectors)
+    await jobs.create(connector)
+    [job] = await claim_jobs(jobs, limit=1)
+    assert await suspend_unstarted(jobs, {job.id: "someone-elses-claim"}) == []
+    assert await suspend_unstarted(jobs, {job.id: job.claim}) == [job.id]
+    assert (await jobs.get(job.id)).status == JobStatus.SUSPENDED
+    assert (await connectors.get(connector.id)).doc["last_sync_status"] == "suspended"
+    [again] = await claim_jobs(jobs, limit=1)
+    assert again.id == job.id and again.status == JobStatus.IN_PROGRESS

@@ -16,6 +16,7 @@ from prefect.states import Cancelling
 
 from connectors.config import load_settings
 from connectors.es.client import create_client
+from connectors.es.indices import delete_indices
 from connectors.protocol import JobStatus, protocol_for
 from flows.poll import poll_forever
 
@@ -53,7 +54,7 @@ async def service(config_file):
     connectors, jobs = protocol_for(es, settings)
     made = [settings.protocol.connectors_index, settings.protocol.jobs_index]
     yield es, connectors, jobs, made
-    await es.options(ignore_status=404).indices.delete(index=",".join(made))
+    await delete_indices(es, made)
     await es.close()
 
 

@@ -68,3 +68,11 @@ def test_unreadable_and_malformed_files_give_one_line_reasons(tmp_path):
 def test_a_badly_formed_source_name_is_reported():
     with pytest.raises(SettingsError, match=r"sources.x: expected 'package.module:Class'"):
         parse_settings({"sources": {"x": "just-a-module"}})
+
+
+def test_protocol_index_names_follow_elasticsearch_rules():
+    with pytest.raises(SettingsError) as raised:
+        parse_settings({"protocol": {"connectors_index": "Bad Index!", "jobs_index": "_jobs"}})
+    joined = "\n".join(raised.value.problems)
+    assert "protocol.connectors_index: index name 'Bad Index!' must be lowercase" in joined
+    assert "protocol.jobs_index: index name '_jobs' cannot start with '_'" in joined

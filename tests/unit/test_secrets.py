@@ -47,3 +47,12 @@ def test_a_job_takes_only_its_redacted_values_from_the_live_connector():
     assert resolved["host"]["value"] == "mongodb://u:p@h"
     assert resolved["database"]["value"] == "shop"  # the snapshot wins for everything else
     assert is_redacted(shown("secret", True)) and not is_redacted("plain")
+
+
+def test_error_lines_never_quote_a_uri_password():
+    from connectors.sync import describe_error
+
+    error = ConnectionError("cannot reach mongodb://reader:hunter2@db:27017 (timed out)\nmore")
+    assert describe_error(error) == (
+        "ConnectionError: cannot reach mongodb://reader:********@db:27017 (timed out)"
+    )

@@ -81,3 +81,12 @@ def test_fields_written_by_other_tools_are_kept_out_but_do_not_fail_a_connector(
     assert WithAlias.sensitive_fields() == {"password", "secret"}
     with pytest.raises(ConfigurationError, match="datetime_conversion: unknown field"):
         WithAlias.validate_configuration({"host": "h", "datetime_conversion": "x"}, strict=True)
+
+
+def test_a_bad_secret_is_reported_without_its_value():
+    class WithSecretNumber(BaseDataSource):
+        CONFIGURATION = {"pin": ConfigField("PIN", type="int", sensitive=True)}
+
+    with pytest.raises(ConfigurationError) as raised:
+        WithSecretNumber({"pin": "hunter2"})
+    assert raised.value.problems == ["pin: expected int"]
