@@ -57,6 +57,8 @@ class JobInputs:
     index_name: str
     configuration: dict[str, Any]
     sync_cursor: dict | None
+    filtering: Any  # sync rules as the job was created with them; TODO(issue 12): apply them
+    pipeline: dict | None
 
 
 @dataclass
@@ -295,6 +297,8 @@ class JobRun:
             index_name=job.index_name,
             configuration=configuration,
             sync_cursor=snapshot.get("sync_cursor"),
+            filtering=snapshot.get("filtering"),
+            pipeline=snapshot.get("pipeline"),
         )
         problem = target_problem(self.inputs.index_name, self.settings.protocol)
         if problem:

@@ -22,7 +22,12 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
 from connectors.config import load_settings  # noqa: E402
 from connectors.es.client import check_reachable, create_client  # noqa: E402
-from connectors.protocol import ensure_protocol_indices, protocol_for  # noqa: E402
+from connectors.protocol import (  # noqa: E402
+    ConnectorStatus,
+    JobStatus,
+    ensure_protocol_indices,
+    protocol_for,
+)
 from connectors.protocol.connector import new_connector_document  # noqa: E402
 from connectors.sources.directory import DirectoryDataSource  # noqa: E402
 
@@ -40,7 +45,7 @@ async def prepare(settings) -> None:
             schema = DirectoryDataSource.configuration_schema()
             schema["path"]["value"] = docs
             document = new_connector_document("directory", INDEX, "This project's docs")
-            document.update(configuration=schema, status="configured")
+            document.update(configuration=schema, status=ConnectorStatus.CONFIGURED.value)
             await connectors.create(document, CONNECTOR_ID)
             print(f"created connector {CONNECTOR_ID}: folder {docs} -> index {INDEX}")
         elif existing.configuration_values().get("path") != docs:  # another checkout made it
@@ -65,7 +70,7 @@ async def summarize(settings) -> int:
     host = settings.elasticsearch.hosts[0].rstrip("/")
     print()
     print(f"sync job {job.id}: {d['status']}" + (f" ({d['error']})" if d.get("error") else ""))
-    if d["status"] == "completed" and d["total_document_count"] == 0 and earlier:
+    if d["status"] == JobStatus.COMPLETED and d["total_document_count"] == 0 and earlier:
         print("nothing changed since the last run: 0 documents indexed, 0 deleted")
     else:
         print(
@@ -85,7 +90,7 @@ async def summarize(settings) -> int:
         "see the connector and its jobs: bin/elastic-ingest connector list; "
         f"bin/elastic-ingest job list {CONNECTOR_ID}"
     )
-    return 0 if d["status"] == "completed" else 1
+    return 0 if d["status"] == JobStatus.COMPLETED else 1
 
 
 def main() -> int:

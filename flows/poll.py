@@ -43,7 +43,7 @@ async def _deployment_exists(name: str) -> bool:
 
 async def launch_through_deployments(claimed: list[dict], config_file: str | None) -> list[dict]:
     """Start a deployment run for each job whose `sync/<service_type>` deployment exists;
-    return the jobs left to run in this process."""
+    return the jobs left to run in this process (also those a deployment refused)."""
     local, known = [], {}
     for job in claimed:
         name = f"sync/{job['service_type']}"
@@ -52,14 +52,21 @@ async def launch_through_deployments(claimed: list[dict], config_file: str | Non
         if not known[name]:
             local.append(job)
             continue
-        run = await run_deployment(
-            name,
-            parameters={**job, "config_file": config_file},
-            timeout=0,
-            as_subflow=False,
-            idempotency_key=f"{job['job_id']}:{job['claim']}",  # a re-claim is a new run
-            tags=_tags(job),
-        )
+        try:
+            run = await run_deployment(
+                name,
+                parameters={**job, "config_file": config_file},
+                timeout=0,
+                as_subflow=False,
+                idempotency_key=f"{job['job_id']}:{job['claim']}",  # a re-claim is a new run
+                tags=_tags(job),
+            )
+        except Exception as error:  # a claimed job must run somewhere: here, then
+            get_run_logger().warning(
+                "job %s: %s refused the run (%s); running it here", job["job_id"], name, error
+            )
+            local.append(job)
+            continue
         get_run_logger().info("job %s launched as flow run %s on %s", job["job_id"], run.id, name)
     return local
 

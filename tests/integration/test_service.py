@@ -365,3 +365,21 @@ async def test_connector_show_masks_secrets(service, config_file):
     )  # fmt: skip
     shown = cli(config_file, "connector", "show", uri_id).stdout
     assert "uri-secret" not in shown and "mongodb://reader:********@db:27017/" in shown
+
+
+def test_mistakes_typed_at_the_cli_exit_2_with_one_line(config_file):
+    bad_name = cli(
+        config_file, "connector", "create", "--service-type", "directory",
+        "--index-name", "Bad Index!", "--set", "path=/tmp", check=False,
+    )  # fmt: skip
+    assert bad_name.returncode == 2 and "must be lowercase" in bad_name.stderr
+    unknown = cli(config_file, "job", "list", "no-such-connector", check=False)
+    assert unknown.returncode == 2
+    assert "connector no-such-connector does not exist" in unknown.stderr
+    typo = cli(
+        config_file, "connector", "create", "--service-type", "directory",
+        "--index-name", "fine", "--set", "path=/tmp", "--set", "colour=red", check=False,
+    )  # fmt: skip
+    assert typo.returncode == 2 and "colour: unknown field" in typo.stderr
+    for result in (bad_name, unknown, typo):
+        assert "Traceback" not in result.stderr
