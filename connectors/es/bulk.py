@@ -152,6 +152,9 @@ class BulkWriter:
             return
         batch, self._buffer, self._buffer_bytes = self._buffer, [], 0
         await self._slots.acquire()
+        if self._error:  # a request that was in flight failed for good: send nothing more
+            self._slots.release()
+            raise self._error
         task = asyncio.create_task(self._send_with_retries(batch))
         self._in_flight.add(task)
         task.add_done_callback(self._done)

@@ -3,7 +3,7 @@
 import pytest
 
 from connectors.config import BulkSettings
-from connectors.es.bulk import BulkError, BulkWriter
+from connectors.es.bulk import BulkError, BulkWriter, Fenced, TooManyRejections
 
 
 class FakeSend:
@@ -84,3 +84,36 @@ async def test_items_still_throttled_after_the_last_retry_are_failures():
     send = FakeSend(plan=[{"d0": 429}] * 4)
     stats = await write(BulkWriter(send, settings(max_retries=3)), 1)
     assert stats.failed == 1 and len(send.calls) == 4
+
+
+async def test_the_failure_limit_stops_the_writer_at_the_first_failure_past_it():
+    plan = [{f"d{i}": 400} for i in range(100)]
+    send = FakeSend(plan=plan)
+    writer = BulkWriter(
+        send, settings(operations_per_request=1, requests_in_flight=1), max_rejected=2
+    )
+    with pytest.raises(TooManyRejections, match="3 documents failed \\(limit 2\\)"):
+        await write(writer, 100)
+    assert writer.stats.failed == 3 and len(send.calls) == 3
+
+
+async def test_a_version_conflict_fences_the_writer():
+    send = FakeSend(plan=[{"d1": 409}])
+    writer = BulkWriter(send, settings(), version=7)
+    with pytest.raises(Fenced, match="written by a newer job"):
+        await write(writer, 3)
+
+
+async def test_the_owner_check_runs_before_each_request_and_stops_the_writer():
+    checks = []
+
+    async def check_owner():
+        checks.append(len(send.calls))
+        if len(checks) == 2:
+            raise RuntimeError("job taken over")
+
+    send = FakeSend()
+    writer = BulkWriter(send, settings(requests_in_flight=1), check_owner=check_owner)
+    with pytest.raises(RuntimeError, match="job taken over"):
+        await write(writer, 9)
+    assert len(send.calls) == 1  # the second request never left
