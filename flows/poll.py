@@ -177,7 +177,7 @@ async def poll_forever(config_file: str | None, once: bool = False) -> int:
             loop.remove_signal_handler(signum)
     if stop.is_set():
         logger.info("poll loop stopped; running syncs were suspended")
-    return 1 if problem else 0
+    return 1 if once and problem else 0  # a loop ends on request; a single pass reports
 
 
 async def _one_pass(settings, config_file: str | None, capacity: int) -> tuple[list, str | None]:
@@ -259,6 +259,7 @@ def run_poll_loop(config_file: str | None, once: bool = False, debug: bool = Fal
     """Run `poll_forever` to its end. A SIGTERM that Prefect's handler turned into
     TerminationSignal outside any task still stops cleanly: asyncio.run cancels every task,
     and each in-process sync marks its job `suspended` on the way out."""
+    logger.setLevel(logging.DEBUG if debug else logging.INFO)  # Prefect's root is at WARNING
     if not debug:
         quiet_console_tracebacks()
     try:

@@ -3,9 +3,7 @@ and `sync/directory` run by the worker to a completed job."""
 
 import asyncio
 import os
-import socket
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -20,63 +18,26 @@ from connectors.es.indices import delete_indices
 from connectors.protocol import JobStatus, ensure_protocol_indices, protocol_for
 from connectors.protocol.connector import new_connector_document
 from connectors.sources.directory import DirectoryDataSource
-from devstack.prefect_server import SERVER_ENV
+from tests.integration.private_prefect import PREFECT, PrivatePrefect, stop
 
 PROJECT = Path(__file__).resolve().parents[2]
-PREFECT = str(Path(sys.executable).parent / "prefect")
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def stop(process: subprocess.Popen) -> None:
-    """SIGTERM, wait, SIGTERM again (a 3.9 worker may ignore the first), then kill."""
-    for _ in range(2):
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-    process.kill()
-    process.wait()
 
 
 @pytest.fixture
 def prefect_env(tmp_path):
     """A private Prefect server, so these deployments never leak into the shared stack."""
-    port = free_port()
-    home = tmp_path / "prefect-home"
-    env = {**os.environ, **SERVER_ENV, "PREFECT_HOME": str(home), "PREFECT_API_URL": ""}
-    server = subprocess.Popen(
-        [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    api = f"http://127.0.0.1:{port}/api"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{api}/health", timeout=1).json() is True:
-                break
-        except (httpx.HTTPError, ValueError):
-            time.sleep(0.5)
-    else:
-        stop(server)
-        pytest.fail("private Prefect server did not start in 90 s")
-    client_env = {
-        **env,
-        "PREFECT_API_URL": api,
+    server = PrivatePrefect(tmp_path / "prefect-home")
+    try:
+        server.start()
+    except RuntimeError as error:
+        pytest.fail(str(error))
+    yield {
+        **server.client_env,
         "ELASTIC_INGEST_HOME": str(PROJECT),
         "PREFECT_WORKER_QUERY_SECONDS": "1",
     }
-    yield client_env
-    stop(server)
+    server.stop()
 
 
 def prefect(env, *args):

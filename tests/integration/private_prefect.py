@@ -1,0 +1,73 @@
+"""A private Prefect server for tests that deploy or break it, so the shared stack's never sees
+their deployments or outages."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from devstack.prefect_server import SERVER_ENV
+
+PREFECT = str(Path(sys.executable).parent / "prefect")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def stop(process: subprocess.Popen) -> None:
+    """SIGTERM, wait, SIGTERM again (a 3.9 worker may ignore the first), then kill."""
+    for _ in range(2):
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+    process.kill()
+    process.wait()
+
+
+class PrivatePrefect:
+    """`prefect server start` on a free port with its own home; stoppable and restartable."""
+
+    def __init__(self, home: Path):
+        self.home = home
+        self.port = free_port()
+        self.api = f"http://127.0.0.1:{self.port}/api"
+        self.env = {**os.environ, **SERVER_ENV, "PREFECT_HOME": str(home), "PREFECT_API_URL": ""}
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def client_env(self) -> dict[str, str]:
+        return {**self.env, "PREFECT_API_URL": self.api}
+
+    def start(self, timeout: float = 90) -> None:
+        self.process = subprocess.Popen(
+            [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.api}/health", timeout=1).json() is True:
+                    return
+            except (httpx.HTTPError, ValueError):
+                time.sleep(0.5)
+        self.stop()
+        raise RuntimeError(f"private Prefect server did not start in {timeout:.0f} s")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop(self.process)
+            self.process = None

@@ -1,0 +1,173 @@
+"""Faults injected on the real stack: Elasticsearch throttling every write of an index, and the
+Prefect server going away under a running poll loop."""
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import yaml
+
+from connectors.config import load_settings
+from connectors.es.client import create_client
+from connectors.es.indices import delete_indices
+from connectors.job_run import JobRun
+from connectors.protocol import JobStatus, ensure_protocol_indices, protocol_for
+from connectors.protocol.connector import new_connector_document
+from tests.integration.conftest import make_settings
+from tests.integration.jobs import ConnectorHarness
+from tests.integration.private_prefect import PrivatePrefect, stop
+from tests.integration.tcp_proxy import TcpProxy
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+def documents(n, version):
+    return [{"_id": f"d{i}", "n": i, "_timestamp": version} for i in range(n)]
+
+
+async def test_writes_still_throttled_after_their_retries_are_failed_documents_on_the_job(
+    es, index_name, tmp_path
+):
+    """Elasticsearch answers 429 per item while an index has the flood-stage block."""
+    settings = make_settings(bulk={"max_retries": 1, "retry_backoff_seconds": 0.01})
+    es.created_indices += [settings.protocol.connectors_index, settings.protocol.jobs_index]
+    harness = ConnectorHarness(es, settings, tmp_path)
+    connector = await harness.create("memory", index_name, documents=documents(10, "v1"))
+    assert (await harness.sync(connector)).created == 10
+    await harness.configure(connector, documents=documents(3, "v2") + documents(10, "v1")[3:])
+    await es.indices.put_settings(
+        index=index_name, settings={"index.blocks.read_only_allow_delete": True}
+    )
+    try:
+        throttled = await harness.sync(connector)
+    finally:
+        await es.indices.put_settings(
+            index=index_name, settings={"index.blocks.read_only_allow_delete": None}
+        )
+    assert throttled.status == "completed" and throttled.failed == 3
+    metadata = throttled.job.doc["metadata"]
+    assert metadata["rejected_document_count"] == 3
+    assert all(
+        "429" in line or "TOO_MANY_REQUESTS" in line for line in metadata["rejected_documents"]
+    )
+    await es.indices.refresh(index=index_name)
+    assert (await es.get(index=index_name, id="d0"))["_source"]["_timestamp"] == "v1"
+
+    retried = await harness.sync(connector)  # not written, so not "unchanged": retried
+    assert retried.status == "completed" and retried.updated == 3 and retried.failed == 0
+    await es.indices.refresh(index=index_name)
+    assert (await es.get(index=index_name, id="d0"))["_source"]["_timestamp"] == "v2"
+
+
+async def test_the_poll_loop_rides_out_a_prefect_outage(tmp_path):
+    server = PrivatePrefect(tmp_path / "prefect-home")
+    server.start()
+    suffix = uuid.uuid4().hex[:8]
+    config_file = tmp_path / "config.yml"
+    config_file.write_text(
+        yaml.safe_dump(
+            {
+                "elasticsearch": {"hosts": [os.environ["ELASTICSEARCH_URL"]]},
+                "service": {"poll_interval": 1, "use_deployments": False},
+                "protocol": {
+                    "connectors_index": f"out-connectors-{suffix}",
+                    "jobs_index": f"out-jobs-{suffix}",
+                },
+                "sources": {"directory": "connectors.sources.directory:DirectoryDataSource"},
+            }
+        )
+    )
+    settings = load_settings(config_file)
+    es = create_client(settings.elasticsearch)
+    connectors, jobs = protocol_for(es, settings)
+    made = [settings.protocol.connectors_index, settings.protocol.jobs_index]
+    await ensure_protocol_indices(es, settings.protocol)
+    folder = tmp_path / "files"
+    folder.mkdir()
+    (folder / "a.txt").write_text("a")
+
+    async def synced_connector(name: str) -> str:
+        made.append(name)
+        document = new_connector_document("directory", name, configuration={"path": str(folder)})
+        document.update(status="configured", sync_now=True)
+        connector_id = await connectors.create(document)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            found = await jobs.for_connector(connector_id)
+            if found and found[0].status == JobStatus.COMPLETED:
+                return connector_id
+            assert loop.poll() is None, loop.communicate()
+            await asyncio.sleep(0.5)
+        raise AssertionError(f"connector {name} did not sync in 120 s")
+
+    loop = subprocess.Popen(
+        [sys.executable, "-m", "flows.poll", "-c", str(config_file)],
+        cwd=PROJECT,
+        env=server.client_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        await synced_connector(f"out-before-{suffix}")
+        server.stop()
+        await asyncio.sleep(12)
+        assert loop.poll() is None, "the poll loop exited while Prefect was away"
+        server.start()
+        await synced_connector(f"out-after-{suffix}")
+    finally:
+        loop.send_signal(signal.SIGTERM)
+        try:
+            _, stderr = loop.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            stop(loop)
+            _, stderr = loop.communicate()
+        server.stop()
+        await delete_indices(es, made)
+        await es.close()
+    assert loop.returncode == 0, stderr[-3000:]
+    assert stderr.count("the Prefect server does not answer") == 1, stderr[-3000:]
+    assert "the poll pass works again" in stderr
+    assert "Traceback" not in stderr, stderr[-3000:]
+
+
+class CutBeforeReporting(JobRun):
+    """A job whose Elasticsearch goes away just as it reports, and comes back a little later."""
+
+    proxy: TcpProxy
+
+    async def finish(self, patient: bool = True):
+        await self.proxy.cut()
+        asyncio.get_running_loop().call_later(3, lambda: asyncio.ensure_future(self.proxy.start()))
+        return await super().finish(patient)
+
+
+async def test_an_elasticsearch_outage_while_reporting_is_waited_out(es, index_name, tmp_path):
+    target = urlsplit(os.environ["ELASTICSEARCH_URL"])
+    proxy = TcpProxy(target.hostname, target.port)
+    await proxy.start()
+    settings = make_settings(elasticsearch={"hosts": [proxy.url], "request_timeout": 5})
+    es.created_indices += [settings.protocol.connectors_index, settings.protocol.jobs_index]
+    through_proxy = create_client(settings.elasticsearch)
+    try:
+        harness = ConnectorHarness(through_proxy, settings, tmp_path)
+        connector = await harness.create("memory", index_name, documents=documents(5, "v1"))
+        job_id = await harness.claim(connector)
+        run = CutBeforeReporting(through_proxy, settings, job_id)
+        run.proxy = proxy
+        outcome = await run.run()
+        assert outcome.status == JobStatus.COMPLETED
+    finally:
+        await proxy.cut()
+        await through_proxy.close()
+    _, jobs = protocol_for(es, settings)
+    job = await jobs.get(job_id)
+    assert job.status == JobStatus.COMPLETED and job.doc["indexed_document_count"] == 5
+    connector_after = await jobs.connectors.get(connector)
+    assert connector_after.doc["last_sync_status"] == "completed"  # unlocked, not left in_progress

@@ -1,0 +1,148 @@
+"""How JobRun decides a job's end when things go wrong around it, with small fakes of our own
+protocol indices (no service): an Elasticsearch outage while reporting, and a service stop that
+reaches the sync as some client's error instead of a cancellation."""
+
+import asyncio
+import dataclasses
+
+import pytest
+from elasticsearch import ConnectionError as ESConnectionError
+
+from connectors.config import parse_settings
+from connectors.job_run import JobRun, Outcome
+from connectors.protocol import Connector, Job, JobIndex, JobStatus
+
+CLAIM = "claim-1"
+
+
+class FakeConnectors:
+    def __init__(self):
+        self.connector = Connector(
+            "c1",
+            {"service_type": "memory", "index_name": "idx", "configuration": {}},
+            1,
+            1,
+        )
+
+    async def get(self, connector_id):
+        return self.connector
+
+
+class FakeJobs:
+    """The job index as JobRun uses it, in memory; `outage` calls fail like a lost cluster."""
+
+    owned = staticmethod(JobIndex.owned)
+
+    def __init__(self, outage: int = 0):
+        self.outage = outage
+        self.mirrored = []
+        self.job = Job(
+            "j1",
+            {
+                "status": "in_progress",
+                "job_type": "full",
+                "connector": {"id": "c1", "service_type": "memory", "index_name": "idx"},
+                "metadata": {"claim": CLAIM, "generation": 5},
+            },
+            1,
+            1,
+        )
+
+    async def get(self, job_id):
+        return self.job
+
+    async def check_owner(self, job_id, claim):
+        if self.outage:
+            self.outage -= 1
+            raise ESConnectionError("connection refused")
+        return self.owned(self.job, claim)
+
+    async def heartbeat(self, job, counters):
+        return self.job
+
+    async def finish(self, job, status, counters=None, error=None, **options):
+        self.job = dataclasses.replace(
+            job, doc={**job.doc, "status": status.value, "error": error}, seq_no=job.seq_no + 1
+        )
+        return self.job
+
+    async def mirror(self, job, cursor):
+        self.mirrored.append(job.status)
+
+
+class Stages:
+    """Stages that do nothing, or fail the way `fail` says."""
+
+    def __init__(self, run, fail=None):
+        self.run, self.fail = run, fail
+
+    async def check_changed(self):
+        return True
+
+    async def snapshot_index(self):
+        return 0
+
+    async def write_documents(self):
+        if self.fail:
+            await self.fail()
+        return {}
+
+    async def delete_stale(self):
+        return 0
+
+    async def finish(self):
+        return await self.run.finish()
+
+
+def job_run(jobs: FakeJobs) -> JobRun:
+    settings = parse_settings({"sources": {"memory": "connectors.sources.memory:MemoryDataSource"}})
+    run = JobRun(None, settings, "j1", claim=CLAIM)
+    run.jobs, run.connectors = jobs, FakeConnectors()
+    return run
+
+
+async def test_reporting_waits_out_a_short_elasticsearch_outage():
+    jobs = FakeJobs(outage=2)
+    run = job_run(jobs)
+    outcome = await run.run(Stages(run))
+    assert outcome.status == JobStatus.COMPLETED
+    assert jobs.job.doc["status"] == "completed" and jobs.mirrored == [JobStatus.COMPLETED]
+
+
+async def test_a_stopping_service_reports_once_and_does_not_wait():
+    jobs = FakeJobs(outage=1)
+    run = job_run(jobs)
+    await run._claimed_job()
+    run.outcome = Outcome(JobStatus.SUSPENDED)
+    with pytest.raises(ESConnectionError):
+        await run.finish(patient=False)
+    assert jobs.job.doc["status"] == "in_progress"  # left to the stale sweep, not waited for
+
+
+async def test_a_stop_that_surfaces_as_a_client_error_suspends_the_job():
+    """PyMongo (like other clients) turns a cancellation mid-write into its own error."""
+
+    async def cut_off_mid_write():
+        asyncio.current_task().cancel()
+        try:
+            await asyncio.sleep(1)
+        except asyncio.CancelledError:
+            raise RuntimeError("connection closed while writing to the socket") from None
+
+    jobs = FakeJobs()
+    run = job_run(jobs)
+    with pytest.raises(RuntimeError, match="connection closed"):
+        await run.run(Stages(run, fail=cut_off_mid_write))
+    assert jobs.job.doc["status"] == "suspended"
+    assert jobs.mirrored == [JobStatus.SUSPENDED]
+
+
+async def test_the_same_client_error_without_a_stop_is_an_error():
+    async def fails():
+        raise RuntimeError("connection closed while writing to the socket")
+
+    jobs = FakeJobs()
+    run = job_run(jobs)
+    outcome = await run.run(Stages(run, fail=fails))
+    assert outcome.status == JobStatus.ERROR
+    assert jobs.job.doc["error"] == "RuntimeError: connection closed while writing to the socket"
