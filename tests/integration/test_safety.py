@@ -17,6 +17,7 @@ from connectors.protocol.connector import new_connector_document
 from connectors.protocol.stale import fail_stale_jobs
 from tests.integration.conftest import make_settings
 from tests.integration.jobs import ConnectorHarness
+from tests.integration.processes import wait_ended
 
 PROJECT = Path(__file__).resolve().parents[2]
 
@@ -122,7 +123,7 @@ async def test_a_worker_declared_dead_cannot_overwrite_a_newer_job(es, index_nam
         assert await ids_and_versions(es, index_name) == expected
     finally:
         frozen.send_signal(signal.SIGCONT)
-    _, stderr = frozen.communicate(timeout=60)
+    _, stderr = wait_ended(frozen, 60)
     assert frozen.returncode == 1, stderr.decode()
     assert "no longer owns it" in stderr.decode() and "Traceback" not in stderr.decode()
     assert await ids_and_versions(es, index_name) == expected  # nothing old came back

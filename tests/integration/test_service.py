@@ -19,6 +19,7 @@ from connectors.es.client import create_client
 from connectors.es.indices import delete_indices
 from connectors.protocol import JobStatus, protocol_for
 from flows.poll import poll_forever
+from tests.integration.processes import wait_ended
 
 PROJECT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "app.cli"]
@@ -252,7 +253,7 @@ async def test_sigterm_stops_the_poll_loop_and_the_running_job_ends_suspended(se
         await asyncio.sleep(1)
     finally:
         process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=60)
+        _, stderr = wait_ended(process, 60)
     assert process.returncode == 0, stderr.decode()[-2000:]
     job = await latest_job(jobs, connector_id)
     assert job.status == JobStatus.SUSPENDED
@@ -283,7 +284,7 @@ async def test_two_poll_loops_run_each_requested_sync_exactly_once(service, conf
     command = [sys.executable, "-m", "flows.poll", "--once", "-c", config_file]
     loops = [subprocess.Popen(command, cwd=PROJECT, stderr=subprocess.PIPE) for _ in range(2)]
     for process in loops:
-        _, stderr = process.communicate(timeout=120)
+        _, stderr = wait_ended(process, 120)
         assert process.returncode == 0, stderr.decode()[-2000:]
     for connector_id in ids:
         connector_jobs = await jobs.for_connector(connector_id)
