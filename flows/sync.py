@@ -17,7 +17,7 @@ from prefect.states import Cancelled, Failed
 
 from connectors.job_run import JobRun
 from connectors.protocol import IllegalTransition, JobLost, JobStatus, JobType, TriggerMethod
-from connectors.protocol.states import may_sync
+from connectors.protocol.states import FINAL, may_sync
 from tasks.runtime import flow_runtime
 from tasks.sync_tasks import TaskStages
 
@@ -79,6 +79,8 @@ async def sync(
 async def sync_job(job_id: str, config_file: str | None, claim: str | None = None):
     """Run the job's lifecycle (connectors/job_run.py) with each stage as a task run."""
     async with flow_runtime(config_file) as runtime:
+        if flow_run.run_count > 1:  # retried from the Prefect UI or CLI
+            job_id, claim = await _job_for_retry(runtime, job_id, claim)
         runtime.job = JobRun(
             runtime.es,
             runtime.settings,
@@ -107,6 +109,21 @@ async def sync_job(job_id: str, config_file: str | None, claim: str | None = Non
     if outcome.status == JobStatus.CANCELED:
         return Cancelled(message=f"job {job_id} canceled; nothing was deleted", data=summary)
     return summary
+
+
+async def _job_for_retry(runtime, job_id: str, claim: str | None) -> tuple[str, str | None]:
+    """A retried run syncs its connector again. The job it was given keeps the end it had (the
+    history stays true); a new on-demand job is claimed for the same connector and run here."""
+    connectors, jobs = runtime.protocol
+    job = await jobs.get(job_id)
+    if job is None or job.problems() or job.status not in FINAL:
+        return job_id, claim  # still pending or running: JobRun decides whether it is ours
+    connector = await connectors.get(job.connector_id)
+    again = await _claim_new_job(jobs, connector) if connector is not None else None
+    if again is None:
+        return job_id, claim  # connector gone or busy: the run fails saying the job ended
+    get_run_logger().info("retry of job %s (%s): runs as new job %s", job_id, job.status, again.id)
+    return again.id, again.claim
 
 
 async def sync_connectors(service_type: str | None, connector_id: str | None, config_file):

@@ -15,6 +15,7 @@ import yaml
 from connectors.config import load_settings
 from connectors.es.client import create_client
 from connectors.es.indices import delete_indices
+from connectors.poll import claim_jobs
 from connectors.protocol import JobStatus, ensure_protocol_indices, protocol_for
 from connectors.protocol.connector import new_connector_document
 from connectors.sources.directory import DirectoryDataSource
@@ -128,6 +129,44 @@ async def test_deploy_and_run_sync_directory_through_a_worker(prefect_env, tmp_p
         flow_run = httpx.get(f"{api}/flow_runs/{job.doc['metadata']['flow_run_id']}").json()
         assert flow_run["state"]["type"] == "COMPLETED"
         assert f"job:{job.id}" in flow_run["tags"] and job.id in flow_run["name"]
+
+        # A failed sync the poller launched, retried from Prefect once its folder exists, syncs
+        # the connector again as a new job; the failed job keeps its end.
+        missing = tmp_path / "later"
+        schema = DirectoryDataSource.configuration_schema()
+        schema["path"]["value"] = str(missing)
+        broken = new_connector_document("directory", f"{index}-retry")
+        broken.update(configuration=schema, status="configured")
+        broken_id = await connectors.create(broken)
+        failed_job_id = await jobs.create(await connectors.get(broken_id))
+        [claimed] = [job for job in await claim_jobs(jobs, 10) if job.id == failed_job_id]
+        output = prefect(
+            prefect_env, "deployment", "run", "sync/directory",
+            "--param", f"job_id={failed_job_id}", "--param", f"claim={claimed.claim}",
+            "--param", f"connector_id={broken_id}", "--param", "service_type=directory",
+            "--param", f"config_file={config_file}",
+        )  # fmt: skip
+        failed_run_id = output.split("/flow-run/")[1].split()[0].strip()
+        deadline = time.monotonic() + 120
+        while (await jobs.get(failed_job_id)).status != JobStatus.ERROR:
+            assert time.monotonic() < deadline, "the failing sync did not end in 120 s"
+            await asyncio.sleep(0.5)
+        while httpx.get(f"{api}/flow_runs/{failed_run_id}").json()["state"]["type"] != "FAILED":
+            assert time.monotonic() < deadline, "the failing run did not end Failed"
+            await asyncio.sleep(0.5)
+        missing.mkdir()
+        (missing / "now.md").write_text("here now")
+        prefect(prefect_env, "flow-run", "retry", failed_run_id)  # it is AwaitingRetry now
+        ended = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
+        while (state := httpx.get(f"{api}/flow_runs/{failed_run_id}").json()["state"])[
+            "type"
+        ] not in ended:
+            assert time.monotonic() < deadline + 60, "the retried run did not end"
+            await asyncio.sleep(0.5)
+        assert state["type"] == "COMPLETED", state["message"]
+        retried, first = await jobs.for_connector(broken_id)
+        assert first.id == failed_job_id and first.status == JobStatus.ERROR
+        assert retried.status == JobStatus.COMPLETED and retried.doc["indexed_document_count"] == 1
 
         # Cancelling the deployment run from Prefect (as the UI does) ends the job `canceled`.
         slow = new_connector_document("slow", f"{index}-slow")
