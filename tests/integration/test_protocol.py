@@ -1,6 +1,8 @@
 """Protocol on real Elasticsearch: exclusive claims, one job per request, stale jobs."""
 
 import asyncio
+import os
+import socket
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -49,6 +51,8 @@ async def test_a_connector_runs_one_sync_at_a_time(protocol):
     await jobs.create(connector)
     first = await claim_jobs(jobs, limit=10)
     assert len(first) == 1
+    assert first[0].doc["worker_hostname"] == socket.gethostname()  # the host, as the protocol says
+    assert first[0].doc["metadata"]["worker_pid"] == os.getpid()
     assert await claim_jobs(jobs, limit=10) == []
     await jobs.finish(first[0], JobStatus.COMPLETED)
     assert len(await claim_jobs(jobs, limit=10)) == 1
