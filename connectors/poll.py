@@ -67,10 +67,10 @@ async def _check_in(settings: Settings, connectors: ConnectorIndex, connector) -
     if problems:
         error = f"connector {connector.id}: " + "; ".join(problems)
         if connector.doc.get("error") != error or connector.status != ConnectorStatus.ERROR:
+            logger.warning("%s", error)  # once, when it starts: the connector keeps saying it
             await connectors.patch(
                 connector.id, {"status": ConnectorStatus.ERROR.value, "error": error}
             )
-        logger.warning("%s", error)
         return ConnectorStatus.ERROR.value
     connector = await connectors.publish_schema(
         connector, source_class.configuration_schema(), source_class.is_configured
