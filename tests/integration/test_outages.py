@@ -41,6 +41,10 @@ async def test_writes_still_throttled_after_their_retries_are_failed_documents_o
     connector = await harness.create("memory", index_name, documents=documents(10, "v1"))
     assert (await harness.sync(connector)).created == 10
     await harness.configure(connector, documents=documents(3, "v2") + documents(10, "v1")[3:])
+    # Elasticsearch releases this block by itself when the disk has room (its disk monitor runs
+    # every 30 s), unless the disk thresholds are off: keep them off while the block is on.
+    no_monitor = {"cluster.routing.allocation.disk.threshold_enabled": False}
+    await es.cluster.put_settings(persistent=no_monitor)
     await es.indices.put_settings(
         index=index_name, settings={"index.blocks.read_only_allow_delete": True}
     )
@@ -50,6 +54,7 @@ async def test_writes_still_throttled_after_their_retries_are_failed_documents_o
         await es.indices.put_settings(
             index=index_name, settings={"index.blocks.read_only_allow_delete": None}
         )
+        await es.cluster.put_settings(persistent=dict.fromkeys(no_monitor))
     assert throttled.status == "completed" and throttled.failed == 3
     metadata = throttled.job.doc["metadata"]
     assert metadata["rejected_document_count"] == 3
