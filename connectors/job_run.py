@@ -1,4 +1,4 @@
-"""One job's life, from claimed to its final status. The only place that decides how a job ends.
+"""One job's life, from claimed to its final status (decided by connectors/job_outcome.py).
 
 `JobRun.run()` holds the order of the stages (DESIGN.md §4), the heartbeat, and the mapping from
 what happened to the job's status; the stages themselves are methods. The `sync` flow runs the
@@ -15,8 +15,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from connectors.config import Settings
 from connectors.es.bulk import BulkWriter
@@ -25,8 +24,9 @@ from connectors.es.documents import VersionConflict
 from connectors.es.errors import is_transient
 from connectors.es.indices import concrete_indices, ensure_content_index, refresh
 from connectors.index_snapshot import IndexSnapshot, snapshot_index
+from connectors.job_inputs import JobInputs
+from connectors.job_outcome import Outcome, outcome_of, settle
 from connectors.protocol import Job, JobLost, JobStatus, JobType, protocol_for
-from connectors.protocol.secrets import is_redacted
 from connectors.protocol.targets import resolved_problem, target_problem
 from connectors.protocol.watch import JobWatch
 from connectors.registry import RegistryError, source_class_for
@@ -43,53 +43,6 @@ KEPT_REJECTIONS = 10
 
 class JobSetupError(RuntimeError):
     """The job cannot start: connector gone, unknown service type, bad configuration or target."""
-
-
-@dataclass(frozen=True)
-class JobInputs:
-    """Everything a job uses, resolved once when it starts and never re-read: the job's own
-    connector snapshot (index, filtering, pipeline, cursor), with secrets the snapshot does not
-    hold taken from the live connector."""
-
-    connector_id: str
-    service_type: str
-    job_type: str
-    index_name: str
-    configuration: dict[str, Any]
-    sync_cursor: dict | None
-    filtering: Any  # sync rules as the job was created with them; TODO(issue 12): apply them
-    pipeline: dict | None
-
-
-@dataclass
-class Outcome:
-    status: JobStatus
-    error: str | None = None
-    changed: bool = True
-    counts: dict = field(default_factory=dict)  # SyncProgress.report() at the end
-
-
-def outcome_of(
-    error: BaseException | None, cancel_requested: bool, stopping: bool = False
-) -> Outcome:
-    """What happened -> the status the job should end with."""
-    if error is None:
-        return Outcome(JobStatus.COMPLETED)
-    if isinstance(error, SyncCanceled):
-        return Outcome(JobStatus.CANCELED, "canceled on request; nothing was deleted")
-    if isinstance(error, Exception) and not stopping:
-        return Outcome(JobStatus.ERROR, describe_error(error))
-    if cancel_requested:  # the orchestrator stopped the run because a user cancelled it
-        return Outcome(JobStatus.CANCELED, "canceled on request; nothing was deleted")
-    return Outcome(JobStatus.SUSPENDED, "the service stopped during the sync; it will resume")
-
-
-def settle(wanted: JobStatus, current: JobStatus) -> JobStatus:
-    """The status to write, given what the job document says now: a cancel request that
-    arrived after the last check still wins over completing or suspending."""
-    if current == JobStatus.CANCELING and wanted in (JobStatus.COMPLETED, JobStatus.SUSPENDED):
-        return JobStatus.CANCELED
-    return wanted
 
 
 class Stages(Protocol):
@@ -280,7 +233,6 @@ class JobRun:
 
     async def _resolve(self, job: Job) -> None:
         """Fix the job's inputs once, from its snapshot, and build its source."""
-        snapshot = job.doc.get("connector") or {}
         live = await self.connectors.get(job.connector_id)
         if live is None:
             raise JobSetupError(f"connector {job.connector_id} was deleted")
@@ -289,24 +241,13 @@ class JobRun:
                 f"job type {job.job_type!r} is not supported for service type "
                 f"{job.service_type!r} (supported: {', '.join(SUPPORTED_JOB_TYPES)})"
             )
-        configuration = with_secrets(snapshot.get("configuration"), live.configuration)
-        self.inputs = JobInputs(
-            connector_id=job.connector_id,
-            service_type=job.service_type,
-            job_type=job.job_type,
-            index_name=job.index_name,
-            configuration=configuration,
-            sync_cursor=snapshot.get("sync_cursor"),
-            filtering=snapshot.get("filtering"),
-            pipeline=snapshot.get("pipeline"),
-        )
+        self.inputs = JobInputs.of(job, live)
         problem = target_problem(self.inputs.index_name, self.settings.protocol)
         if problem:
             raise JobSetupError(f"connector {job.connector_id}: {problem}")
         try:
             source_class = source_class_for(self.settings.sources, job.service_type)
-            values = {name: _value(spec) for name, spec in configuration.items()}
-            self.source = source_class(values)
+            self.source = source_class(self.inputs.values())
         except RegistryError as error:
             raise JobSetupError(str(error)) from None
         except ConfigurationError as error:
@@ -393,20 +334,6 @@ def _being_stopped() -> bool:
     """True while the task running this job is being cancelled (the service is stopping)."""
     task = asyncio.current_task()
     return task is not None and task.cancelling() > 0
-
-
-def _value(spec: Any) -> Any:
-    return spec.get("value") if isinstance(spec, dict) else spec
-
-
-def with_secrets(snapshot: dict | None, live: dict) -> dict:
-    """The job's configuration, with the values it holds only redacted taken from the live
-    connector (jobs never store secrets)."""
-    configuration = dict(snapshot if isinstance(snapshot, dict) else live)
-    for name, spec in configuration.items():
-        if is_redacted(_value(spec)) and name in live:
-            configuration[name] = live[name]
-    return configuration
 
 
 async def run_job(

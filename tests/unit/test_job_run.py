@@ -9,7 +9,8 @@ import pytest
 from elasticsearch import ConnectionError as ESConnectionError
 
 from connectors.config import parse_settings
-from connectors.job_run import JobRun, Outcome
+from connectors.job_outcome import Outcome
+from connectors.job_run import JobRun
 from connectors.protocol import Connector, Job, JobIndex, JobStatus
 
 CLAIM = "claim-1"

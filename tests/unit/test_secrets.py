@@ -1,6 +1,6 @@
 """What may be shown of a configuration: sensitive fields never, URI passwords never."""
 
-from connectors.job_run import with_secrets
+from connectors.job_inputs import with_secrets
 from connectors.protocol.secrets import is_redacted, redact_uris, redacted_configuration, shown
 
 
