@@ -143,7 +143,7 @@ async def claim_jobs(
         try:
             problems = job.problems()
             if problems:
-                await jobs.fail_malformed(job, f"malformed job document: {'; '.join(problems)}")
+                await jobs.fail_malformed(job, problems)
                 continue
             if job.connector_id in busy:
                 continue

@@ -249,8 +249,10 @@ class JobIndex:
             if connector is None:
                 return
 
-    async def fail_malformed(self, job: Job, reason: str) -> None:
-        """End a job whose document cannot be run, along legal edges where it has a status."""
+    async def fail_malformed(self, job: Job, problems: list[str]) -> None:
+        """End a job whose document cannot be run (its `problems()`), along legal edges where
+        it has a status."""
+        reason = f"malformed job document: {'; '.join(problems)}"
         fields = {"error": reason, "completed_at": clock.iso(), "last_seen": clock.iso()}
         try:
             if job.status in (S.PENDING, S.SUSPENDED):

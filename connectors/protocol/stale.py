@@ -36,7 +36,7 @@ async def _fail_if_stale(
     """The job as failed, if it was stale (or unusable); None if it is alive."""
     problems = job.problems()
     if problems:
-        await jobs.fail_malformed(job, f"malformed job document: {'; '.join(problems)}")
+        await jobs.fail_malformed(job, problems)
         return job
     connector = await jobs.connectors.get(job.connector_id)
     last_seen = clock.parse(job.doc.get("last_seen") or job.doc.get("started_at"))
