@@ -26,11 +26,14 @@ from connectors.protocol import (
     JobIndex,
     JobLost,
     JobStatus,
+    JobType,
+    TriggerMethod,
     ensure_protocol_indices,
     protocol_for,
 )
 from connectors.protocol.connector import Connector, new_connector_document
 from connectors.protocol.secrets import redacted_configuration
+from connectors.protocol.states import may_sync
 from connectors.protocol.targets import target_problem
 from connectors.registry import RegistryError, load_source_class, source_class_for
 from connectors.source import ConfigurationError
@@ -95,8 +98,15 @@ def build_parser() -> argparse.ArgumentParser:
     connector_commands.add_parser("list", help="connectors with status and last sync")
     show = connector_commands.add_parser("show", help="one connector (secrets masked)")
     show.add_argument("connector_id")
-    sync_now = connector_commands.add_parser("sync", help="request a full sync now")
+    sync_now = connector_commands.add_parser("sync", help="request a sync now")
     sync_now.add_argument("connector_id")
+    sync_now.add_argument(
+        "--type",
+        dest="job_type",
+        choices=[JobType.FULL.value, JobType.INCREMENTAL.value, JobType.DELETION.value],
+        default=JobType.FULL.value,
+        help="full (default), incremental (changes since the last sync) or deletion (ids only)",
+    )
 
     job = commands.add_parser("job", help="list, show or cancel sync jobs")
     job_commands = job.add_subparsers(dest="subcommand", required=True)
@@ -194,20 +204,34 @@ async def show_connector(args, ctx: Context) -> None:
 
 
 async def request_sync(args, ctx: Context) -> None:
-    await _connector(ctx.connectors, args.connector_id)
-    await ctx.connectors.request_sync(args.connector_id)
-    ctx.out(f"sync requested for {args.connector_id}; the next poll pass starts it")
+    """A full sync is requested through `sync_now` (it waits for a connector still being
+    configured); another kind becomes a pending job at once, as Kibana creates them."""
+    connector = await _connector(ctx.connectors, args.connector_id)
+    if args.job_type == JobType.FULL:
+        await ctx.connectors.request_sync(args.connector_id)
+        ctx.out(f"sync requested for {args.connector_id}; the next poll pass starts it")
+        return
+    if not may_sync(connector.status):
+        raise UsageError(f"connector {connector.id} is {connector.status}; configure it first")
+    if args.job_type == JobType.INCREMENTAL and not connector.supports("incremental_sync"):
+        raise UsageError(
+            f"connector {connector.id} cannot run incremental syncs "
+            "(its source does not support them with this configuration)"
+        )
+    job_id = await ctx.jobs.create(connector, JobType(args.job_type), TriggerMethod.ON_DEMAND)
+    ctx.out(f"{args.job_type} sync job {job_id} created; the next poll pass starts it")
 
 
 async def list_jobs(args, ctx: Context) -> None:
     await _connector(ctx.connectors, args.connector_id)
-    row = "{:<40} {:<12} {:<10} {:>8} {:>8} {}"
-    ctx.out(row.format("ID", "STATUS", "TRIGGER", "INDEXED", "DELETED", "CREATED"))
+    row = "{:<40} {:<12} {:<12} {:<10} {:>8} {:>8} {}"
+    ctx.out(row.format("ID", "TYPE", "STATUS", "TRIGGER", "INDEXED", "DELETED", "CREATED"))
     for job in await ctx.jobs.for_connector(args.connector_id):
         d = job.doc
         ctx.out(
             row.format(
                 job.id,
+                str(d.get("job_type") or JobType.FULL.value),
                 str(d.get("status")),
                 str(d.get("trigger_method")),
                 str(d.get("indexed_document_count", "-")),

@@ -86,6 +86,14 @@ class IndexedVersions:
         self.seen[positions[found]] = True
         return found & (self.versions[positions] == version_hashes)
 
+    def mark_seen(self, id_hashes: np.ndarray) -> None:
+        """Mark the given ids seen (a deletion sync lists ids without versions)."""
+        if len(self.ids) == 0 or len(id_hashes) == 0:
+            return
+        positions = np.searchsorted(self.ids, id_hashes)
+        positions[positions == len(self.ids)] = 0
+        self.seen[positions[self.ids[positions] == id_hashes]] = True
+
     def save_stale(self, path: Path) -> int:
         """Write a mask (in snapshot order) of ids the source did not produce; return the count."""
         stale = np.ones(len(self.ids), dtype=bool)

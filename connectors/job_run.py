@@ -23,6 +23,7 @@ from connectors.es.client import ESClient
 from connectors.es.documents import VersionConflict
 from connectors.es.errors import is_transient
 from connectors.es.indices import concrete_indices, ensure_content_index, refresh
+from connectors.es.scan import indexed_versions
 from connectors.index_snapshot import IndexSnapshot, snapshot_index
 from connectors.job_inputs import JobInputs
 from connectors.job_outcome import Outcome, outcome_of, settle
@@ -31,12 +32,19 @@ from connectors.protocol.targets import resolved_problem, target_problem
 from connectors.protocol.watch import JobWatch
 from connectors.registry import RegistryError, source_class_for
 from connectors.source import BaseDataSource, ConfigurationError
-from connectors.sync import SyncCanceled, SyncProgress, delete_stale, describe_error
+from connectors.sync import (
+    SyncCanceled,
+    SyncProgress,
+    delete_stale,
+    describe_error,
+    index_changes,
+    mark_listed,
+)
 from connectors.sync import index_documents as stream_and_index
 
 logger = logging.getLogger(__name__)
 
-SUPPORTED_JOB_TYPES = (JobType.FULL,)
+SUPPORTED_JOB_TYPES = (JobType.FULL, JobType.INCREMENTAL, JobType.DELETION)
 OWNER_CHECK_SECONDS = 1.0
 KEPT_REJECTIONS = 10
 
@@ -51,6 +59,8 @@ class Stages(Protocol):
     async def check_changed(self) -> bool: ...
     async def snapshot_index(self) -> int: ...
     async def write_documents(self) -> dict: ...
+    async def write_changes(self) -> dict: ...
+    async def list_ids(self) -> int: ...
     async def delete_stale(self) -> int: ...
     async def finish(self) -> JobStatus: ...
 
@@ -81,6 +91,8 @@ class JobRun:
         self.connectors, self.jobs = protocol_for(es, settings)
         self.progress = SyncProgress()
         self.inputs: JobInputs | None = None
+        self.kind: JobType = JobType.FULL  # what this run does; see `_plan`
+        self.kind_note: str | None = None
         self.source: BaseDataSource | None = None
         self.outcome: Outcome | None = None
         self.watch: JobWatch | None = None
@@ -110,9 +122,16 @@ class JobRun:
                     self.outcome = Outcome(JobStatus.COMPLETED, changed=False)
                     if await stages.check_changed():
                         self.outcome.changed = True
-                        await stages.snapshot_index()
-                        await stages.write_documents()
-                        await stages.delete_stale()
+                        if self.kind == JobType.INCREMENTAL:
+                            await stages.write_changes()
+                        elif self.kind == JobType.DELETION:
+                            await stages.snapshot_index()
+                            await stages.list_ids()
+                            await stages.delete_stale()
+                        else:
+                            await stages.snapshot_index()
+                            await stages.write_documents()
+                            await stages.delete_stale()
                 finally:
                     await self._close()
         except BaseException as failure:
@@ -148,6 +167,7 @@ class JobRun:
         await ensure_content_index(self.es, index)
         self._workdir = self._workdir or tempfile.mkdtemp(prefix="elastic-ingest-")
         self._snapshot = await snapshot_index(self.es, index, self._workdir)
+        self.source.index_holds = self._snapshot.count
         return self._snapshot.count
 
     async def write_documents(self) -> dict:
@@ -159,6 +179,34 @@ class JobRun:
         finally:
             await self._refresh_quietly()
         return self.progress.report()
+
+    async def write_changes(self) -> dict:
+        """Incremental: upsert what the source lists as changed since the job's cursor, and
+        delete what it reports deleted; nothing else is deleted."""
+        index = self.inputs.index_name
+        await self._check_target(index)
+        await ensure_content_index(self.es, index)
+
+        async def held(ids: list[str]) -> dict[str, str | None]:
+            return await indexed_versions(self.es, index, ids)
+
+        try:
+            await index_changes(
+                self.source,
+                self.inputs.sync_cursor,
+                held,
+                self._writer(),
+                self.progress,
+                self.check_in,
+            )
+        finally:
+            await self._refresh_quietly()
+        return self.progress.report()
+
+    async def list_ids(self) -> int:
+        """Deletion: list the source's ids (nothing fetched, nothing written), mark them seen."""
+        await mark_listed(self.source, self._snapshot, self.progress, self.check_in)
+        return self.progress.seen
 
     async def delete_stale(self) -> int:
         """Delete what the source no longer has; refuses unless the source was read to the end.
@@ -198,7 +246,7 @@ class JobRun:
                     status,
                     self.progress.job_counters(),
                     self.outcome.error,
-                    metadata=self._rejections(),
+                    metadata=self._job_metadata(),
                     mirror=False,
                 )
             except VersionConflict:
@@ -206,7 +254,8 @@ class JobRun:
         if self._finished is None:
             raise VersionConflict(f"job {self.job_id}: could not write its final status")
         completed = self._finished.status == JobStatus.COMPLETED
-        await self.jobs.mirror(self._finished, self.source_cursor if completed else None)
+        advances = completed and self.kind != JobType.DELETION
+        await self.jobs.mirror(self._finished, self.source_cursor if advances else None)
         self.outcome.status = self._finished.status
         return self._finished.status
 
@@ -242,6 +291,7 @@ class JobRun:
                 f"{job.service_type!r} (supported: {', '.join(SUPPORTED_JOB_TYPES)})"
             )
         self.inputs = JobInputs.of(job, live)
+        self.kind = JobType(job.job_type)
         problem = target_problem(self.inputs.index_name, self.settings.protocol)
         if problem:
             raise JobSetupError(f"connector {job.connector_id}: {problem}")
@@ -254,6 +304,22 @@ class JobRun:
             raise JobSetupError(
                 f"connector {job.connector_id} configuration: {'; '.join(error.problems)}"
             ) from None
+        self._plan()
+
+    def _plan(self) -> None:
+        """An incremental job needs a source that can do one and a cursor to start from;
+        without a cursor (no successful sync yet) it runs as a full sync and says so."""
+        if self.kind != JobType.INCREMENTAL:
+            return
+        if not self.source.supports_incremental(self.source.config):
+            raise JobSetupError(
+                f"connector {self.inputs.connector_id}: {self.source.name} cannot run "
+                "incremental syncs with this configuration (features.incremental_sync is off)"
+            )
+        if not self.source.can_sync_since(self.inputs.sync_cursor):
+            self.kind = JobType.FULL
+            self.kind_note = "no sync cursor to start from yet: ran as a full sync"
+            logger.info("job %s: %s", self.job_id, self.kind_note)
 
     async def _check_target(self, index: str) -> None:
         problem = resolved_problem(
@@ -293,15 +359,21 @@ class JobRun:
     def source_cursor(self) -> dict | None:
         return self.source.sync_cursor() if self.source else None
 
-    def _rejections(self) -> dict | None:
-        """Rejected documents go on the job itself, not only into the run's report."""
-        if not self.progress.failed:
-            return None
-        kept = self.progress.writes.failures[:KEPT_REJECTIONS]
-        return {
-            "rejected_document_count": self.progress.failed,
-            "rejected_documents": [f"{f.id}: {f.reason}" for f in kept],
+    def _job_metadata(self) -> dict:
+        """What the counters of the protocol cannot say goes into the job's metadata: what was
+        fetched versus left unfetched, a kind change, and the rejected documents."""
+        metadata = {
+            "fetched_document_count": self.progress.fetched,
+            "not_fetched_document_count": self.progress.not_fetched,
+            "skipped_document_count": self.progress.skipped,
         }
+        if self.kind_note:
+            metadata.update(ran_as=self.kind.value, ran_as_reason=self.kind_note)
+        if self.progress.failed:
+            kept = self.progress.writes.failures[:KEPT_REJECTIONS]
+            metadata["rejected_document_count"] = self.progress.failed
+            metadata["rejected_documents"] = [f"{f.id}: {f.reason}" for f in kept]
+        return metadata
 
     async def _asked_to_stop(self) -> bool:
         """Whether the orchestrator was asked to cancel; False if it cannot be asked now."""

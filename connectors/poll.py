@@ -73,7 +73,10 @@ async def _check_in(settings: Settings, connectors: ConnectorIndex, connector) -
             )
         return ConnectorStatus.ERROR.value
     connector = await connectors.publish_schema(
-        connector, source_class.configuration_schema(), source_class.is_configured
+        connector,
+        source_class.configuration_schema(),
+        source_class.is_configured,
+        source_class.features,
     )
     connector = await _check_source(settings, connectors, connector, source_class)
     return connector.status
@@ -104,8 +107,12 @@ async def _check_source(settings: Settings, connectors: ConnectorIndex, connecto
     return await connectors.update(connector, fields) or connector
 
 
+SCHEDULED_KINDS = (JobType.FULL, JobType.INCREMENTAL, JobType.DELETION)
+
+
 async def create_due_jobs(connectors: ConnectorIndex, jobs: JobIndex) -> ScheduleOutcome:
-    """Turn `sync_now` flags and due cron slots into pending jobs, exactly once each."""
+    """Turn `sync_now` flags and due cron slots (per job type) into pending jobs, exactly once
+    each. Jobs of several kinds may wait for one connector; a claim runs one at a time."""
     outcome = ScheduleOutcome()
     for connector in await connectors.all():
         if connector.problems() or not may_sync(connector.status):
@@ -122,10 +129,17 @@ async def _create_due(connectors, jobs, connector, outcome: ScheduleOutcome) -> 
         job_id = await jobs.create(connector, JobType.FULL, TriggerMethod.ON_DEMAND)
         outcome.on_demand.append(job_id)
         connector = await connectors.get(connector.id) or connector
-    slot = await connectors.take_due_slot(connector, clock.now())
-    if slot is not None:
-        slot_id = f"{connector.id}-full-{slot.strftime('%Y%m%dT%H%M%S')}"
-        job_id = await jobs.create(connector, JobType.FULL, TriggerMethod.SCHEDULED, job_id=slot_id)
+    for kind in SCHEDULED_KINDS:
+        if not (connector.schedule(kind) or {}).get("enabled"):
+            continue
+        if kind == JobType.INCREMENTAL and not connector.supports("incremental_sync"):
+            continue  # the source says it cannot: never an incremental job for it
+        slot = await connectors.take_due_slot(connector, kind, clock.now())
+        connector = await connectors.get(connector.id) or connector  # slot fields moved
+        if slot is None:
+            continue
+        slot_id = f"{connector.id}-{kind}-{slot.strftime('%Y%m%dT%H%M%S')}"
+        job_id = await jobs.create(connector, kind, TriggerMethod.SCHEDULED, job_id=slot_id)
         if job_id:
             outcome.scheduled.append(job_id)
 

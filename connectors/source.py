@@ -6,6 +6,7 @@ import hashlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 import orjson
@@ -14,6 +15,35 @@ logger = logging.getLogger(__name__)
 
 Document = dict[str, Any]
 """One JSON-safe mapping per source item; `_id` (str) and `_timestamp` (str) are required."""
+
+LAZY = "_lazy"
+DELETED = "_deleted"
+
+
+def lazy(document: Document, handle: Any = True) -> Document:
+    """Mark a listed document whose expensive part (a body, a file's text, the rest of a record)
+    is not read yet: the sync calls `fetch` for it only if its `_timestamp` is new or changed.
+    `handle` is whatever the source needs to fetch it (e.g. the raw key)."""
+    document[LAZY] = handle
+    return document
+
+
+def listing_started() -> datetime:
+    """Now, for a cursor's `since`: taken before a listing starts, so nothing slips between."""
+    return datetime.now(UTC)
+
+
+def cursor_since(cursor: dict[str, Any] | None) -> datetime | None:
+    """The `since` moment a listing source stored in its cursor (None if absent or unreadable)."""
+    try:
+        return datetime.fromisoformat(cursor["since"]) if cursor else None
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def deletion(document_id: str) -> Document:
+    """What an incremental listing yields for an item the source positively reports deleted."""
+    return {"_id": document_id, DELETED: True}
 
 
 class SourceError(RuntimeError):
@@ -121,6 +151,8 @@ class BaseDataSource:
     """Subclass this: declare CONFIGURATION, implement ping() and get_docs(); the rest is optional.
 
     `self.config` holds the validated values (defaults filled in, types converted).
+    Optional: `fetch` (with `lazy` documents), `get_docs_since` (incremental syncs), `get_ids`
+    (deletion syncs; by default the ids of `get_docs`, never fetched).
     """
 
     name: ClassVar[str] = "Unnamed source"
@@ -129,10 +161,19 @@ class BaseDataSource:
     # Other names for fields, e.g. those Elastic's connector of the same kind writes: a
     # connector created in Kibana keeps working here.
     ALIASES: ClassVar[dict[str, str]] = {}
+    # Lazy documents are fetched this many at a time (a source whose every query scans the
+    # collection wants few, large calls).
+    FETCH_BATCH: ClassVar[int] = 500
+    # An incremental sync re-lists this far before its cursor (clock skew between writers and
+    # this service, uploads that finish late); re-listed unchanged items are not re-written.
+    INCREMENTAL_OVERLAP: ClassVar[timedelta] = timedelta(minutes=5)
 
     def __init__(self, configuration: dict[str, Any] | None = None):
         self.config = self.validate_configuration(configuration or {})
         self.cursor: dict[str, Any] | None = None
+        # How many documents the target index held when this sync started (None: unknown);
+        # a source that lists versions before fetching may read everything at once when 0.
+        self.index_holds: int | None = None
 
     @classmethod
     def configuration_schema(cls) -> dict[str, dict[str, Any]]:
@@ -205,8 +246,43 @@ class BaseDataSource:
         return self.cursor
 
     def get_docs(self) -> AsyncIterator[Document]:
-        """Yield every document; raise if the listing is partial (IncompleteListing or other)."""
+        """Yield every document; raise if the listing is partial (IncompleteListing or other).
+        A document may be `lazy`: then `fetch` completes it, only if the index lacks it."""
         raise NotImplementedError
+
+    async def fetch(self, documents: list[Document]) -> list[Document]:
+        """The complete documents for these `lazy` ones (any order; an item gone since it was
+        listed is left out; one that cannot be read is marked `unreadable`)."""
+        return documents
+
+    @classmethod
+    def supports_incremental(cls, values: dict[str, Any]) -> bool:
+        """Whether a connector with these configuration values can run incremental syncs."""
+        return cls.get_docs_since is not BaseDataSource.get_docs_since
+
+    def can_sync_since(self, cursor: dict[str, Any] | None) -> bool:
+        """Whether `cursor` (stored by an earlier successful sync) is one `get_docs_since` can
+        start from; if not, an incremental job runs as a full sync."""
+        return bool(cursor) and self.supports_incremental(self.config)
+
+    def get_docs_since(self, cursor: dict[str, Any]) -> AsyncIterator[Document]:
+        """Yield what changed since the sync that stored `cursor` (documents, possibly `lazy`,
+        and `deletion`s the source can prove), and set `self.cursor` for the next one."""
+        raise NotImplementedError
+
+    async def get_ids(self) -> AsyncIterator[str]:
+        """Every id the source holds, for a deletion sync; raise if the listing is partial."""
+        async for document in self.get_docs():
+            yield str(document["_id"])
+
+    @classmethod
+    def features(cls, values: dict[str, Any]) -> dict[str, Any]:
+        """The connector's `features` in the protocol's nested form (what Kibana reads)."""
+        return {
+            "incremental_sync": {"enabled": cls.supports_incremental(values)},
+            "sync_rules": {"basic": {"enabled": False}, "advanced": {"enabled": False}},
+            "document_level_security": {"enabled": False},
+        }
 
     async def close(self) -> None:
         """Release clients and connections."""

@@ -1,8 +1,12 @@
-"""The stages of a full sync (DESIGN.md §4) as plain functions over small values.
+"""The stages of the sync kinds (DESIGN.md §4) as plain functions over small values.
 
   snapshot_index   -> an on-disk snapshot of the index (connectors/index_snapshot.py)
-  index_documents  -> stream the source, skip unchanged, upsert the rest; mark what was seen
-  delete_stale     -> delete ids the source did not produce (only after a complete read)
+  index_documents  -> full: stream the source, skip unchanged, fetch and upsert the rest;
+                      mark what was seen
+  index_changes    -> incremental: what the source lists since its cursor, diffed against the
+                      index by id, fetched and upserted; deletions the source reports applied
+  mark_listed      -> deletion: stream the source's ids only; mark what was seen
+  delete_stale     -> delete ids the source did not produce (only after a complete listing)
 The order, the heartbeat and the job's final status belong to connectors/job_run.py.
 Memory is ~17 bytes per indexed document (two hash arrays and a mark), never a dict of ids.
 """
@@ -10,7 +14,7 @@ Memory is ~17 bytes per indexed document (two hash arrays and a mark), never a d
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -19,7 +23,7 @@ import orjson
 from connectors.es.bulk import BulkStats, BulkWriter
 from connectors.index_snapshot import IndexedVersions, IndexSnapshot, hash64
 from connectors.protocol.secrets import redact_uris
-from connectors.source import READ_ERROR, BaseDataSource, Document
+from connectors.source import DELETED, LAZY, READ_ERROR, BaseDataSource, Document
 
 BATCH = 1000
 READ_AHEAD_BATCHES = 4
@@ -37,6 +41,8 @@ class SyncProgress:
 
     seen: int = 0
     skipped: int = 0
+    fetched: int = 0
+    not_fetched: int = 0
     volume: int = 0
     writes: BulkStats = field(default_factory=BulkStats)
 
@@ -76,6 +82,8 @@ class SyncProgress:
             "created": self.created,
             "updated": self.updated,
             "skipped": self.skipped,
+            "fetched": self.fetched,
+            "not_fetched": self.not_fetched,
             "deleted": self.deleted,
             "failed": self.failed,
             "volume": self.volume,
@@ -96,6 +104,10 @@ def _encode(document: Document) -> tuple[str, bytes]:
     return str(document["_id"]), orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS)
 
 
+Unchanged = Callable[[list[Document]], Awaitable[list[bool]]]
+"""For a batch of listed documents: True where the index already holds that `_timestamp`."""
+
+
 async def index_documents(
     source: BaseDataSource,
     snapshot: IndexSnapshot,
@@ -110,15 +122,161 @@ async def index_documents(
     """
     snapshot.stale_path.unlink(missing_ok=True)
     indexed = IndexedVersions(snapshot)
+
+    async def unchanged(batch: list[Document]) -> list[bool]:
+        return _versions_match(batch, indexed)
+
+    await _write_stream(source.get_docs(), unchanged, source, writer, progress, check_in)
+    check_in()
+    indexed.save_stale(snapshot.stale_path)
+
+
+async def index_changes(
+    source: BaseDataSource,
+    cursor: dict,
+    indexed_versions: Callable[[list[str]], Awaitable[dict[str, str | None]]],
+    writer: BulkWriter,
+    progress: SyncProgress,
+    check_in: CheckIn = _keep_going,
+) -> None:
+    """Upsert what the source lists as changed since `cursor` (re-listed items the index holds
+    in that version are skipped, looked up by id) and delete what it reports deleted."""
+
+    async def unchanged(batch: list[Document]) -> list[bool]:
+        held = await indexed_versions([str(d["_id"]) for d in batch])
+        return [
+            d.get("_timestamp") is not None and held.get(str(d["_id"])) == str(d["_timestamp"])
+            for d in batch
+        ]
+
+    await _write_stream(
+        source.get_docs_since(cursor), unchanged, source, writer, progress, check_in
+    )
+
+
+async def mark_listed(
+    source: BaseDataSource,
+    snapshot: IndexSnapshot,
+    progress: SyncProgress,
+    check_in: CheckIn = _keep_going,
+) -> None:
+    """A deletion sync's listing: the source's ids only, marked in the snapshot; nothing is
+    fetched or written. Writes the stale mask only after the listing ended without error."""
+    snapshot.stale_path.unlink(missing_ok=True)
+    indexed = IndexedVersions(snapshot)
+    ids: list[int] = []
+    async for document_id in source.get_ids():
+        ids.append(hash64(str(document_id)))
+        if len(ids) >= BATCH:
+            indexed.mark_seen(np.array(ids, dtype=np.uint64))
+            progress.seen += len(ids)
+            ids.clear()
+            check_in()
+            await asyncio.sleep(0)
+    indexed.mark_seen(np.array(ids, dtype=np.uint64))
+    progress.seen += len(ids)
+    check_in()
+    indexed.save_stale(snapshot.stale_path)
+
+
+async def _write_stream(
+    documents: AsyncIterator[Document],
+    unchanged: Unchanged,
+    source: BaseDataSource,
+    writer: BulkWriter,
+    progress: SyncProgress,
+    check_in: CheckIn,
+) -> None:
+    """Diff each batch, fetch the changed lazy documents (`source.FETCH_BATCH` at a time),
+    write the rest; the writer is closed on success and aborted on any failure."""
+    pipeline = _Pipeline(source, unchanged, writer, progress)
     try:
-        async for batch in _batches(source.get_docs(), BATCH, check_in):
-            await _write_batch(batch, indexed, writer, progress)
+        async for batch in _batches(documents, BATCH, check_in):
+            await pipeline.add(batch)
+            check_in()
+        await pipeline.fetch_pending()
         await writer.close()
     except BaseException:
         await writer.abort()
         raise
-    check_in()
-    indexed.save_stale(snapshot.stale_path)
+
+
+class _Pipeline:
+    """Listed documents -> skip unchanged -> fetch changed lazy ones -> bulk writes."""
+
+    def __init__(self, source: BaseDataSource, unchanged: Unchanged, writer: BulkWriter, progress):
+        self.source = source
+        self.unchanged = unchanged
+        self.writer = writer
+        self.progress = progress
+        self.pending: list[Document] = []
+
+    async def add(self, batch: list[Document]) -> None:
+        listed = []
+        for document in batch:
+            _check_shape(document)
+            if document.get(DELETED):
+                await self.writer.delete(str(document["_id"]))
+            else:
+                listed.append(document)
+        self.progress.seen += len(listed)
+        for document, same in zip(listed, await self.unchanged(listed), strict=True):
+            if same:
+                self.progress.skipped += 1
+                self.progress.not_fetched += LAZY in document
+            elif LAZY in document:
+                self.pending.append(document)
+            else:
+                await self._write(document)
+        if len(self.pending) >= self.source.FETCH_BATCH:
+            await self.fetch_pending()
+        await asyncio.sleep(0)  # let heartbeats and in-flight requests run
+
+    async def fetch_pending(self) -> None:
+        """Fetch the pending lazy documents; those listed without a version are diffed again
+        now that they have one."""
+        if not self.pending:
+            return
+        stubs, self.pending = self.pending, []
+        unversioned = {str(d["_id"]) for d in stubs if d.get("_timestamp") is None}
+        fetched = await self.source.fetch(stubs)
+        self.progress.fetched += len(stubs)
+        recheck = [d for d in fetched if str(d.get("_id")) in unversioned]
+        same = dict(zip(map(id, recheck), await self.unchanged(recheck), strict=True))
+        for document in fetched:
+            document.pop(LAZY, None)
+            _check_shape(document)
+            if same.get(id(document)):
+                self.progress.skipped += 1
+                continue
+            await self._write(document)
+
+    async def _write(self, document: Document) -> None:
+        if READ_ERROR in document:  # kept as it is in the index; retried next sync
+            self.writer.reject(str(document["_id"]), document[READ_ERROR])
+            return
+        document_id, body = _encode(document)
+        self.progress.volume += len(body)
+        await self.writer.index(document_id, body)
+
+
+def _check_shape(document: Document) -> None:
+    if "_id" not in document or not (
+        "_timestamp" in document or LAZY in document or document.get(DELETED)
+    ):
+        raise ValueError(f"source document without _id or _timestamp: {str(document)[:200]}")
+
+
+def _versions_match(batch: list[Document], indexed: IndexedVersions) -> list[bool]:
+    """Vectorised lookup in the snapshot; marks every listed id seen."""
+    if not batch:
+        return []
+    ids = np.fromiter((hash64(str(d["_id"])) for d in batch), dtype=np.uint64, count=len(batch))
+    versions = np.fromiter(
+        (hash64(str(d.get("_timestamp"))) for d in batch), dtype=np.uint64, count=len(batch)
+    )
+    known = np.fromiter((d.get("_timestamp") is not None for d in batch), bool, len(batch))
+    return (indexed.unchanged(ids, versions) & known).tolist()
 
 
 async def _batches(
@@ -162,31 +320,6 @@ async def _batches(
         aclose = getattr(documents, "aclose", None)
         if aclose is not None:
             await aclose()
-
-
-async def _write_batch(
-    batch: list[Document], indexed: IndexedVersions, writer: BulkWriter, progress: SyncProgress
-) -> None:
-    for document in batch:
-        if "_id" not in document or "_timestamp" not in document:
-            raise ValueError(f"source document without _id or _timestamp: {str(document)[:200]}")
-    ids = np.fromiter((hash64(str(d["_id"])) for d in batch), dtype=np.uint64, count=len(batch))
-    versions = np.fromiter(
-        (hash64(str(d["_timestamp"])) for d in batch), dtype=np.uint64, count=len(batch)
-    )
-    unchanged = indexed.unchanged(ids, versions)
-    progress.seen += len(batch)
-    progress.skipped += int(unchanged.sum())
-    for document, same in zip(batch, unchanged.tolist(), strict=True):
-        if same:
-            continue
-        if READ_ERROR in document:  # kept as it is in the index; retried next sync
-            writer.reject(str(document["_id"]), document[READ_ERROR])
-            continue
-        document_id, body = _encode(document)
-        progress.volume += len(body)
-        await writer.index(document_id, body)
-    await asyncio.sleep(0)  # let heartbeats and in-flight requests run
 
 
 async def delete_stale(

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import pytest
 
-from connectors.source import BaseDataSource, ConfigurationError, Document, SourceError
+from connectors.source import LAZY, BaseDataSource, ConfigurationError, Document, SourceError
 
 __all__ = ["Backend", "Harness", "SourceContract", "read_all"]
 
@@ -65,9 +65,21 @@ class Harness:
 
 
 async def read_all(source: BaseDataSource) -> list[Document]:
-    """Every document of one full read, then close the source."""
+    """Every document of one full read, `lazy` ones fetched as a sync of an empty index would
+    fetch them, then close the source."""
     try:
-        return [document async for document in source.get_docs()]
+        listed = [document async for document in source.get_docs()]
+        stubs = [document for document in listed if LAZY in document]
+        fetched = {str(d["_id"]): d for d in await source.fetch(stubs)} if stubs else {}
+        documents = []
+        for document in listed:
+            if LAZY in document:
+                document = fetched.get(str(document["_id"]))
+                if document is None:
+                    continue  # gone between the listing and the fetch
+                document.pop(LAZY, None)
+            documents.append(document)
+        return documents
     finally:
         await source.close()
 

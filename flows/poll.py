@@ -72,7 +72,9 @@ async def launch_through_deployments(claimed: list[dict], config_file: str | Non
 
 
 def _tags(job: dict) -> list[str]:
-    return run_tags(job["job_id"], job["connector_id"], job["service_type"])
+    return run_tags(
+        job["job_id"], job["connector_id"], job["service_type"], job.get("job_type", "full")
+    )
 
 
 async def run_in_process(job: dict, config_file: str | None):
@@ -84,6 +86,7 @@ async def run_in_process(job: dict, config_file: str | None):
             job["service_type"],
             config_file,
             job["claim"],
+            job.get("job_type", "full"),
             return_state=True,
         )
 

@@ -24,16 +24,23 @@ from tasks.sync_tasks import TaskStages
 
 def run_name() -> str:
     parameters = flow_run.parameters
+    kind = parameters.get("job_type") or "full"
     if parameters.get("job_id"):
         return (
             f"{parameters.get('service_type') or 'sync'}-{parameters.get('connector_id')}"
-            f"-job-{parameters['job_id']}"
+            f"-{kind}-job-{parameters['job_id']}"
         )
-    return f"sync-{parameters.get('connector_id') or parameters.get('service_type') or 'all'}"
+    target = parameters.get("connector_id") or parameters.get("service_type") or "all"
+    return f"sync-{kind}-{target}"
 
 
-def run_tags(job_id: str, connector_id: str, service_type: str) -> list[str]:
-    return [f"job:{job_id}", f"connector:{connector_id}", f"service_type:{service_type}"]
+def run_tags(job_id: str, connector_id: str, service_type: str, job_type: str) -> list[str]:
+    return [
+        f"job:{job_id}",
+        f"connector:{connector_id}",
+        f"service_type:{service_type}",
+        f"job_type:{job_type}",
+    ]
 
 
 def prefect_cancel_check() -> Callable[[], Awaitable[bool]]:
@@ -67,12 +74,16 @@ async def sync(
     service_type: str | None = None,
     config_file: str | None = None,
     claim: str | None = None,
+    job_type: str = "full",
 ):
     """Sync one claimed job, or every configured connector of a service type (see module doc).
     `claim` is the claim the job was launched for; a run of a job that someone else has since
-    claimed stops without writing."""
+    claimed stops without writing. `job_type` (full, incremental, deletion) is the kind of the
+    jobs a run without `job_id` creates; with `job_id` the job's own kind rules."""
     if job_id is None:
-        return await sync_connectors(service_type, connector_id, config_file)
+        if job_type not in set(JobType):
+            return Failed(message=f"job_type {job_type!r}: expected one of {', '.join(JobType)}")
+        return await sync_connectors(service_type, connector_id, config_file, JobType(job_type))
     return await sync_job(job_id, config_file, claim)
 
 
@@ -98,6 +109,7 @@ async def sync_job(job_id: str, config_file: str | None, claim: str | None = Non
             return Failed(message=f"job {job_id}: {lost}")
         summary = {
             "job_id": job_id,
+            "job_type": runtime.job.kind.value,
             "status": outcome.status.value,
             **runtime.job.progress.report(),
             "error": outcome.error,
@@ -119,14 +131,17 @@ async def _job_for_retry(runtime, job_id: str, claim: str | None) -> tuple[str, 
     if job is None or job.problems() or job.status not in FINAL:
         return job_id, claim  # still pending or running: JobRun decides whether it is ours
     connector = await connectors.get(job.connector_id)
-    again = await _claim_new_job(jobs, connector) if connector is not None else None
+    kind = JobType(job.job_type) if job.job_type in set(JobType) else JobType.FULL
+    again = await _claim_new_job(jobs, connector, kind) if connector is not None else None
     if again is None:
         return job_id, claim  # connector gone or busy: the run fails saying the job ended
     get_run_logger().info("retry of job %s (%s): runs as new job %s", job_id, job.status, again.id)
     return again.id, again.claim
 
 
-async def sync_connectors(service_type: str | None, connector_id: str | None, config_file):
+async def sync_connectors(
+    service_type: str | None, connector_id: str | None, config_file, job_type: JobType
+):
     """Create, claim and run an on-demand job per matching connector, each as a child run. Each
     job is claimed just before its run, so none waits claimed (without heartbeat) for others."""
     logger = get_run_logger()
@@ -148,14 +163,19 @@ async def sync_connectors(service_type: str | None, connector_id: str | None, co
                 connector_id,
             )
         for connector in runnable:
-            job = await _claim_new_job(jobs, connector)
+            job = await _claim_new_job(jobs, connector, job_type)
             if job is None:
                 continue
-            with tags(*run_tags(job.id, job.connector_id, job.service_type)):
+            with tags(*run_tags(job.id, job.connector_id, job.service_type, job.job_type)):
                 try:
                     results.append(
                         await sync(
-                            job.id, job.connector_id, job.service_type, config_file, job.claim
+                            job.id,
+                            job.connector_id,
+                            job.service_type,
+                            config_file,
+                            job.claim,
+                            job.job_type,
                         )
                     )
                 except Exception as failure:
@@ -165,10 +185,10 @@ async def sync_connectors(service_type: str | None, connector_id: str | None, co
     return results
 
 
-async def _claim_new_job(jobs, connector):
+async def _claim_new_job(jobs, connector, job_type: JobType = JobType.FULL):
     """A new on-demand job for the connector, claimed here; None (and the job canceled) when
     the connector is busy or gone."""
-    job_id = await jobs.create(connector, JobType.FULL, TriggerMethod.ON_DEMAND)
+    job_id = await jobs.create(connector, job_type, TriggerMethod.ON_DEMAND)
     job = await jobs.claim(await jobs.get(job_id))
     if job is not None:
         return job

@@ -54,6 +54,7 @@ async def claim_jobs(capacity: int) -> list[dict[str, str]]:
             "connector_id": job.connector_id,
             "service_type": job.service_type,
             "claim": job.claim,
+            "job_type": job.job_type,
         }
         for job in claimed
     ]

@@ -55,11 +55,14 @@ async def write_documents(job_id: str) -> dict:
         progress = run.progress
         await update_progress_artifact(artifact, 100.0, f"{progress.seen} documents read")
     get_run_logger().info(
-        "read %d, indexed %d (%d new), skipped %d unchanged, %d rejected",
+        "read %d, indexed %d (%d new), skipped %d unchanged, fetched %d (%d left unfetched), "
+        "%d rejected",
         progress.seen,
         progress.indexed,
         progress.created,
         progress.skipped,
+        progress.fetched,
+        progress.not_fetched,
         progress.failed,
     )
     return {key: value for key, value in counts.items() if key != "failures"}
@@ -74,6 +77,33 @@ async def _follow(artifact, run: JobRun) -> None:
         percent = min(99.0, 100.0 * progress.seen / expected) if expected else 0.0
         description = f"{progress.seen} documents read, {progress.indexed} indexed"
         await update_progress_artifact(artifact, percent, description)
+
+
+@task(name="write-changes", cache_policy=NO_CACHE)
+async def write_changes(job_id: str) -> dict:
+    """Incremental: upsert what changed since the cursor, delete what the source reports gone."""
+    run = current_job(job_id)
+    counts = await run.write_changes()
+    progress = run.progress
+    get_run_logger().info(
+        "listed %d changed since the cursor, indexed %d (%d new), %d already indexed, "
+        "%d deleted, %d rejected",
+        progress.seen,
+        progress.indexed,
+        progress.created,
+        progress.skipped,
+        progress.deleted,
+        progress.failed,
+    )
+    return {key: value for key, value in counts.items() if key != "failures"}
+
+
+@task(name="list-ids", cache_policy=NO_CACHE)
+async def list_ids(job_id: str) -> int:
+    """Deletion: list the source's ids only; nothing is fetched or written."""
+    listed = await current_job(job_id).list_ids()
+    get_run_logger().info("the source lists %d ids", listed)
+    return listed
 
 
 @task(name="delete-stale", cache_policy=NO_CACHE, retries=1, **RETRY_TRANSIENT)
@@ -92,8 +122,19 @@ async def finish(job_id: str) -> JobStatus:
     counts = run.progress.report()
     rows = [
         {"measure": name, "value": counts[name]}
-        for name in ("seen", "created", "updated", "skipped", "deleted", "failed", "volume")
+        for name in (
+            "seen",
+            "created",
+            "updated",
+            "skipped",
+            "fetched",
+            "not_fetched",
+            "deleted",
+            "failed",
+            "volume",
+        )
     ]
+    rows.insert(0, {"measure": "job_type", "value": run.kind.value})
     error = run.outcome.error
     await create_table_artifact(
         rows,
@@ -127,6 +168,12 @@ class TaskStages:
 
     async def write_documents(self) -> dict:
         return await write_documents(self.job_id)
+
+    async def write_changes(self) -> dict:
+        return await write_changes(self.job_id)
+
+    async def list_ids(self) -> int:
+        return await list_ids(self.job_id)
 
     async def delete_stale(self) -> int:
         return await delete_stale(self.job_id)

@@ -39,3 +39,21 @@ async def stream_index_versions(
             search_after = hits[-1]["sort"]
     finally:
         await es.close_point_in_time(id=pit_id)
+
+
+async def indexed_versions(
+    es: AsyncElasticsearch, index: str, ids: list[str]
+) -> dict[str, str | None]:
+    """`_timestamp` of each of these ids the index holds (absent ids are left out)."""
+    if not ids:
+        return {}
+    try:
+        response = await es.mget(index=index, ids=ids, source_includes=["_timestamp"])
+    except NotFoundError:
+        return {}
+    versions = {}
+    for hit in response["docs"]:
+        if hit.get("found"):
+            timestamp = hit.get("_source", {}).get("_timestamp")
+            versions[hit["_id"]] = None if timestamp is None else str(timestamp)
+    return versions

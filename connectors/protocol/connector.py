@@ -46,15 +46,22 @@ class Connector(VersionedDocument):
         """Plain `{field: value}` from the protocol's `{field: {value: ...}}` shape."""
         return {name: spec.get("value") for name, spec in self.configuration.items()}
 
-    def full_schedule(self) -> dict[str, Any] | None:
-        """The full-sync schedule; the seed-era single `{enabled, interval}` shape is accepted."""
+    def schedule(self, kind: str) -> dict[str, Any] | None:
+        """The `{enabled, interval}` schedule of a job type; the seed-era single
+        `{enabled, interval}` shape is the full-sync schedule."""
         scheduling = self.doc.get("scheduling")
         if not isinstance(scheduling, dict):
             return None
         if "interval" in scheduling:
-            return scheduling
-        schedule = scheduling.get(JobType.FULL.value)
+            return scheduling if kind == JobType.FULL else None
+        schedule = scheduling.get(str(kind))
         return schedule if isinstance(schedule, dict) else None
+
+    def supports(self, feature: str) -> bool:
+        """A `features.<feature>.enabled` flag, as the service publishes it for the source."""
+        features = self.doc.get("features")
+        value = features.get(feature) if isinstance(features, dict) else None
+        return bool(value.get("enabled")) if isinstance(value, dict) else bool(value)
 
     def problems(self) -> list[str]:
         """What in this document the service cannot use, each naming its field (none: sound).
@@ -107,6 +114,7 @@ def new_connector_document(
             JobType.FULL.value: {"enabled": bool(schedule), "interval": schedule or "0 0 0 * * ?"},
             JobType.INCREMENTAL.value: {"enabled": False, "interval": "0 0 0 * * ?"},
             JobType.ACCESS_CONTROL.value: {"enabled": False, "interval": "0 0 0 * * ?"},
+            JobType.DELETION.value: {"enabled": False, "interval": "0 0 0 * * ?"},
         },
         "sync_now": False,
         "last_seen": None,
@@ -116,6 +124,8 @@ def new_connector_document(
         "last_indexed_document_count": None,
         "last_deleted_document_count": None,
         "last_sync_scheduled_at": None,
+        "last_incremental_sync_scheduled_at": None,
+        "last_deletion_sync_scheduled_at": None,
         "sync_cursor": None,
         "pipeline": {
             "name": "ent-search-generic-ingestion",
@@ -166,10 +176,11 @@ class ConnectorIndex:
         await self.patch(connector_id, {"sync_now": True})
 
     async def publish_schema(
-        self, connector: Connector, schema: dict[str, dict], is_configured
+        self, connector: Connector, schema: dict[str, dict], is_configured, features=None
     ) -> Connector:
         """Give a connector without configuration the source's schema; mark it configured once
-        every required field has a value (`is_configured(values) -> bool`)."""
+        every required field has a value (`is_configured(values) -> bool`); publish what the
+        source can do (`features(values) -> dict`, merged into what others wrote there)."""
         fields: dict[str, Any] = {}
         configuration = connector.configuration
         missing = {key: spec for key, spec in schema.items() if key not in configuration}
@@ -181,6 +192,11 @@ class ConnectorIndex:
             fields["configuration"] = merged
             configuration = merged
         values = {name: spec.get("value") for name, spec in configuration.items()}
+        if features is not None:
+            current = connector.doc.get("features")
+            fields["features"] = _merged(
+                current if isinstance(current, dict) else {}, features(values)
+            )
         waiting = (ConnectorStatus.CREATED, ConnectorStatus.NEEDS_CONFIGURATION)
         if connector.status in waiting:
             fields["status"] = (
@@ -199,22 +215,44 @@ class ConnectorIndex:
             return False
         return await self.update(connector, {"sync_now": False}) is not None
 
-    async def take_due_slot(self, connector: Connector, at: datetime) -> datetime | None:
-        """Claim the newest due full-sync slot by CAS on `last_sync_scheduled_at`."""
-        schedule = connector.full_schedule()
+    async def take_due_slot(self, connector: Connector, kind: str, at: datetime) -> datetime | None:
+        """Claim the newest due slot of a job type's schedule by CAS on its `last_*_scheduled_at`
+        field: of many pollers, exactly one gets each slot."""
+        schedule = connector.schedule(kind)
         if not schedule or not schedule.get("enabled"):
             return None
         try:
             cron = QuartzCron.parse(schedule.get("interval") or "")
         except CronError as error:
-            logger.warning("connector %s: bad schedule: %s", connector.id, error)
+            logger.warning("connector %s: bad %s schedule: %s", connector.id, kind, error)
             return None
-        since = clock.parse(connector.doc.get("last_sync_scheduled_at"))
+        field = SLOT_FIELDS[kind]
+        since = clock.parse(connector.doc.get(field))
         if since is None:  # schedule just enabled: start counting from now
-            await self.update(connector, {"last_sync_scheduled_at": clock.iso(at)})
+            await self.update(connector, {field: clock.iso(at)})
             return None
         slot = cron.latest_due(since, at)
         if slot is None:
             return None
-        claimed = await self.update(connector, {"last_sync_scheduled_at": clock.iso(slot)})
+        claimed = await self.update(connector, {field: clock.iso(slot)})
         return slot if claimed else None
+
+
+SLOT_FIELDS = {
+    JobType.FULL: "last_sync_scheduled_at",
+    JobType.INCREMENTAL: "last_incremental_sync_scheduled_at",
+    JobType.DELETION: "last_deletion_sync_scheduled_at",
+    JobType.ACCESS_CONTROL: "last_access_control_sync_scheduled_at",
+}
+"""Per job type, the connector field holding the last schedule slot claimed (Kibana 8.x's names;
+the deletion one is this service's)."""
+
+
+def _merged(current: dict, ours: dict) -> dict:
+    merged = dict(current)
+    for key, value in ours.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merged(merged[key], value)
+        else:
+            merged[key] = value
+    return merged

@@ -15,6 +15,7 @@ from connectors.protocol.connector import Connector, ConnectorIndex
 from connectors.protocol.secrets import redacted_configuration
 from connectors.protocol.states import (
     ACTIVE,
+    CONTENT_JOB_TYPES,
     COUNTERS,
     FINAL,
     TRANSITIONS,
@@ -86,6 +87,8 @@ def status_fields(job_type: str) -> tuple[str, str]:
     """The connector fields mirroring a job of this type: (status field, error field)."""
     if job_type == JobType.ACCESS_CONTROL:
         return "last_access_control_sync_status", "last_access_control_sync_error"
+    if job_type == JobType.DELETION:
+        return "last_deletion_sync_status", "last_deletion_sync_error"
     return "last_sync_status", "last_sync_error"
 
 
@@ -364,13 +367,14 @@ class JobIndex:
             error_field: job.doc.get("error"),
             "sync_locked_at": None,
         }
-        if status in FINAL and job.job_type != JobType.ACCESS_CONTROL:
+        content = job.job_type in CONTENT_JOB_TYPES
+        if status in FINAL and content:
             fields["last_synced"] = clock.iso()
             fields["last_indexed_document_count"] = job.doc.get("indexed_document_count", 0)
             fields["last_deleted_document_count"] = job.doc.get("deleted_document_count", 0)
         if status == S.COMPLETED:
             fields.update(status=ConnectorStatus.CONNECTED.value, error=None)
-            if sync_cursor is not None:
+            if sync_cursor is not None and content:
                 fields["sync_cursor"] = sync_cursor
         elif status == S.ERROR:
             fields.update(status=ConnectorStatus.ERROR.value, error=job.doc.get("error"))

@@ -28,6 +28,11 @@ class JobType(StrEnum):
     FULL = "full"
     INCREMENTAL = "incremental"
     ACCESS_CONTROL = "access_control"
+    DELETION = "deletion"  # this service's extension of the protocol: ids only, deletes only
+
+
+CONTENT_JOB_TYPES = (JobType.FULL, JobType.INCREMENTAL)
+"""Job types that write content and advance the connector's `sync_cursor`."""
 
 
 class TriggerMethod(StrEnum):

@@ -12,18 +12,27 @@ from pathlib import Path
 from typing import ClassVar
 
 from connectors.source import (
+    LAZY,
     BaseDataSource,
     ConfigField,
     Document,
     IncompleteListing,
     SourceError,
+    cursor_since,
+    lazy,
+    listing_started,
     unreadable,
 )
 from connectors.sources.text import decode_text, is_text
 
 
 class DirectoryDataSource(BaseDataSource):
-    """Files under a folder (recursive); patterns match the path relative to it, `*` spans `/`."""
+    """Files under a folder (recursive); patterns match the path relative to it, `*` spans `/`.
+
+    A file's version is the later of its mtime and ctime: ctime moves on every write, rename,
+    replacement (a new inode) and size change, and no tool can set it back (`touch -d`,
+    `cp -p` and `rsync -t` can all set mtime back). It stays a date, so `_timestamp` keeps
+    the date mapping of indices written before."""
 
     name = "Local directory"
     description = "Files in a local folder, with text content; the zero-setup default."
@@ -71,43 +80,80 @@ class DirectoryDataSource(BaseDataSource):
     def _fingerprint(self) -> str:
         digest = hashlib.blake2b(digest_size=16)
         for relative, _, stat in self._files():
-            digest.update(f"{relative}\0{stat.st_mtime_ns}\0{stat.st_size}\n".encode())
+            digest.update(
+                f"{relative}\0{stat.st_mtime_ns}\0{stat.st_ctime_ns}\0{stat.st_size}"
+                f"\0{stat.st_ino}\n".encode()
+            )
         return digest.hexdigest()
 
     async def changed(self, cursor: dict | None) -> bool:
         await self.ping()
+        started = listing_started()
         fingerprint = await asyncio.to_thread(self._fingerprint)
-        self.cursor = {"fingerprint": fingerprint}
+        self.cursor = {"fingerprint": fingerprint, "since": started.isoformat()}
         return not cursor or cursor.get("fingerprint") != fingerprint
 
     async def get_docs(self) -> AsyncIterator[Document]:
         await self.ping()
         if self.cursor is None:
-            self.cursor = {"fingerprint": await asyncio.to_thread(self._fingerprint)}
+            started = listing_started()
+            fingerprint = await asyncio.to_thread(self._fingerprint)
+            self.cursor = {"fingerprint": fingerprint, "since": started.isoformat()}
         for count, (relative, path, stat) in enumerate(self._files()):
-            modified = datetime.fromtimestamp(stat.st_mtime_ns / 1e9, UTC).isoformat()
-            document = {
-                "_id": relative,
-                "_timestamp": modified,
-                "path": relative,
-                "name": path.name,
-                "extension": path.suffix.lower(),
-                "size": stat.st_size,
-                "modified_at": modified,
-            }
-            try:
-                body = self._text(path, stat.st_size)
-            except OSError as error:
-                unreadable(document, f"cannot read {relative}: {error.strerror}")
-            else:
-                if body is not None:
-                    document["body"] = body
-            yield document
+            yield self._listed(relative, path, stat)
             if count % 100 == 0:
                 await asyncio.sleep(0)
 
-    def _text(self, path: Path, size: int) -> str | None:
-        """The file's text, None for binary or oversized files; OSError if it cannot be read."""
-        if not is_text(path.name) or size > self.config["max_content_bytes"]:
-            return None
-        return decode_text(path.read_bytes(), path.name)
+    def can_sync_since(self, cursor: dict | None) -> bool:
+        return cursor_since(cursor) is not None
+
+    async def get_docs_since(self, cursor: dict) -> AsyncIterator[Document]:
+        """Files whose version (the later of mtime and ctime) is at or after the cursor."""
+        await self.ping()
+        started = listing_started()
+        since_ns = int((cursor_since(cursor) - self.INCREMENTAL_OVERLAP).timestamp() * 1e9)
+        for count, (relative, path, stat) in enumerate(self._files()):
+            if max(stat.st_mtime_ns, stat.st_ctime_ns) >= since_ns:
+                yield self._listed(relative, path, stat)
+            if count % 100 == 0:
+                await asyncio.sleep(0)
+        self.cursor = {**cursor, "since": started.isoformat()}
+
+    async def get_ids(self) -> AsyncIterator[str]:
+        await self.ping()
+        for count, (relative, _, _) in enumerate(self._files()):
+            yield relative
+            if count % 100 == 0:
+                await asyncio.sleep(0)
+
+    def _listed(self, relative: str, path: Path, stat: os.stat_result) -> Document:
+        """A file's document from its stat; its text is read later, only if it changed."""
+        modified = datetime.fromtimestamp(stat.st_mtime_ns / 1e9, UTC).isoformat()
+        version = max(stat.st_mtime_ns, stat.st_ctime_ns)
+        document = {
+            "_id": relative,
+            "_timestamp": datetime.fromtimestamp(version / 1e9, UTC).isoformat(),
+            "path": relative,
+            "name": path.name,
+            "extension": path.suffix.lower(),
+            "size": stat.st_size,
+            "modified_at": modified,
+        }
+        if is_text(path.name) and stat.st_size <= self.config["max_content_bytes"]:
+            lazy(document, path)
+        return document
+
+    async def fetch(self, documents: list[Document]) -> list[Document]:
+        return await asyncio.to_thread(lambda: [self._with_text(d) for d in documents])
+
+    def _with_text(self, document: Document) -> Document:
+        path: Path = document[LAZY]
+        try:
+            body = decode_text(path.read_bytes(), path.name)
+        except FileNotFoundError:
+            return document  # removed since it was listed: metadata only, like S3
+        except OSError as error:
+            return unreadable(document, f"cannot read {document['path']}: {error.strerror}")
+        if body is not None:
+            document["body"] = body
+        return document

@@ -6,30 +6,72 @@ from collections.abc import AsyncIterator
 from typing import ClassVar
 
 from connectors.source import (
+    LAZY,
     BaseDataSource,
     ConfigField,
     Document,
     IncompleteListing,
     content_hash,
+    deletion,
+    lazy,
 )
 
 
 class MemoryDataSource(BaseDataSource):
-    """Documents from a JSON list (ids required; `_timestamp` derived from content if absent)."""
+    """Documents from a JSON list (ids required; `_timestamp` derived from content if absent).
+    Incremental syncs list documents whose `_timestamp` sorts after the cursor's newest one,
+    and report the ids in `deleted` as deleted."""
 
     name = "In-memory list"
     description = "Documents listed in the configuration; for tests and examples."
     CONFIGURATION: ClassVar = {
         "documents": ConfigField("Documents (JSON list)", "json", default=[]),
+        "deleted": ConfigField("Ids an incremental sync reports deleted", "list", default=[]),
+        "lazy": ConfigField("List versions first, fetch changed documents", "bool", False),
         "fail_after": ConfigField("Raise after this many documents (tests)", "int"),
         "incomplete": ConfigField("Report the listing incomplete (tests)", "bool", False),
     }
 
+    def _versioned(self) -> list[Document]:
+        return [
+            {**d, "_timestamp": d.get("_timestamp") or content_hash(d)}
+            for d in self.config["documents"]
+        ]
+
     async def get_docs(self) -> AsyncIterator[Document]:
         fail_after = self.config["fail_after"]
-        for position, document in enumerate(self.config["documents"]):
+        documents = self._versioned()
+        for position, document in enumerate(documents):
             if fail_after is not None and position == fail_after:
                 raise RuntimeError(f"source failed after {position} documents")
-            yield {**document, "_timestamp": document.get("_timestamp") or content_hash(document)}
+            if self.config["lazy"]:
+                document = lazy(
+                    {"_id": document["_id"], "_timestamp": document["_timestamp"]}, position
+                )
+            yield document
         if self.config["incomplete"]:
             raise IncompleteListing("listing reported incomplete")
+        self.cursor = self._newest(documents, None)
+
+    async def fetch(self, documents: list[Document]) -> list[Document]:
+        listed = self._versioned()
+        return [listed[stub[LAZY]] for stub in documents]
+
+    def can_sync_since(self, cursor: dict | None) -> bool:
+        return bool(cursor) and "newest" in cursor
+
+    async def get_docs_since(self, cursor: dict) -> AsyncIterator[Document]:
+        documents = self._versioned()
+        for document in documents:
+            if document["_timestamp"] > (cursor.get("newest") or ""):
+                yield document
+        for document_id in self.config["deleted"]:
+            yield deletion(document_id)
+        if self.config["incomplete"]:
+            raise IncompleteListing("listing reported incomplete")
+        self.cursor = self._newest(documents, cursor)
+
+    @staticmethod
+    def _newest(documents: list[Document], cursor: dict | None) -> dict:
+        stamps = [str(d["_timestamp"]) for d in documents] + [(cursor or {}).get("newest") or ""]
+        return {"newest": max(stamps)}

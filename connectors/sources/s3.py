@@ -12,7 +12,17 @@ import aioboto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from connectors.source import BaseDataSource, ConfigField, Document, IncompleteListing, SourceError
+from connectors.source import (
+    LAZY,
+    BaseDataSource,
+    ConfigField,
+    Document,
+    IncompleteListing,
+    SourceError,
+    cursor_since,
+    lazy,
+    listing_started,
+)
 from connectors.sources.text import decode_text, guess_content_type, is_text
 
 CONCURRENT_READS = 8
@@ -22,6 +32,7 @@ class S3DataSource(BaseDataSource):
     """One document per object; `_timestamp` is LastModified plus the ETag (second resolution
     alone would miss an overwrite within the same second)."""
 
+    FETCH_BATCH = 64  # bodies held at once: at most 64 x max_content_bytes
     name = "Amazon S3"
     description = "Objects in S3 buckets (MinIO and other S3-compatible stores via endpoint_url)."
     CONFIGURATION: ClassVar = {
@@ -102,6 +113,7 @@ class S3DataSource(BaseDataSource):
             raise IncompleteListing(f"listing failed: {self._explain(bucket, error)}") from None
 
     async def changed(self, cursor: dict | None) -> bool:
+        started = listing_started()
         digest = hashlib.blake2b(digest_size=16)
         for bucket in self.config["buckets"]:
             async for page in self._list(bucket):
@@ -110,18 +122,39 @@ class S3DataSource(BaseDataSource):
                         f"{bucket}\0{item['Key']}\0{item.get('ETag')}\0"
                         f"{item['LastModified'].isoformat()}\n".encode()
                     )
-        self.cursor = {"fingerprint": digest.hexdigest()}
+        self.cursor = {"fingerprint": digest.hexdigest(), "since": started.isoformat()}
         return not cursor or cursor.get("fingerprint") != self.cursor["fingerprint"]
 
     async def get_docs(self) -> AsyncIterator[Document]:
-        reads = asyncio.Semaphore(CONCURRENT_READS)
         for bucket in self.config["buckets"]:
             async for page in self._list(bucket):
-                tasks = [self._document(bucket, item, reads) for item in page]
-                for document in await asyncio.gather(*tasks):
-                    yield document
+                for item in page:
+                    yield self._listed(bucket, item)
 
-    async def _document(self, bucket: str, item: dict, reads: asyncio.Semaphore) -> Document:
+    def can_sync_since(self, cursor: dict | None) -> bool:
+        return cursor_since(cursor) is not None
+
+    async def get_docs_since(self, cursor: dict) -> AsyncIterator[Document]:
+        """Objects modified at or after the cursor (less the overlap); the listing is cheap,
+        the bodies of those the index already holds are never fetched."""
+        started = listing_started()
+        since = cursor_since(cursor) - self.INCREMENTAL_OVERLAP
+        for bucket in self.config["buckets"]:
+            async for page in self._list(bucket):
+                for item in page:
+                    if item["LastModified"] >= since:
+                        yield self._listed(bucket, item)
+        self.cursor = {**cursor, "since": started.isoformat()}
+
+    async def get_ids(self) -> AsyncIterator[str]:
+        for bucket in self.config["buckets"]:
+            async for page in self._list(bucket):
+                for item in page:
+                    yield f"{bucket}/{item['Key']}"
+
+    def _listed(self, bucket: str, item: dict) -> Document:
+        """An object's document from its listing entry; a text body is fetched later, and only
+        if the index does not hold this version."""
         key, size = item["Key"], item.get("Size", 0)
         modified = item["LastModified"].isoformat()
         etag = (item.get("ETag") or "").strip('"')
@@ -137,13 +170,22 @@ class S3DataSource(BaseDataSource):
             "storage_class": item.get("StorageClass", "STANDARD"),
         }
         if is_text(key) and size <= self.config["max_content_bytes"]:
-            async with reads:
-                body, content_type = await self._read(bucket, key)
-            if content_type:
-                document["content_type"] = content_type
-            text = decode_text(body, key, content_type) if body is not None else None
-            if text is not None:
-                document["body"] = text
+            lazy(document, (bucket, key))
+        return document
+
+    async def fetch(self, documents: list[Document]) -> list[Document]:
+        reads = asyncio.Semaphore(CONCURRENT_READS)
+        return list(await asyncio.gather(*(self._with_body(d, reads) for d in documents)))
+
+    async def _with_body(self, document: Document, reads: asyncio.Semaphore) -> Document:
+        bucket, key = document[LAZY]
+        async with reads:
+            body, content_type = await self._read(bucket, key)
+        if content_type:
+            document["content_type"] = content_type
+        text = decode_text(body, key, content_type) if body is not None else None
+        if text is not None:
+            document["body"] = text
         return document
 
     async def _read(self, bucket: str, key: str) -> tuple[bytes | None, str | None]:
