@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import itertools
 import random
+from collections.abc import Iterator
 
 from bson import Int64, ObjectId
 from pymongo import AsyncMongoClient
@@ -76,6 +78,45 @@ async def change_one_percent_each(url: str, database: str, collection: str, coun
     finally:
         await client.close()
     return {"updated": len(updated), "deleted": len(deleted), "created": len(new)}
+
+
+KINDS_BASE = datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC)
+"""`updated_at` of document i is KINDS_BASE + i seconds: only the newest ~300 fall within an
+incremental sync's 5-minute overlap."""
+
+
+def kinds_documents(
+    count: int,
+    updated: frozenset[int] = frozenset(),
+    updated_at: datetime.datetime | None = None,
+    deleted: frozenset[int] = frozenset(),
+) -> Iterator[dict]:
+    """The sync-kinds collection: `make_document(i)` plus `updated_at`; the `updated` ones get a
+    new body (version 1) and `updated_at`, the `deleted` ones are left out."""
+    for i in range(count):
+        if i in deleted:
+            continue
+        if i in updated:
+            yield {**make_document(i, version=1), "updated_at": updated_at}
+        else:
+            stamp = KINDS_BASE + datetime.timedelta(seconds=i)
+            yield {**make_document(i), "updated_at": stamp}
+
+
+async def rewrite_collection(url: str, database: str, collection: str, documents) -> float:
+    """Drop the collection and insert `documents` in batches; seconds spent. Rewriting is how
+    the bench changes FerretDB data (see `change_one_percent_each` for why)."""
+    started = asyncio.get_running_loop().time()
+    client = AsyncMongoClient(url)
+    try:
+        target = client[database][collection]
+        await target.drop()
+        documents = iter(documents)
+        while batch := list(itertools.islice(documents, 5000)):
+            await target.insert_many(batch, ordered=False)
+    finally:
+        await client.close()
+    return asyncio.get_running_loop().time() - started
 
 
 async def drop_collection(url: str, database: str, collection: str) -> None:

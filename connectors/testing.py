@@ -205,3 +205,32 @@ class SourceContract:
         await read_all(again)
         await harness.backend.remove(3)
         assert await _changed(harness, again.sync_cursor()) is True, "missed a delete"
+
+    async def test_the_id_listing_matches_the_documents(self, harness: Harness) -> None:
+        await harness.backend.seed(5)
+        documents = {str(d["_id"]) for d in await read_all(harness.make())}
+        source = harness.make()
+        try:
+            ids = [str(document_id) async for document_id in source.get_ids()]
+        finally:
+            await source.close()
+        assert sorted(ids) == sorted(documents), "get_ids() and get_docs() disagree"
+
+    async def test_an_incremental_listing_includes_a_modification(self, harness: Harness) -> None:
+        _require_backend(harness, "modify")
+        if not harness.source_class.supports_incremental(harness.make().config):
+            pytest.skip(f"{harness.source_class.__name__}: no incremental syncs with this config")
+        await harness.backend.seed(4)
+        full = harness.make()
+        await full.changed(None)  # what a full sync asks first
+        await read_all(full)
+        cursor = full.sync_cursor()
+        await harness.backend.modify(1)
+        source = harness.make()
+        try:
+            assert source.can_sync_since(cursor), f"cannot resume from its own cursor {cursor}"
+            listed = [str(d["_id"]) async for d in source.get_docs_since(cursor)]
+            assert source.sync_cursor(), "no cursor for the next incremental sync"
+        finally:
+            await source.close()
+        assert harness.backend.id_of(1) in listed, "an incremental listing missed a change"

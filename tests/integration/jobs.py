@@ -95,8 +95,12 @@ class ConnectorHarness:
             counts = {**outcome.counts, "changed": outcome.changed}
         return Synced(await self.jobs.get(job_id), counts)
 
-    async def sync(self, connector_id: str, via: str = "plain") -> Synced:
-        return await self.run(await self.claim(connector_id), via)
+    async def sync(self, connector_id: str, via: str = "plain", job_type: str = "full") -> Synced:
+        return await self.run(await self.claim(connector_id, job_type), via)
+
+    async def cursor(self, connector_id: str) -> dict | None:
+        """The connector's `sync_cursor`, as the last successful sync left it."""
+        return (await self.connectors.get(connector_id)).doc.get("sync_cursor")
 
     async def sync_source(self, service_type: str, index: str, **values: Any) -> Synced:
         """Sync `index` from a source configured with `values`: one connector per index,

@@ -6,6 +6,7 @@ these tests seed, change and remove items in each store.
 
 import os
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aioboto3
@@ -44,20 +45,29 @@ class DirectoryBackend:
 
 
 class MongoBackend:
-    def __init__(self, collection_name):
+    """With `timestamps`, every document has an `updated_at` that each change moves forward."""
+
+    def __init__(self, collection_name, timestamps=False):
         self.client = AsyncMongoClient(os.environ["MONGODB_URL"])
         self.collection = self.client["contract"][collection_name]
+        self.timestamps = timestamps
+
+    def _stamp(self, offset_seconds=0):
+        if not self.timestamps:
+            return {}
+        return {"updated_at": datetime(2025, 1, 1, tzinfo=UTC) + timedelta(seconds=offset_seconds)}
 
     async def seed(self, n):
         await self.collection.insert_many(
-            [{"_id": f"m{i}", "n": i, "text": f"t{i}"} for i in range(n)]
+            [{"_id": f"m{i}", "n": i, "text": f"t{i}", **self._stamp(i)} for i in range(n)]
         )
 
     def id_of(self, i):
         return f"m{i}"
 
     async def modify(self, i):
-        await self.collection.update_one({"_id": f"m{i}"}, {"$set": {"text": "changed"}})
+        changes = {"text": "changed", **self._stamp(86_400 * 365)}
+        await self.collection.update_one({"_id": f"m{i}"}, {"$set": changes})
 
     async def remove(self, i):
         await self.collection.delete_one({"_id": f"m{i}"})
@@ -151,6 +161,31 @@ class TestMongoSource(SourceContract):
         yield Harness(
             MongoDataSource,
             {"host": os.environ["MONGODB_URL"], "database": "contract", "collection": name},
+            backend,
+            bad_host={"host": "mongodb://127.0.0.1:1/", "timeout_ms": 1500},
+            missing_field="database",
+            bad_value=("batch_size", "big"),
+            bad_credentials={"user": "alice", "password": "wrong"},
+        )
+        await backend.close()
+
+
+class TestMongoSourceWithTimestampField(SourceContract):
+    """The same source where it lists versions first and runs incremental syncs."""
+
+    @pytest.fixture
+    async def harness(self):
+        name = f"c{uuid.uuid4().hex[:10]}"
+        backend = MongoBackend(name, timestamps=True)
+        config = {
+            "host": os.environ["MONGODB_URL"],
+            "database": "contract",
+            "collection": name,
+            "timestamp_field": "updated_at",
+        }
+        yield Harness(
+            MongoDataSource,
+            config,
             backend,
             bad_host={"host": "mongodb://127.0.0.1:1/", "timeout_ms": 1500},
             missing_field="database",

@@ -19,6 +19,7 @@ class Shelf:
     token: str = "open"
     items: dict[str, tuple[int, str]] = field(default_factory=dict)
     revision: int = 0
+    changed_at: dict[str, int] = field(default_factory=dict)  # item -> revision of its change
 
 
 SHELVES: dict[str, Shelf] = {}
@@ -55,6 +56,13 @@ class ShelfDataSource(BaseDataSource):
         for item_id, (version, text) in sorted(shelf.items.items()):
             yield {"_id": item_id, "_timestamp": str(version), "text": text}
 
+    async def get_docs_since(self, cursor):
+        shelf = self.shelf()
+        for item_id, (version, text) in sorted(shelf.items.items()):
+            if shelf.changed_at[item_id] > cursor["revision"]:
+                yield {"_id": item_id, "_timestamp": str(version), "text": text}
+        self.cursor = {"revision": shelf.revision}
+
 
 class DuplicateIds(ShelfDataSource):
     """Broken: ids built from a prefix of the key, so b1 and b10 collide."""
@@ -69,6 +77,14 @@ class NeverChanged(ShelfDataSource):
 
     async def changed(self, cursor):
         return False
+
+
+class MissesChanges(ShelfDataSource):
+    """Broken: its incremental listing looks at the wrong revision and sees nothing new."""
+
+    async def get_docs_since(self, cursor):
+        async for document in super().get_docs_since({"revision": self.shelf().revision}):
+            yield document
 
 
 class SecretInError(ShelfDataSource):
@@ -86,16 +102,18 @@ class ShelfBackend:
         self.shelf = SHELVES[name] = Shelf(token)
 
     async def seed(self, n):
-        self.shelf.items.update({f"b{i}": (1, f"book {i}") for i in range(n)})
         self.shelf.revision += 1
+        self.shelf.items.update({f"b{i}": (1, f"book {i}") for i in range(n)})
+        self.shelf.changed_at.update({f"b{i}": self.shelf.revision for i in range(n)})
 
     def id_of(self, i):
         return f"b{i}"
 
     async def modify(self, i):
         version, _ = self.shelf.items[f"b{i}"]
-        self.shelf.items[f"b{i}"] = (version + 1, "rewritten")
         self.shelf.revision += 1
+        self.shelf.items[f"b{i}"] = (version + 1, "rewritten")
+        self.shelf.changed_at[f"b{i}"] = self.shelf.revision
 
     async def remove(self, i):
         del self.shelf.items[f"b{i}"]
@@ -135,12 +153,12 @@ def run_suite(pytester, source: str, complete: bool = True):
 
 
 def test_a_sound_source_passes_every_check(pytester):
-    run_suite(pytester, "ShelfDataSource").assert_outcomes(passed=8)
+    run_suite(pytester, "ShelfDataSource").assert_outcomes(passed=10)
 
 
 def test_checks_without_inputs_are_skipped_with_the_reason(pytester):
     result = run_suite(pytester, "ShelfDataSource", complete=False)
-    result.assert_outcomes(passed=4, skipped=4)
+    result.assert_outcomes(passed=6, skipped=4)
     for missing in ("missing_field", "bad_value", "bad_host", "bad_credentials"):
         result.stdout.fnmatch_lines([f"SKIPPED *ShelfDataSource: harness gives no {missing} (*"])
 
@@ -155,9 +173,14 @@ def test_checks_without_inputs_are_skipped_with_the_reason(pytester):
         ),
         ("NeverChanged", "test_changed_is_never_wrongly_false", "changed(None) must be True"),
         ("SecretInError", "test_ping_fails_clearly_on_wrong_credentials", "error shows a secret"),
+        (
+            "MissesChanges",
+            "test_an_incremental_listing_includes_a_modification",
+            "an incremental listing missed a change",
+        ),
     ],
 )
 def test_a_broken_source_fails_the_check_it_breaks(pytester, source, failing_check, reason):
     result = run_suite(pytester, source)
-    result.assert_outcomes(passed=7, failed=1)
+    result.assert_outcomes(passed=9, failed=1)
     result.stdout.fnmatch_lines([f"E *AssertionError: {reason}*", f"FAILED *::{failing_check}*"])
