@@ -174,6 +174,21 @@ async def test_end_to_end_directory_sync_through_cli_and_poll(service, config_fi
     listing = cli(config_file, "connector", "list").stdout
     assert connector_id in listing and "connected" in listing
 
+    (folder / "e.md").write_text("a new file")
+    requested = cli(config_file, "connector", "sync", connector_id, "--type", "incremental")
+    assert "incremental sync job" in requested.stdout
+    assert await poll_forever(config_file, once=True) == 0
+    job = await latest_job(jobs, connector_id)
+    assert (job.doc["job_type"], job.status) == ("incremental", JobStatus.COMPLETED)
+    assert (job.doc["indexed_document_count"], job.doc["deleted_document_count"]) == (1, 0)
+    assert await index_ids(es, index) == {"a.md", "e.md", "guide/c.txt", "guide/d.md"}
+    async with get_client() as client:
+        flow_run = await client.read_flow_run(job.doc["metadata"]["flow_run_id"])
+    assert "job_type:incremental" in flow_run.tags and "-incremental-" in flow_run.name
+    jobs_listed = cli(config_file, "job", "list", connector_id).stdout.splitlines()
+    assert jobs_listed[0].split()[:2] == ["ID", "TYPE"]
+    assert [line.split()[1] for line in jobs_listed[1:]] == ["incremental", "full", "full"]
+
 
 async def _start_slow_sync(config_file, connectors, jobs, made, count=3000):
     index = f"svc-slow-{uuid.uuid4().hex[:8]}"
