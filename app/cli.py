@@ -72,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
         "-c",
         "--config-file",
         dest="config_file",
-        help="configuration file (default: config.yml of this project)",
+        help="configuration file (default: $ELASTIC_INGEST_CONFIG, ./config.yml, "
+        "~/.config/elastic-ingest/config.yml, this checkout's config.yml, built-in defaults)",
     )
     parser.add_argument(
         "--debug", action="store_true", help="asyncio debug mode and debug-level logs"

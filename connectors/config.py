@@ -21,7 +21,17 @@ from pydantic import (
 
 from connectors.index_names import name_problem
 
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config.yml"
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config.yml"  # a checkout's own
+CONFIG_VARIABLE = "ELASTIC_INGEST_CONFIG"
+BUILTIN_DEFAULTS = {
+    "elasticsearch": {"hosts": ["${ELASTICSEARCH_URL:-http://127.0.0.1:9200}"]},
+    "sources": {
+        "mongodb": "connectors.sources.mongo:MongoDataSource",
+        "s3": "connectors.sources.s3:S3DataSource",
+        "directory": "connectors.sources.directory:DirectoryDataSource",
+    },
+}
+"""What runs when no configuration file is found (the same as the shipped config.yml)."""
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _HTTP_URL = TypeAdapter(AnyHttpUrl)
 
@@ -171,9 +181,30 @@ def parse_settings(raw: Any, source: str = "config") -> Settings:
     return settings
 
 
+def user_config_file() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
+    return Path(base) / "elastic-ingest" / "config.yml"
+
+
+def config_file(path: str | os.PathLike | None = None) -> Path | None:
+    """Which file configures this process: the one given (`-c`), else $ELASTIC_INGEST_CONFIG,
+    else ./config.yml, else the user's (~/.config/elastic-ingest/config.yml), else a checkout's
+    own config.yml; None means the built-in defaults."""
+    explicit = path or os.environ.get(CONFIG_VARIABLE)
+    if explicit:
+        return Path(explicit)
+    for candidate in (Path.cwd() / "config.yml", user_config_file(), DEFAULT_CONFIG):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
 def load_settings(path: str | os.PathLike | None = None) -> Settings:
-    """Read and validate config.yml (the project's default when `path` is None)."""
-    file = Path(path) if path else DEFAULT_CONFIG
+    """Read and validate the configuration file `config_file(path)` names, or the built-in
+    defaults when there is none."""
+    file = config_file(path)
+    if file is None:
+        return parse_settings(BUILTIN_DEFAULTS, "built-in defaults")
     try:
         text = file.read_text()
     except OSError as error:

@@ -29,7 +29,6 @@ def main() -> int:
     env = {
         **os.environ,
         "PREFECT_API_URL": os.environ.get("PREFECT_API_URL", prefect_server.api_url()),
-        "ELASTIC_INGEST_HOME": str(PROJECT),
     }
     prefect("work-pool", "create", worker.POOL, "--type", "process", "--overwrite", env=env)
     prefect("--no-prompt", "deploy", "--all", env=env)

@@ -231,7 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m flows.poll", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("-c", "--config-file", help="configuration file (default: config.yml)")
+    parser.add_argument(
+        "-c", "--config-file", help="configuration file (default: as elastic-ingest -c)"
+    )
     parser.add_argument("--once", action="store_true", help="run a single pass and exit")
     args = parser.parse_args(argv)
     try:

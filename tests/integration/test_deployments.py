@@ -33,11 +33,7 @@ def prefect_env(tmp_path):
         server.start()
     except RuntimeError as error:
         pytest.fail(str(error))
-    yield {
-        **server.client_env,
-        "ELASTIC_INGEST_HOME": str(PROJECT),
-        "PREFECT_WORKER_QUERY_SECONDS": "1",
-    }
+    yield {**server.client_env, "PREFECT_WORKER_QUERY_SECONDS": "1"}
     server.stop()
 
 
@@ -91,9 +87,12 @@ async def test_deploy_and_run_sync_directory_through_a_worker(prefect_env, tmp_p
         for name in ("sync/mongodb", "sync/s3", "sync/directory", "poll/service"):
             assert name in deployments
         worker_log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115 - closed with the worker
+        # No pull step and no variable: the worker imports the installed package from its own
+        # directory. The test's plugin source must be importable there, as a user's plugin
+        # package would be installed next to elastic-ingest.
         worker = subprocess.Popen(
             [PREFECT, "worker", "start", "--pool", "elastic-ingest"],
-            env=prefect_env,
+            env={**prefect_env, "PYTHONPATH": str(PROJECT)},
             cwd=tmp_path,
             stdout=worker_log,
             stderr=subprocess.STDOUT,
@@ -129,6 +128,23 @@ async def test_deploy_and_run_sync_directory_through_a_worker(prefect_env, tmp_p
         flow_run = httpx.get(f"{api}/flow_runs/{job.doc['metadata']['flow_run_id']}").json()
         assert flow_run["state"]["type"] == "COMPLETED"
         assert f"job:{job.id}" in flow_run["tags"] and job.id in flow_run["name"]
+
+        # An incremental sync started the way a Prefect user starts one.
+        (folder / "f3.md").write_text("file 3")
+        prefect(
+            prefect_env, "deployment", "run", "sync/directory",
+            "--param", f"connector_id={connector_id}", "--param", "job_type=incremental",
+            "--param", f"config_file={config_file}",
+        )  # fmt: skip
+        deadline = time.monotonic() + 120
+        while (latest := (await jobs.for_connector(connector_id))[0]).id == job.id or (
+            latest.status not in (JobStatus.COMPLETED, JobStatus.ERROR)
+        ):
+            assert time.monotonic() < deadline, "the incremental sync did not finish in 120 s"
+            await asyncio.sleep(1)
+        assert (latest.doc["job_type"], latest.status) == ("incremental", JobStatus.COMPLETED)
+        assert latest.doc["indexed_document_count"] == 1
+        assert latest.doc["metadata"].get("ran_as") is None  # it had a cursor to start from
 
         # A failed sync the poller launched, retried from Prefect once its folder exists, syncs
         # the connector again as a new job; the failed job keeps its end.

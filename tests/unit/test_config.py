@@ -2,7 +2,7 @@
 
 import pytest
 
-from connectors.config import SettingsError, load_settings, parse_settings
+from connectors.config import SettingsError, config_file, load_settings, parse_settings
 
 
 def test_the_shipped_config_yml_is_valid():
@@ -76,3 +76,26 @@ def test_protocol_index_names_follow_elasticsearch_rules():
     joined = "\n".join(raised.value.problems)
     assert "protocol.connectors_index: index name 'Bad Index!' must be lowercase" in joined
     assert "protocol.jobs_index: index name '_jobs' cannot start with '_'" in joined
+
+
+def test_the_configuration_file_is_found_by_one_rule(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("ELASTIC_INGEST_CONFIG", raising=False)
+    monkeypatch.setattr("connectors.config.DEFAULT_CONFIG", tmp_path / "no-checkout.yml")
+    assert config_file() is None  # nothing anywhere: the built-in defaults
+    assert set(load_settings().sources) == {"mongodb", "s3", "directory"}
+
+    user = tmp_path / "xdg" / "elastic-ingest" / "config.yml"
+    user.parent.mkdir(parents=True)
+    user.write_text("service: {poll_interval: 7}\n")
+    assert load_settings().service.poll_interval == 7
+    (tmp_path / "config.yml").write_text("service: {poll_interval: 8}\n")
+    assert load_settings().service.poll_interval == 8
+    named = tmp_path / "named.yml"
+    named.write_text("service: {poll_interval: 9}\n")
+    monkeypatch.setenv("ELASTIC_INGEST_CONFIG", str(named))
+    assert load_settings().service.poll_interval == 9
+    given = tmp_path / "given.yml"
+    given.write_text("service: {poll_interval: 10}\n")
+    assert load_settings(given).service.poll_interval == 10
