@@ -77,32 +77,34 @@ class DirectoryDataSource(BaseDataSource):
         included = any(fnmatchcase(relative, pattern) for pattern in self.config["include"])
         return included and not any(fnmatchcase(relative, p) for p in self.config["exclude"])
 
-    def _fingerprint(self) -> str:
-        digest = hashlib.blake2b(digest_size=16)
-        for relative, _, stat in self._files():
-            digest.update(
-                f"{relative}\0{stat.st_mtime_ns}\0{stat.st_ctime_ns}\0{stat.st_size}"
-                f"\0{stat.st_ino}\n".encode()
-            )
-        return digest.hexdigest()
-
     async def changed(self, cursor: dict | None) -> bool:
+        """Compare a fingerprint of every file's stat with the cursor's (a stat walk, no reads);
+        without one there is nothing to compare, and the sync's own walk makes one."""
         await self.ping()
+        if not cursor or "fingerprint" not in cursor:
+            return True
         started = listing_started()
-        fingerprint = await asyncio.to_thread(self._fingerprint)
+
+        def walk() -> str:
+            fingerprint = hashlib.blake2b(digest_size=16)
+            for relative, _, stat in self._files():
+                fingerprint.update(_stat_line(relative, stat))
+            return fingerprint.hexdigest()
+
+        fingerprint = await asyncio.to_thread(walk)
         self.cursor = {"fingerprint": fingerprint, "since": started.isoformat()}
-        return not cursor or cursor.get("fingerprint") != fingerprint
+        return cursor["fingerprint"] != fingerprint
 
     async def get_docs(self) -> AsyncIterator[Document]:
         await self.ping()
-        if self.cursor is None:
-            started = listing_started()
-            fingerprint = await asyncio.to_thread(self._fingerprint)
-            self.cursor = {"fingerprint": fingerprint, "since": started.isoformat()}
+        started = listing_started()
+        fingerprint = hashlib.blake2b(digest_size=16)
         for count, (relative, path, stat) in enumerate(self._files()):
+            fingerprint.update(_stat_line(relative, stat))
             yield self._listed(relative, path, stat)
             if count % 100 == 0:
                 await asyncio.sleep(0)
+        self.cursor = {"fingerprint": fingerprint.hexdigest(), "since": started.isoformat()}
 
     def can_sync_since(self, cursor: dict | None) -> bool:
         return cursor_since(cursor) is not None
@@ -157,3 +159,10 @@ class DirectoryDataSource(BaseDataSource):
         if body is not None:
             document["body"] = body
         return document
+
+
+def _stat_line(relative: str, stat: os.stat_result) -> bytes:
+    """What the fingerprint covers per file: any write, rename, replacement or resize moves it."""
+    return (
+        f"{relative}\0{stat.st_mtime_ns}\0{stat.st_ctime_ns}\0{stat.st_size}\0{stat.st_ino}\n"
+    ).encode()

@@ -113,23 +113,28 @@ class S3DataSource(BaseDataSource):
             raise IncompleteListing(f"listing failed: {self._explain(bucket, error)}") from None
 
     async def changed(self, cursor: dict | None) -> bool:
+        """Compare a fingerprint of the listing (keys, ETags, LastModified) with the cursor's;
+        without one there is nothing to compare, and the sync's own listing makes one."""
+        if not cursor or "fingerprint" not in cursor:
+            return True
         started = listing_started()
-        digest = hashlib.blake2b(digest_size=16)
+        fingerprint = _Fingerprint()
         for bucket in self.config["buckets"]:
             async for page in self._list(bucket):
                 for item in page:
-                    digest.update(
-                        f"{bucket}\0{item['Key']}\0{item.get('ETag')}\0"
-                        f"{item['LastModified'].isoformat()}\n".encode()
-                    )
-        self.cursor = {"fingerprint": digest.hexdigest(), "since": started.isoformat()}
-        return not cursor or cursor.get("fingerprint") != self.cursor["fingerprint"]
+                    fingerprint.add(bucket, item)
+        self.cursor = {"fingerprint": fingerprint.hexdigest(), "since": started.isoformat()}
+        return cursor["fingerprint"] != self.cursor["fingerprint"]
 
     async def get_docs(self) -> AsyncIterator[Document]:
+        started = listing_started()
+        fingerprint = _Fingerprint()
         for bucket in self.config["buckets"]:
             async for page in self._list(bucket):
                 for item in page:
+                    fingerprint.add(bucket, item)
                     yield self._listed(bucket, item)
+        self.cursor = {"fingerprint": fingerprint.hexdigest(), "since": started.isoformat()}
 
     def can_sync_since(self, cursor: dict | None) -> bool:
         return cursor_since(cursor) is not None
@@ -202,3 +207,19 @@ class S3DataSource(BaseDataSource):
     async def close(self) -> None:
         await self._stack.aclose()
         self._clients.clear()
+
+
+class _Fingerprint:
+    """A digest of a listing: equal digests, an unchanged set of objects."""
+
+    def __init__(self):
+        self.digest = hashlib.blake2b(digest_size=16)
+
+    def add(self, bucket: str, item: dict) -> None:
+        self.digest.update(
+            f"{bucket}\0{item['Key']}\0{item.get('ETag')}\0"
+            f"{item['LastModified'].isoformat()}\n".encode()
+        )
+
+    def hexdigest(self) -> str:
+        return self.digest.hexdigest()
