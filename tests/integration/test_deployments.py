@@ -86,6 +86,10 @@ async def test_deploy_and_run_sync_directory_through_a_worker(prefect_env, tmp_p
         deployments = prefect(prefect_env, "deployment", "ls")
         for name in ("sync/mongodb", "sync/s3", "sync/directory", "poll/service"):
             assert name in deployments
+        api = prefect_env["PREFECT_API_URL"]
+        deployed = httpx.get(f"{api}/deployments/name/sync/directory").json()
+        assert deployed["entrypoint"] == "flows.sync:sync"
+        assert not deployed["pull_steps"]  # nothing tied to this checkout's path
         worker_log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115 - closed with the worker
         # No pull step and no variable: the worker imports the installed package from its own
         # directory. The test's plugin source must be importable there, as a user's plugin
@@ -124,7 +128,6 @@ async def test_deploy_and_run_sync_directory_through_a_worker(prefect_env, tmp_p
         )
         await es.indices.refresh(index=index)
         assert (await es.count(index=index))["count"] == 3
-        api = prefect_env["PREFECT_API_URL"]
         flow_run = httpx.get(f"{api}/flow_runs/{job.doc['metadata']['flow_run_id']}").json()
         assert flow_run["state"]["type"] == "COMPLETED"
         assert f"job:{job.id}" in flow_run["tags"] and job.id in flow_run["name"]
