@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from importlib.metadata import entry_points
 
 from connectors.source import BaseDataSource
 
@@ -38,9 +39,21 @@ def load_source_class(qualified_name: str) -> type[BaseDataSource]:
     return target
 
 
+ENTRY_POINT_GROUP = "elastic_ingest.sources"
+
+
+def registered_sources(configured: dict[str, str]) -> dict[str, str]:
+    """Service type -> `package.module:Class`: the sources installed packages declare in the
+    `elastic_ingest.sources` entry point group, then config.yml's `sources` (which wins)."""
+    installed = {point.name: point.value for point in entry_points(group=ENTRY_POINT_GROUP)}
+    return {**installed, **configured}
+
+
 def source_class_for(sources: dict[str, str], service_type: str) -> type[BaseDataSource]:
-    """The class configured for `service_type`, or a RegistryError naming the known types."""
+    """The class registered for `service_type` (config.yml's `sources`, or an installed
+    package's entry point), or a RegistryError naming the known types."""
+    sources = registered_sources(sources)
     if service_type not in sources:
         known = ", ".join(sorted(sources)) or "none"
-        raise RegistryError(f"unknown service type {service_type!r} (configured: {known})")
+        raise RegistryError(f"unknown service type {service_type!r} (registered: {known})")
     return load_source_class(sources[service_type])

@@ -41,15 +41,23 @@ async def _deployment_exists(name: str) -> bool:
     return True
 
 
+GENERIC_DEPLOYMENT = "sync/connector"
+
+
 async def launch_through_deployments(claimed: list[dict], config_file: str | None) -> list[dict]:
-    """Start a deployment run for each job whose `sync/<service_type>` deployment exists;
-    return the jobs left to run in this process (also those a deployment refused)."""
+    """Start a deployment run for each job: on `sync/<service_type>` when it exists, else on
+    the generic `sync/connector` (plugin sources); return the jobs left to run in this process
+    (no deployment at all, or one that refused the run)."""
     local, known = [], {}
     for job in claimed:
-        name = f"sync/{job['service_type']}"
-        if name not in known:
-            known[name] = await _deployment_exists(name)
-        if not known[name]:
+        name = None
+        for candidate in (f"sync/{job['service_type']}", GENERIC_DEPLOYMENT):
+            if candidate not in known:
+                known[candidate] = await _deployment_exists(candidate)
+            if known[candidate]:
+                name = candidate
+                break
+        if name is None:
             local.append(job)
             continue
         try:

@@ -150,7 +150,10 @@ async def sync_connectors(
         connectors, jobs = runtime.protocol
         if connector_id:
             found = await connectors.get(connector_id)
-            targets = [found] if found else []
+            mistake = _target_mistake(connector_id, found, service_type)
+            if mistake:  # a run given a wrong id must not end green
+                return Failed(message=mistake)
+            targets = [found]
         else:
             targets = await connectors.all(service_type)
         runnable = [connector for connector in targets if may_sync(connector.status)]
@@ -183,6 +186,20 @@ async def sync_connectors(
     if failures:
         return Failed(message="; ".join(failures), data=results)
     return results
+
+
+def _target_mistake(connector_id: str, connector, service_type: str | None) -> str | None:
+    """Why a run asked to sync this one connector cannot, in one line (None: it can)."""
+    if connector is None:
+        return f"connector {connector_id} does not exist"
+    if service_type and connector.service_type != service_type:
+        return (
+            f"connector {connector_id} is a {connector.service_type!r} connector, not "
+            f"{service_type!r}: run sync/{connector.service_type}"
+        )
+    if not may_sync(connector.status):
+        return f"connector {connector_id} is {connector.status}; it cannot sync until configured"
+    return None
 
 
 async def _claim_new_job(jobs, connector, job_type: JobType = JobType.FULL):

@@ -7,6 +7,7 @@ from prefect.cache_policies import NO_CACHE
 
 from connectors import poll
 from connectors.protocol import ensure_protocol_indices, stale
+from connectors.registry import registered_sources
 from tasks.runtime import current
 
 
@@ -47,7 +48,8 @@ async def claim_jobs(capacity: int) -> list[dict[str, str]]:
         return []
     runtime = current()
     _, jobs = runtime.protocol
-    claimed = await poll.claim_jobs(jobs, capacity, list(runtime.settings.sources))
+    service_types = list(registered_sources(runtime.settings.sources))
+    claimed = await poll.claim_jobs(jobs, capacity, service_types)
     return [
         {
             "job_id": job.id,

@@ -84,7 +84,7 @@ async def test_deploy_and_run_sync_directory_through_a_worker(prefect_env, tmp_p
         prefect(prefect_env, "work-pool", "create", "elastic-ingest", "--type", "process")
         prefect(prefect_env, "--no-prompt", "deploy", "--all")
         deployments = prefect(prefect_env, "deployment", "ls")
-        for name in ("sync/mongodb", "sync/s3", "sync/directory", "poll/service"):
+        for name in ("sync/mongodb", "sync/s3", "sync/directory", "sync/connector", "poll/service"):
             assert name in deployments
         api = prefect_env["PREFECT_API_URL"]
         deployed = httpx.get(f"{api}/deployments/name/sync/directory").json()
@@ -187,7 +187,6 @@ async def test_deploy_and_run_sync_directory_through_a_worker(prefect_env, tmp_p
         assert first.id == failed_job_id and first.status == JobStatus.ERROR
         assert retried.status == JobStatus.COMPLETED and retried.doc["indexed_document_count"] == 1
 
-        # Cancelling the deployment run from Prefect (as the UI does) ends the job `canceled`.
         slow = new_connector_document("slow", f"{index}-slow")
         slow.update(
             status="configured",
@@ -198,16 +197,27 @@ async def test_deploy_and_run_sync_directory_through_a_worker(prefect_env, tmp_p
             },
         )
         slow_id = await connectors.create(slow)
+        # A connector run under another type's deployment fails at once, saying where it runs.
         output = prefect(
-            prefect_env,
-            "deployment",
-            "run",
-            "sync/directory",
-            "--param",
-            f"connector_id={slow_id}",
-            "--param",
-            f"config_file={config_file}",
-        )
+            prefect_env, "deployment", "run", "sync/directory",
+            "--param", f"connector_id={slow_id}", "--param", f"config_file={config_file}",
+        )  # fmt: skip
+        wrong_run_id = output.split("/flow-run/")[1].split()[0].strip()
+        deadline = time.monotonic() + 120
+        while (state := httpx.get(f"{api}/flow_runs/{wrong_run_id}").json()["state"])[
+            "type"
+        ] not in ("COMPLETED", "FAILED", "CRASHED"):
+            assert time.monotonic() < deadline, "the mistaken run did not end in 120 s"
+            await asyncio.sleep(0.5)
+        assert state["type"] == "FAILED" and "is a 'slow' connector" in state["message"]
+        assert await jobs.for_connector(slow_id) == []  # no job was created for it
+
+        # A plugin source's connector runs on the generic deployment; cancelling that run from
+        # Prefect (as the UI does) ends the job `canceled`.
+        output = prefect(
+            prefect_env, "deployment", "run", "sync/connector",
+            "--param", f"connector_id={slow_id}", "--param", f"config_file={config_file}",
+        )  # fmt: skip
         parent_run_id = output.split("/flow-run/")[1].split()[0].strip()
 
         async def slow_job(statuses):

@@ -2,7 +2,12 @@
 
 import pytest
 
-from connectors.registry import RegistryError, load_source_class, source_class_for
+from connectors.registry import (
+    RegistryError,
+    load_source_class,
+    registered_sources,
+    source_class_for,
+)
 from connectors.sources.memory import MemoryDataSource
 
 
@@ -26,5 +31,20 @@ def test_a_class_that_is_not_a_source_is_refused():
 
 
 def test_an_unknown_service_type_lists_the_known_ones():
-    with pytest.raises(RegistryError, match=r"unknown service type 'x' \(configured: a, b\)"):
+    with pytest.raises(RegistryError, match=r"unknown service type 'x' \(registered: a, b"):
         source_class_for({"a": "m:A", "b": "m:B"}, "x")
+
+
+def test_an_installed_package_registers_a_source_by_entry_point(tmp_path, monkeypatch):
+    """What `pip install` of a plugin package declaring the entry point leaves on sys.path."""
+    dist = tmp_path / "notes_plugin-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: notes-plugin\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(
+        "[elastic_ingest.sources]\nnotes = connectors.sources.memory:MemoryDataSource\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert registered_sources({})["notes"] == "connectors.sources.memory:MemoryDataSource"
+    assert source_class_for({}, "notes") is MemoryDataSource
+    configured = {"notes": "connectors.sources.directory:DirectoryDataSource"}
+    assert source_class_for(configured, "notes").__name__ == "DirectoryDataSource"  # config wins
