@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import tomllib
 import urllib.request
+from pathlib import Path
 
 from devstack.common import (
     check_port_free,
@@ -18,6 +22,7 @@ from devstack.common import (
 )
 
 NAME = "prefect"
+PROFILE = "elastic-ingest"
 
 # Batch sizes that removed the SQLite "database is locked" stalls; analytics off (offline machine).
 SERVER_ENV = {
@@ -30,6 +35,16 @@ SERVER_ENV = {
     "DO_NOT_TRACK": "1",
     "PREFECT_UI_ENABLED": "true",
 }
+
+
+def server_env(listen_port: int) -> dict[str, str]:
+    """The server's environment. The UI calls the API at PREFECT_UI_API_URL: without it, it
+    calls port 4200 whatever port the server listens on."""
+    return {
+        **SERVER_ENV,
+        "PREFECT_API_URL": "",
+        "PREFECT_UI_API_URL": f"http://127.0.0.1:{listen_port}/api",
+    }
 
 
 def port() -> int:
@@ -55,11 +70,11 @@ def healthy() -> bool:
 def up() -> str:
     pid = read_pid(pid_file(NAME))
     if pid and healthy():
-        return f"prefect: running at {ui_url()} (pid {pid}, reused)"
+        return f"prefect: running at {ui_url()} (pid {pid}, reused)" + _profile_note()
     check_port_free(port(), "prefect", "STACK_PREFECT_PORT")
     home = stack_dir() / "prefect"
     log = home / "server.log"
-    env = {**SERVER_ENV, "PREFECT_HOME": str(home), "PREFECT_API_URL": ""}
+    env = {**server_env(port()), "PREFECT_HOME": str(home)}
     pid = spawn(
         NAME,
         [venv_bin("prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port())],
@@ -67,7 +82,47 @@ def up() -> str:
         env=env,
     )
     wait_until(healthy, 90, "prefect", log, pid)
-    return f"prefect: started at {ui_url()} (pid {pid})"
+    return f"prefect: started at {ui_url()} (pid {pid})" + _profile_note()
+
+
+def _profile_note() -> str:
+    configured = configure_profile()
+    return f"\n{configured}" if configured else ""
+
+
+def profiles_file() -> Path:
+    if os.environ.get("PREFECT_PROFILES_PATH"):
+        return Path(os.environ["PREFECT_PROFILES_PATH"])
+    return Path(os.environ.get("PREFECT_HOME") or Path.home() / ".prefect") / "profiles.toml"
+
+
+def configure_profile() -> str | None:
+    """Point the user's own `prefect` commands at this stack: a Prefect profile
+    `elastic-ingest` holding the stack's API URL, made the active one unless the active profile
+    already names a server (a user's own server is never switched away from). Without this, the
+    Prefect CLI starts a throwaway server and finds none of the deployments."""
+    try:
+        current = tomllib.loads(profiles_file().read_text())
+    except (OSError, tomllib.TOMLDecodeError):
+        current = {}
+    profiles = current.get("profiles", {})
+    active = current.get("active", "ephemeral")
+    ours_current = profiles.get(PROFILE, {}).get("PREFECT_API_URL") == api_url()
+    switch = active != PROFILE and not profiles.get(active, {}).get("PREFECT_API_URL")
+    if ours_current and not switch:
+        return None
+    env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "PREFECT_PROFILE")}
+    if PROFILE not in profiles:
+        _prefect(env, "profile", "create", PROFILE)
+    _prefect(env, "--profile", PROFILE, "config", "set", f"PREFECT_API_URL={api_url()}")
+    if switch:
+        _prefect(env, "profile", "use", PROFILE)
+        return f"prefect: the Prefect CLI now uses profile {PROFILE!r} ({api_url()})"
+    return f"prefect: profile {PROFILE!r} points at {api_url()} (`prefect profile use {PROFILE}`)"
+
+
+def _prefect(env: dict[str, str], *args: str) -> None:
+    subprocess.run([venv_bin("prefect"), *args], env=env, capture_output=True, timeout=60)
 
 
 def down() -> str:

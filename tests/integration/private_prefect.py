@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from devstack.prefect_server import SERVER_ENV
+from devstack.prefect_server import server_env
 
 PREFECT = str(Path(sys.executable).parent / "prefect")
 
@@ -43,7 +43,7 @@ class PrivatePrefect:
         self.home = home
         self.port = free_port()
         self.api = f"http://127.0.0.1:{self.port}/api"
-        self.env = {**os.environ, **SERVER_ENV, "PREFECT_HOME": str(home), "PREFECT_API_URL": ""}
+        self.env = {**os.environ, **server_env(self.port), "PREFECT_HOME": str(home)}
         self.process: subprocess.Popen | None = None
 
     @property

@@ -87,6 +87,8 @@ async def test_deploy_and_run_sync_directory_through_a_worker(prefect_env, tmp_p
         for name in ("sync/mongodb", "sync/s3", "sync/directory", "sync/connector", "poll/service"):
             assert name in deployments
         api = prefect_env["PREFECT_API_URL"]
+        ui_settings = httpx.get(api.removesuffix("/api") + "/ui-settings").json()
+        assert ui_settings["api_url"] == api  # the UI follows the server's port (not 4200)
         deployed = httpx.get(f"{api}/deployments/name/sync/directory").json()
         assert deployed["entrypoint"] == "flows.sync:sync"
         assert not deployed["pull_steps"]  # nothing tied to this checkout's path

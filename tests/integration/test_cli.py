@@ -1,0 +1,360 @@
+"""The `elastic-ingest` CLI as a user runs it: a subprocess with its own config file, against the
+real stack. Mistakes exit 2 with one `error:` line; runtime failures exit 1."""
+
+import asyncio
+import json
+import os
+import pty
+import subprocess
+import sys
+import time
+import uuid
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+import yaml
+
+from connectors.config import load_settings
+from connectors.es.client import create_client
+from connectors.es.indices import delete_indices
+from connectors.protocol import JobStatus, protocol_for
+from flows.poll import poll_forever
+from tests.integration.processes import wait_ended
+
+PROJECT = Path(__file__).resolve().parents[2]
+CLI = [sys.executable, "-m", "app.cli"]
+
+
+@pytest.fixture
+def config_file(tmp_path):
+    suffix = uuid.uuid4().hex[:8]
+    config = {
+        "elasticsearch": {"hosts": [os.environ["ELASTICSEARCH_URL"]]},
+        "service": {
+            "heartbeat_interval": 0.5,
+            "poll_interval": 1,
+            "use_deployments": False,
+            "max_concurrent_syncs": 4,
+        },
+        "protocol": {
+            "connectors_index": f"cli-connectors-{suffix}",
+            "jobs_index": f"cli-jobs-{suffix}",
+        },
+        "sources": {
+            "directory": "connectors.sources.directory:DirectoryDataSource",
+            "mongodb": "connectors.sources.mongo:MongoDataSource",
+        },
+    }
+    path = tmp_path / "config.yml"
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+@pytest.fixture
+async def service(config_file):
+    """This test's protocol indices (and every content index it names in `made`), removed after."""
+    settings = load_settings(config_file)
+    es = create_client(settings.elasticsearch)
+    connectors, jobs = protocol_for(es, settings)
+    made = [settings.protocol.connectors_index, settings.protocol.jobs_index]
+    yield es, connectors, jobs, made
+    await delete_indices(es, made)
+    await es.close()
+
+
+def cli(config_file, *args, check=True, env=None, stdin=subprocess.DEVNULL):
+    result = subprocess.run(
+        [*CLI, "-c", config_file, *args],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT,
+        env={**os.environ, **(env or {})},
+        stdin=stdin,
+        timeout=120,
+    )
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def refused(result, *fragments):
+    """Exit 2, one `error:` line on stderr naming every fragment, no traceback."""
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def create(config_file, service_type, index, *options, env=None, **values) -> str:
+    """`connector create` with `--set field=value` per keyword; returns the new id."""
+    pairs = [arg for field, value in values.items() for arg in ("--set", f"{field}={value}")]
+    created = cli(
+        config_file, "connector", "create", "--service-type", service_type,
+        "--index-name", index, *pairs, *options, env=env,
+    )  # fmt: skip
+    return created.stdout.strip()
+
+
+def shown(config_file, connector_id) -> dict:
+    return json.loads(cli(config_file, "connector", "show", connector_id, "-o", "json").stdout)
+
+
+def connector_ids(config_file) -> set[str]:
+    listed = json.loads(cli(config_file, "connector", "list", "-o", "json").stdout)
+    return {connector["id"] for connector in listed}
+
+
+def folder_with(tmp_path, name, *files) -> Path:
+    folder = tmp_path / name
+    folder.mkdir()
+    for file in files:
+        (folder / file).write_text(f"contents of {file}")
+    return folder
+
+
+def test_version_prints_the_installed_version():
+    result = subprocess.run([*CLI, "--version"], capture_output=True, text=True, cwd=PROJECT)
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"elastic-ingest {version('elastic-ingest')}"
+
+
+async def test_update_changes_values_schedules_and_name_and_refuses_mistakes(
+    service, config_file, tmp_path
+):
+    folder = folder_with(tmp_path, "docs", "a.md")
+    connector_id = create(config_file, "directory", "cli-update", path=folder)
+
+    updated = cli(
+        config_file, "connector", "update", connector_id, "--set", "max_content_bytes=2048",
+        "--set", "include=*.md,*.txt", "--schedule", "deletion=0 0 3 * * ?",
+        "--schedule", "0 30 * * * ?", "--name", "Handbook", "--index-name", "cli-update-2",
+    )  # fmt: skip
+    assert f"connector {connector_id} updated" in updated.stdout
+    after = shown(config_file, connector_id)
+    assert after["configuration"]["max_content_bytes"] == 2048
+    assert after["configuration"]["include"] == ["*.md", "*.txt"]
+    assert after["configuration"]["path"] == str(folder)  # untouched values stay
+    assert after["scheduling"]["deletion"] == {"enabled": True, "interval": "0 0 3 * * ?"}
+    assert after["scheduling"]["full"] == {"enabled": True, "interval": "0 30 * * * ?"}
+    assert (after["name"], after["index_name"]) == ("Handbook", "cli-update-2")
+
+    cli(config_file, "connector", "update", connector_id, "--disable-schedule", "deletion")
+    assert shown(config_file, connector_id)["scheduling"]["deletion"] == {
+        "enabled": False,
+        "interval": "0 0 3 * * ?",
+    }
+
+    update = ("connector", "update", connector_id)
+    refused(cli(config_file, *update, "--schedule", "full=0 0 25 * * ?", check=False), "hours")
+    refused(cli(config_file, *update, "--schedule", "weekly=0 0 * * * ?", check=False), "weekly")
+    refused(cli(config_file, *update, "--set", "colour=red", check=False), "colour: unknown field")
+    refused(
+        cli(config_file, *update, "--set", "max_content_bytes=lots", check=False), "expected int"
+    )
+    refused(cli(config_file, *update, "--index-name", "Bad Name", check=False), "--index-name")
+    refused(cli(config_file, *update, check=False), "nothing to update")
+    refused(cli(config_file, "connector", "update", "no-such-id", "--name", "x", check=False))
+    final = shown(config_file, connector_id)
+    assert final["configuration"]["max_content_bytes"] == 2048  # refusals wrote nothing
+    assert final["scheduling"]["full"]["interval"] == "0 30 * * * ?"
+
+
+async def test_set_stores_values_with_the_field_type_and_secret_references(service, config_file):
+    es, connectors, jobs, made = service
+    connector_id = create(
+        config_file, "mongodb", "cli-mongo", database="shop", collection="products",
+        batch_size="500", tls="true", password="prefect-secret:mongo-password",
+    )  # fmt: skip
+    configuration = shown(config_file, connector_id)["configuration"]
+    assert configuration["batch_size"] == 500 and configuration["tls"] is True
+    assert configuration["password"] == "********"
+
+    cli(config_file, "connector", "update", connector_id, "--set", "batch_size=250")
+    assert shown(config_file, connector_id)["configuration"]["batch_size"] == 250
+    stored = await connectors.get(connector_id)  # what a sync reads: the reference, unresolved
+    assert stored.configuration["password"]["value"] == "prefect-secret:mongo-password"
+    refused(
+        cli(config_file, "connector", "update", connector_id,
+            "--set", "user=prefect-secret:x", check=False),
+        "user", "only for sensitive fields",
+    )  # fmt: skip
+    refused(
+        cli(config_file, "connector", "update", connector_id, "--set", "tls=maybe", check=False),
+        "tls: expected true or false",
+    )
+
+
+async def test_values_file_expands_environment_variables(service, config_file, tmp_path):
+    folder = folder_with(tmp_path, "handbook", "a.md")
+    values = tmp_path / "values.yml"
+    values.write_text("path: ${CLI_TEST_FOLDER}\nmax_content_bytes: ${CLI_TEST_MAX:-4096}\n")
+    env = {"CLI_TEST_FOLDER": str(folder)}
+    connector_id = create(config_file, "directory", "cli-env", "--values-file", values, env=env)
+    configuration = shown(config_file, connector_id)["configuration"]
+    assert configuration["path"] == str(folder) and configuration["max_content_bytes"] == 4096
+
+    unset = tmp_path / "unset.yml"
+    unset.write_text("path: ${CLI_TEST_NEVER_SET}\n")
+    assert "CLI_TEST_NEVER_SET" not in os.environ
+    command = ("connector", "create", "--service-type", "directory", "--index-name", "cli-env-2")
+    result = cli(config_file, *command, "--values-file", unset, check=False)
+    refused(result, "path", "CLI_TEST_NEVER_SET")
+    result = cli(config_file, *command, "--set", "path=${CLI_TEST_NEVER_SET}", check=False)
+    refused(result, "path", "CLI_TEST_NEVER_SET")
+    assert connector_ids(config_file) == {connector_id}
+
+
+async def test_create_check_refuses_a_missing_folder_and_creates_nothing(
+    service, config_file, tmp_path
+):
+    missing = tmp_path / "not-there"
+    command = ("connector", "create", "--service-type", "directory", "--index-name", "cli-check")
+    result = cli(config_file, *command, "--set", f"path={missing}", "--check", check=False)
+    refused(result, "--check", "does not exist")
+    assert connector_ids(config_file) == set()
+    folder = folder_with(tmp_path, "there", "a.md")
+    created = cli(config_file, *command, "--set", f"path={folder}", "--check")
+    assert connector_ids(config_file) == {created.stdout.strip()}
+
+
+async def test_sync_wait_follows_the_job_to_its_end(service, config_file, tmp_path):
+    es, connectors, jobs, made = service
+    good_index, bad_index = f"cli-good-{uuid.uuid4().hex[:6]}", f"cli-bad-{uuid.uuid4().hex[:6]}"
+    made += [good_index, bad_index]
+    good = create(config_file, "directory", good_index, path=folder_with(tmp_path, "g", "a", "b"))
+    doomed = folder_with(tmp_path, "doomed", "c")
+    bad = create(config_file, "directory", bad_index, "--check", path=doomed)
+    (doomed / "c").unlink()
+    doomed.rmdir()  # removed after creation: the sync fails
+
+    waits = {
+        connector_id: subprocess.Popen(
+            [
+                *CLI,
+                "-c",
+                config_file,
+                "connector",
+                "sync",
+                connector_id,
+                "--wait",
+                "--timeout",
+                "90",
+            ],
+            cwd=PROJECT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for connector_id in (good, bad)
+    }
+    try:
+        deadline = time.monotonic() + 30
+        while not all([await jobs.for_connector(c) for c in waits]):
+            assert time.monotonic() < deadline, "sync --wait created no job"
+            await asyncio.sleep(0.2)
+        assert await poll_forever(config_file, once=True) == 0  # runs both pending jobs
+    finally:
+        ended = {connector_id: wait_ended(process, 60) for connector_id, process in waits.items()}
+
+    [good_job] = await jobs.for_connector(good)
+    out, err = ended[good]
+    assert waits[good].returncode == 0, err
+    assert out.strip().splitlines()[-1] == (
+        f"job {good_job.id}: completed (indexed 2, deleted 0, unchanged 0)"
+    )
+    assert good_job.status == JobStatus.COMPLETED
+
+    [bad_job] = await jobs.for_connector(bad)
+    out, err = ended[bad]
+    assert waits[bad].returncode == 1
+    last = out.strip().splitlines()[-1]
+    assert last.startswith(f"job {bad_job.id}: error (indexed 0, deleted 0")
+    assert "does not exist" in last
+    assert err.strip() == f"error: job {bad_job.id} ended error"
+
+    listing = cli(config_file, "job", "list", bad).stdout.splitlines()
+    assert listing[0].split()[-1] == "ERROR"
+    error = bad_job.doc["error"]
+    assert len(error) > 60 and listing[1].endswith(error[:60])
+
+
+async def test_list_and_show_print_json_with_secrets_masked(service, config_file, tmp_path):
+    folder = folder_with(tmp_path, "docs", "a.md")
+    directory_id = create(config_file, "directory", "cli-json", path=folder)
+    mongo_id = create(
+        config_file, "mongodb", "cli-json-2", database="d", collection="c",
+        password="hunter2-secret", host="mongodb://reader:uri-secret@db:27017/",
+    )  # fmt: skip
+    requested = cli(config_file, "connector", "sync", directory_id, "--type", "deletion")
+    job_id = requested.stdout.split()[3]
+
+    outputs = [
+        cli(config_file, "connector", "list", "-o", "json").stdout,
+        cli(config_file, "connector", "show", mongo_id, "--output", "json").stdout,
+        cli(config_file, "job", "list", directory_id, "-o", "json").stdout,
+        cli(config_file, "job", "show", job_id, "-o", "json").stdout,
+    ]
+    connectors, mongo, jobs, job = (json.loads(output) for output in outputs)
+    assert {c["id"] for c in connectors} == {directory_id, mongo_id}
+    assert mongo["configuration"]["password"] == "********"
+    assert mongo["configuration"]["host"] == "mongodb://reader:********@db:27017/"
+    for output in outputs:
+        assert "hunter2-secret" not in output and "uri-secret" not in output
+    assert [(j["id"], j["job_type"], j["status"]) for j in jobs] == [
+        (job_id, "deletion", "pending")
+    ]
+    assert (job["id"], job["connector"]["id"]) == (job_id, directory_id)
+
+
+async def test_delete_removes_the_connector_its_jobs_and_index(service, config_file, tmp_path):
+    es, connectors, jobs, made = service
+    index = f"cli-delete-{uuid.uuid4().hex[:6]}"
+    made += [index]
+    connector_id = create(config_file, "directory", index, path=folder_with(tmp_path, "d", "a"))
+    other_id = create(config_file, "directory", f"{index}-other", path=tmp_path / "d")
+    other_job = cli(config_file, "connector", "sync", other_id, "--type", "deletion")
+    request = ("connector", "sync", connector_id, "--type", "deletion")
+    ran = cli(config_file, "job", "run", cli(config_file, *request).stdout.split()[3])
+    assert "completed" in ran.stdout and await es.indices.exists(index=index)
+    pending_id = cli(config_file, *request).stdout.split()[3]
+
+    result = cli(config_file, "connector", "delete", connector_id, check=False)
+    refused(result, "--yes")  # stdin is not a terminal
+    assert connector_ids(config_file) == {connector_id, other_id}
+
+    claimed = await jobs.claim(await jobs.get(pending_id))  # a worker starts it
+    result = cli(config_file, "connector", "delete", connector_id, "--yes", check=False)
+    refused(result, "running job", pending_id)
+    await jobs.finish(claimed, JobStatus.ERROR, error="stopped by the test")
+
+    deleted = cli(config_file, "connector", "delete", connector_id, "--with-index", "--yes")
+    assert deleted.stdout.strip() == f"deleted connector {connector_id}, 2 job(s), index {index}"
+    refused(cli(config_file, "connector", "show", connector_id, check=False), "does not exist")
+    refused(cli(config_file, "job", "show", pending_id, check=False), "does not exist")
+    assert not await es.indices.exists(index=index)
+    assert connector_ids(config_file) == {other_id}  # the other connector and its job stay
+    assert [job.id for job in await jobs.for_connector(other_id)] == [other_job.stdout.split()[3]]
+
+
+async def test_delete_on_a_terminal_asks_first(service, config_file, tmp_path):
+    connector_id = create(config_file, "directory", "cli-ask", path=folder_with(tmp_path, "d"))
+
+    def delete_answering(answer: str):
+        controller, terminal = pty.openpty()
+        try:
+            os.write(controller, answer.encode())
+            return cli(config_file, "connector", "delete", connector_id, check=False,
+                       stdin=terminal)  # fmt: skip
+        finally:
+            os.close(controller)
+            os.close(terminal)
+
+    declined = delete_answering("n\n")
+    assert declined.returncode == 1
+    assert f"delete connector {connector_id}? [y/N]" in declined.stderr
+    assert connector_ids(config_file) == {connector_id}
+    accepted = delete_answering("y\n")
+    assert accepted.returncode == 0, accepted.stderr
+    assert connector_ids(config_file) == set()
