@@ -4,6 +4,10 @@ A pass: heartbeat + publish configuration schemas, turn `sync_now` and due sched
 fail stale jobs, claim pending jobs, and launch one `sync` run per claimed job: through the
 `sync/<service_type>` deployment when it exists (a work pool spreads runs over machines),
 in this process otherwise.
+
+The long-running loop runs its passes plainly, not as flow runs: Prefect's history then holds
+the syncs, not a `poll` run every 30 seconds. The `poll/service` deployment runs a pass as a
+flow run (a scheduled pass on a work pool).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import logging
 import signal
 import sys
 
-from prefect import flow, get_run_logger, tags
+from prefect import flow, tags
 from prefect.client.orchestration import get_client
 from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound, TerminationSignal
@@ -27,7 +31,7 @@ from connectors.protocol import protocol_for
 from connectors.sync import describe_error
 from flows.sync import run_tags, sync
 from tasks.poll_tasks import claim_jobs, create_due_jobs, fail_stale_jobs, heartbeat_and_publish
-from tasks.runtime import flow_runtime
+from tasks.runtime import flow_runtime, run_logger
 
 logger = logging.getLogger("elastic-ingest.poll")
 
@@ -70,12 +74,12 @@ async def launch_through_deployments(claimed: list[dict], config_file: str | Non
                 tags=_tags(job),
             )
         except Exception as error:  # a claimed job must run somewhere: here, then
-            get_run_logger().warning(
+            run_logger().warning(
                 "job %s: %s refused the run (%s); running it here", job["job_id"], name, error
             )
             local.append(job)
             continue
-        get_run_logger().info("job %s launched as flow run %s on %s", job["job_id"], run.id, name)
+        run_logger().info("job %s launched as flow run %s on %s", job["job_id"], run.id, name)
     return local
 
 
@@ -99,22 +103,38 @@ async def run_in_process(job: dict, config_file: str | None):
         )
 
 
-@flow(name="poll")
+async def _steps(capacity: int, plain: bool) -> dict:
+    """The steps of a pass, in order, on the current runtime; `plain` calls the tasks'
+    functions directly, so no task runs are recorded."""
+
+    def step(task):
+        return task.fn if plain else task
+
+    return {
+        "connectors": await step(heartbeat_and_publish)(),
+        "created": await step(create_due_jobs)(),
+        "stale": await step(fail_stale_jobs)(),
+        "claimed": await step(claim_jobs)(capacity),
+    }
+
+
+async def _launch(claimed: list[dict], settings, config_file: str | None) -> list[dict]:
+    """Launch the claimed jobs through deployments; return those to run in this process."""
+    if settings.service.use_deployments:
+        return await launch_through_deployments(claimed, config_file)
+    return claimed
+
+
+@flow(name="poll", flow_run_name="poll-pass")
 async def poll(
     config_file: str | None = None, capacity: int | None = None, run_here: bool = True
 ) -> dict:
     """One pass. With `run_here`, in-process syncs run before the pass returns; otherwise the
-    caller (the poll loop) runs the returned `in_process` jobs in the background."""
+    caller runs the returned `in_process` jobs in the background."""
     async with flow_runtime(config_file) as runtime:
         settings = runtime.settings
-        statuses = await heartbeat_and_publish()
-        created = await create_due_jobs()
-        stale = await fail_stale_jobs()
-        claimed = await claim_jobs(capacity or settings.service.max_concurrent_syncs)
-    if settings.service.use_deployments:
-        local = await launch_through_deployments(claimed, config_file)
-    else:
-        local = claimed
+        result = await _steps(capacity or settings.service.max_concurrent_syncs, plain=False)
+    local = await _launch(result["claimed"], settings, config_file)
     if run_here and local:
         limit = asyncio.Semaphore(settings.service.max_concurrent_syncs)
 
@@ -123,13 +143,7 @@ async def poll(
                 return await run_in_process(job, config_file)
 
         await asyncio.gather(*(bounded(job) for job in local))
-    return {
-        "connectors": statuses,
-        "created": created,
-        "stale": stale,
-        "claimed": claimed,
-        "in_process": local,
-    }
+    return {**result, "in_process": local}
 
 
 async def poll_forever(config_file: str | None, once: bool = False) -> int:
@@ -192,8 +206,9 @@ async def poll_forever(config_file: str | None, once: bool = False) -> int:
 
 
 async def _one_pass(settings, config_file: str | None, capacity: int) -> tuple[list, str | None]:
-    """Run one `poll` flow run; return the jobs to run here, or a one-line problem. An outage of
-    Elasticsearch or of the Prefect server is a problem to wait out, not a reason to exit."""
+    """Run one pass plainly; return the jobs to run here, or a one-line problem. An outage of
+    Elasticsearch or of the Prefect server is a problem to wait out, not a reason to exit, and
+    no job is claimed while either is away (a claimed job must be able to run)."""
     es = create_client(settings.elasticsearch)
     try:
         await check_reachable(es, settings.elasticsearch.hosts)
@@ -202,12 +217,18 @@ async def _one_pass(settings, config_file: str | None, capacity: int) -> tuple[l
     finally:
         await es.close()
     try:
-        state = await poll(config_file, capacity, run_here=False, return_state=True)
-    except Exception as error:  # the orchestrator is away (connection refused, 5xx)
-        return [], f"the Prefect server does not answer ({describe_error(error)})"
-    if not state.is_completed():
-        return [], f"poll pass failed: {state.message}"
-    return (await state.result())["in_process"], None
+        async with get_client() as client:
+            unhealthy = await client.api_healthcheck()
+    except Exception as error:
+        unhealthy = error
+    if unhealthy is not None:
+        return [], f"the Prefect server does not answer ({describe_error(unhealthy)})"
+    try:
+        async with flow_runtime(config_file) as runtime:
+            claimed = (await _steps(capacity, plain=True))["claimed"]
+            return await _launch(claimed, runtime.settings, config_file), None
+    except Exception as error:
+        return [], f"poll pass failed: {describe_error(error)}"
 
 
 async def _suspend_unstarted(settings, claims: dict[str, str]) -> None:
@@ -275,6 +296,8 @@ def run_poll_loop(config_file: str | None, once: bool = False, debug: bool = Fal
     logger.setLevel(logging.DEBUG if debug else logging.INFO)  # Prefect's root is at WARNING
     if not debug:
         quiet_console_tracebacks()
+        for chatty in ("httpx", "elastic_transport"):  # a line per HTTP request otherwise
+            logging.getLogger(chatty).setLevel(logging.WARNING)
     try:
         return asyncio.run(poll_forever(config_file, once=once), debug=debug)
     except TerminationSignal:

@@ -13,11 +13,12 @@ from collections.abc import Awaitable, Callable
 from prefect import flow, get_run_logger, tags
 from prefect.client.orchestration import get_client
 from prefect.runtime import flow_run
-from prefect.states import Cancelled, Failed
+from prefect.states import Cancelled, Completed, Failed
 
 from connectors.job_run import JobRun
 from connectors.protocol import IllegalTransition, JobLost, JobStatus, JobType, TriggerMethod
 from connectors.protocol.states import FINAL, may_sync
+from connectors.sync import describe_error
 from tasks.runtime import flow_runtime
 from tasks.sync_tasks import TaskStages
 
@@ -92,6 +93,7 @@ async def sync_job(job_id: str, config_file: str | None, claim: str | None = Non
     async with flow_runtime(config_file) as runtime:
         if flow_run.run_count > 1:  # retried from the Prefect UI or CLI
             job_id, claim = await _job_for_retry(runtime, job_id, claim)
+        await _name_after_connector(runtime, job_id)
         runtime.job = JobRun(
             runtime.es,
             runtime.settings,
@@ -120,7 +122,33 @@ async def sync_job(job_id: str, config_file: str | None, claim: str | None = Non
         return Failed(message=f"job {job_id}: {outcome.error}", data=summary)
     if outcome.status == JobStatus.CANCELED:
         return Cancelled(message=f"job {job_id} canceled; nothing was deleted", data=summary)
-    return summary
+    return Completed(message=_counts_line(summary), data=summary)
+
+
+def _counts_line(summary: dict) -> str:
+    """The counts a user looks for first, as the run's state message (shown in the UI)."""
+    return (
+        f"{summary['job_type']}: {summary['created']} new, {summary['updated']} updated, "
+        f"{summary['deleted']} deleted, {summary['skipped']} unchanged, "
+        f"{summary['fetched']} fetched, {summary['failed']} rejected"
+    )
+
+
+async def _name_after_connector(runtime, job_id: str) -> None:
+    """Name the run after what a user recognises (the connector's name, its index, the kind);
+    the ids stay in the tags. A run that cannot be renamed keeps its first name."""
+    connectors, jobs = runtime.protocol
+    job = await jobs.get(job_id)
+    if job is None or job.problems() or flow_run.id is None:
+        return
+    connector = await connectors.get(job.connector_id)
+    label = (connector.doc.get("name") if connector else None) or job.connector_id
+    target = job.index_name if label == job.index_name else f"{label} -> {job.index_name}"
+    try:
+        async with get_client() as client:
+            await client.update_flow_run(flow_run.id, name=f"{target} ({job.job_type})")
+    except Exception as error:
+        get_run_logger().warning("the run keeps its name: %s", describe_error(error))
 
 
 async def _job_for_retry(runtime, job_id: str, claim: str | None) -> tuple[str, str | None]:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from prefect import get_run_logger, task
+from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from connectors import poll
 from connectors.protocol import ensure_protocol_indices, stale
 from connectors.registry import registered_sources
-from tasks.runtime import current
+from tasks.runtime import current, run_logger
 
 
 @task(name="heartbeat-and-publish", cache_policy=NO_CACHE)
@@ -18,7 +18,7 @@ async def heartbeat_and_publish() -> dict[str, str]:
     await ensure_protocol_indices(runtime.es, runtime.settings.protocol)
     connectors, _ = runtime.protocol
     statuses = await poll.heartbeat_and_publish(runtime.settings, connectors)
-    get_run_logger().info("%d connectors: %s", len(statuses), statuses)
+    run_logger().info("%d connectors: %s", len(statuses), statuses)
     return statuses
 
 
@@ -27,7 +27,7 @@ async def create_due_jobs() -> dict[str, list[str]]:
     """`sync_now` flags and due schedules become pending jobs, once each."""
     outcome = await poll.create_due_jobs(*current().protocol)
     if outcome.on_demand or outcome.scheduled:
-        get_run_logger().info(
+        run_logger().info(
             "new jobs: on demand %s, scheduled %s", outcome.on_demand, outcome.scheduled
         )
     return {"on_demand": outcome.on_demand, "scheduled": outcome.scheduled}

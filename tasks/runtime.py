@@ -9,10 +9,14 @@ a run cannot give that run two settings.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+
+from prefect import get_run_logger
+from prefect.exceptions import MissingContextError
 
 from connectors.config import Settings, load_settings
 from connectors.es.client import ESClient, create_client
@@ -63,6 +67,15 @@ def current_job(job_id: str) -> JobRun:
     if run is None or run.job_id != job_id:
         raise RuntimeError(f"job {job_id} is not the job of this flow run")
     return run
+
+
+def run_logger() -> logging.Logger | logging.LoggerAdapter:
+    """The run's logger inside a flow or task run (its lines reach the Prefect UI); the service's
+    own logger when a step runs plainly (the poll loop's passes are not flow runs)."""
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger("elastic-ingest.poll")
 
 
 def transient_only(task, task_run, state) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 
 from prefect import get_run_logger, task
 from prefect.artifacts import (
@@ -138,8 +139,9 @@ async def finish(job_id: str) -> JobStatus:
     error = run.outcome.error
     await create_table_artifact(
         rows,
-        key=f"sync-report-{job_id.lower()[:40]}".replace("_", "-"),
-        description=f"job {job_id}: {status.value}" + (f" ({error})" if error else ""),
+        key=report_key(run.inputs.connector_id if run.inputs else job_id),
+        description=f"job {job_id} ({run.kind.value}): {status.value}"
+        + (f" ({error})" if error else ""),
     )
     if counts["failures"]:
         lines = "\n".join(
@@ -152,6 +154,12 @@ async def finish(job_id: str) -> JobStatus:
         )
     get_run_logger().info("job %s finished: %s", job_id, status.value)
     return status
+
+
+def report_key(connector_id: str) -> str:
+    """One artifact key per connector, so the Artifacts page shows each connector's history
+    (keys allow lowercase letters, digits and dashes)."""
+    return "sync-report-" + re.sub(r"[^a-z0-9-]", "-", connector_id.lower())[:60]
 
 
 class TaskStages:

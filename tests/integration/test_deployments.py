@@ -132,7 +132,7 @@ async def test_deploy_and_run_sync_directory_through_a_worker(prefect_env, tmp_p
         assert (await es.count(index=index))["count"] == 3
         flow_run = httpx.get(f"{api}/flow_runs/{job.doc['metadata']['flow_run_id']}").json()
         assert flow_run["state"]["type"] == "COMPLETED"
-        assert f"job:{job.id}" in flow_run["tags"] and job.id in flow_run["name"]
+        assert f"job:{job.id}" in flow_run["tags"] and flow_run["name"] == f"{index} (full)"
 
         # An incremental sync started the way a Prefect user starts one.
         (folder / "f3.md").write_text("file 3")

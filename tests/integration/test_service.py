@@ -7,11 +7,20 @@ import subprocess
 import sys
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import yaml
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterKey,
+    FlowFilter,
+    FlowFilterName,
+    FlowRunFilter,
+    FlowRunFilterStartTime,
+)
 from prefect.states import Cancelling
 
 from connectors.config import load_settings
@@ -19,6 +28,7 @@ from connectors.es.client import create_client
 from connectors.es.indices import delete_indices
 from connectors.protocol import JobStatus, protocol_for
 from flows.poll import poll_forever
+from tasks.sync_tasks import report_key
 from tests.integration.processes import wait_ended
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -147,17 +157,27 @@ async def test_end_to_end_directory_sync_through_cli_and_poll(service, config_fi
     made.append(index)
     connector_id = create_connector(config_file, "directory", index, path=folder)
     cli(config_file, "connector", "sync", connector_id)
+    started = datetime.now(UTC)
     assert await poll_forever(config_file, once=True) == 0
 
     job = await latest_job(jobs, connector_id)
     assert job.status == JobStatus.COMPLETED
+    async with get_client() as client:  # the loop's pass itself is not a flow run
+        passes = await client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=["poll"])),
+            flow_run_filter=FlowRunFilter(
+                start_time=FlowRunFilterStartTime(after_=started - timedelta(seconds=1))
+            ),
+        )
+    assert passes == []
     assert (job.doc["indexed_document_count"], job.doc["deleted_document_count"]) == (4, 0)
     assert await index_ids(es, index) == {"a.md", "b.md", "guide/c.txt", "guide/d.md"}
     flow_run_id = job.doc["metadata"]["flow_run_id"]
     async with get_client() as client:
         flow_run = await client.read_flow_run(flow_run_id)
     assert flow_run.state.is_completed()
-    assert f"job:{job.id}" in flow_run.tags and job.id in flow_run.name
+    assert f"job:{job.id}" in flow_run.tags and flow_run.name == f"{index} (full)"
+    assert flow_run.state.message.startswith("full: 4 new, 0 updated, 0 deleted")
 
     (folder / "b.md").unlink()
     (folder / "a.md").write_text("new contents of a")
@@ -184,10 +204,15 @@ async def test_end_to_end_directory_sync_through_cli_and_poll(service, config_fi
     assert await index_ids(es, index) == {"a.md", "e.md", "guide/c.txt", "guide/d.md"}
     async with get_client() as client:
         flow_run = await client.read_flow_run(job.doc["metadata"]["flow_run_id"])
-    assert "job_type:incremental" in flow_run.tags and "-incremental-" in flow_run.name
+    assert "job_type:incremental" in flow_run.tags and flow_run.name == f"{index} (incremental)"
     jobs_listed = cli(config_file, "job", "list", connector_id).stdout.splitlines()
     assert jobs_listed[0].split()[:2] == ["ID", "TYPE"]
     assert [line.split()[1] for line in jobs_listed[1:]] == ["incremental", "full", "full"]
+    async with get_client() as client:  # one report key per connector: its history, 3 syncs
+        reports = await client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[report_key(connector_id)]))
+        )
+    assert len(reports) == 3
 
 
 async def _start_slow_sync(config_file, connectors, jobs, made, count=3000):
