@@ -100,10 +100,51 @@ class DocumentIndex:
             raise VersionConflict(f"{self.index}/{document.id} changed since it was read") from None
         return replace(
             document,
-            doc=_merged(document.doc, fields),
+            doc=merged(document.doc, fields),
             seq_no=response["_seq_no"],
             primary_term=response["_primary_term"],
         )
+
+    async def replace_if_unchanged(self, document: VersionedDocument, source: dict) -> bool:
+        """Write `source` as the whole document, only if unchanged since read (False if not)."""
+        response = await self.es.options(ignore_status=(404, 409)).index(
+            index=self.index,
+            id=document.id,
+            document=source,
+            if_seq_no=document.seq_no,
+            if_primary_term=document.primary_term,
+            refresh=True,
+        )
+        return response.meta.status in (200, 201)
+
+    async def delete_if_unchanged(self, document: VersionedDocument) -> bool:
+        """Delete the document only if unchanged since it was read (False if not, or gone)."""
+        response = await self.es.options(ignore_status=(404, 409)).delete(
+            index=self.index,
+            id=document.id,
+            if_seq_no=document.seq_no,
+            if_primary_term=document.primary_term,
+            refresh=True,
+        )
+        return response.meta.status == 200
+
+    async def delete_matching(self, query: dict, batch: int = PAGE) -> int:
+        """Delete every document matching `query`, in bulk requests (the integration-test
+        distribution of Elasticsearch has no delete-by-query); the count deleted. Raises on the
+        first document that could not be deleted."""
+        ids = [hit["_id"] async for hit in self.scan(query)]
+        deleted = 0
+        for start in range(0, len(ids), batch):
+            operations = [{"delete": {"_index": self.index, "_id": i}} for i in ids[start:][:batch]]
+            response = await self.es.bulk(operations=operations, refresh=True)
+            for item in response["items"]:
+                result = item["delete"]
+                if result.get("status") not in (200, 404):
+                    raise RuntimeError(
+                        f"{self.index}/{result.get('_id')} not deleted: {result.get('error')}"
+                    )
+                deleted += result.get("status") == 200
+        return deleted
 
     async def patch(self, document_id: str, fields: dict) -> bool:
         """Write `fields` whatever changed meanwhile; False when the document does not exist."""
@@ -116,12 +157,12 @@ class DocumentIndex:
         return True
 
 
-def _merged(source: dict, fields: dict) -> dict:
+def merged(source: dict, fields: dict) -> dict:
     """What Elasticsearch's partial update makes of `source`: objects merge, the rest replaces."""
-    merged = dict(source)
+    result = dict(source)
     for key, value in fields.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merged(merged[key], value)
+        if isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = merged(result[key], value)
         else:
-            merged[key] = value
-    return merged
+            result[key] = value
+    return result

@@ -9,7 +9,7 @@ from typing import Any
 
 from connectors.cron import CronError, QuartzCron
 from connectors.es.client import ESClient
-from connectors.es.documents import DocumentIndex, VersionConflict, VersionedDocument
+from connectors.es.documents import DocumentIndex, VersionConflict, VersionedDocument, merged
 from connectors.protocol import clock
 from connectors.protocol.states import ConnectorStatus, JobType
 
@@ -172,6 +172,14 @@ class ConnectorIndex:
         if not await self.documents.patch(connector_id, fields):
             logger.warning("connector %s was deleted; not updated", connector_id)
 
+    async def replace(self, connector: Connector, document: dict[str, Any]) -> bool:
+        """Write `document` whole, only if nobody changed the connector since it was read."""
+        return await self.documents.replace_if_unchanged(connector, document)
+
+    async def delete(self, connector: Connector) -> bool:
+        """Delete the connector, only if nobody changed it since it was read (a claim, say)."""
+        return await self.documents.delete_if_unchanged(connector)
+
     async def request_sync(self, connector_id: str) -> None:
         await self.patch(connector_id, {"sync_now": True})
 
@@ -185,16 +193,16 @@ class ConnectorIndex:
         configuration = connector.configuration
         missing = {key: spec for key, spec in schema.items() if key not in configuration}
         if missing or configuration != connector.doc.get("configuration"):
-            merged = {
+            combined = {
                 **schema,
                 **{key: {**schema.get(key, {}), **value} for key, value in configuration.items()},
             }
-            fields["configuration"] = merged
-            configuration = merged
+            fields["configuration"] = combined
+            configuration = combined
         values = {name: spec.get("value") for name, spec in configuration.items()}
         if features is not None:
             current = connector.doc.get("features")
-            fields["features"] = _merged(
+            fields["features"] = merged(
                 current if isinstance(current, dict) else {}, features(values)
             )
         waiting = (ConnectorStatus.CREATED, ConnectorStatus.NEEDS_CONFIGURATION)
@@ -246,13 +254,3 @@ SLOT_FIELDS = {
 }
 """Per job type, the connector field holding the last schedule slot claimed (Kibana 8.x's names;
 the deletion one is this service's)."""
-
-
-def _merged(current: dict, ours: dict) -> dict:
-    merged = dict(current)
-    for key, value in ours.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merged(merged[key], value)
-        else:
-            merged[key] = value
-    return merged

@@ -158,6 +158,22 @@ class JobIndex:
             {"term": {"connector.id": connector_id}}, size, [{"created_at": "desc"}]
         )
 
+    async def running_for(self, connector_id: str) -> list[Job]:
+        """The connector's jobs a worker is running (or should be)."""
+        query = {
+            "bool": {
+                "filter": [
+                    {"term": {"connector.id": connector_id}},
+                    {"terms": {"status": [s.value for s in ACTIVE]}},
+                ]
+            }
+        }
+        return [Job.from_hit(hit) async for hit in self.documents.scan(query)]
+
+    async def delete_for_connector(self, connector_id: str) -> int:
+        """Delete every job of a (deleted) connector; the count deleted."""
+        return await self.documents.delete_matching({"term": {"connector.id": connector_id}})
+
     async def active(self) -> list[Job]:
         """Every job a worker is running (or should be)."""
         query = {"terms": {"status": [s.value for s in ACTIVE]}}

@@ -19,6 +19,7 @@ from connectors.config import load_settings
 from connectors.es.client import create_client
 from connectors.es.indices import delete_indices
 from connectors.protocol import JobStatus, protocol_for
+from connectors.protocol.connector import new_connector_document
 from flows.poll import poll_forever
 from tests.integration.processes import wait_ended
 
@@ -78,6 +79,26 @@ def cli(config_file, *args, check=True, env=None, stdin=subprocess.DEVNULL):
     return result
 
 
+def cli_all(config_file, *commands):
+    """Independent commands run at once, each in its own process; their results, in order."""
+    processes = [
+        subprocess.Popen(
+            [*CLI, "-c", config_file, *command],
+            cwd=PROJECT,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )  # fmt: skip
+        for command in commands
+    ]
+    results = []
+    for process in processes:
+        out, err = wait_ended(process, 120)
+        results.append(subprocess.CompletedProcess(process.args, process.returncode, out, err))
+    return results
+
+
 def refused(result, *fragments):
     """Exit 2, one `error:` line on stderr naming every fragment, no traceback."""
     assert result.returncode == 2, (result.stdout, result.stderr)
@@ -132,33 +153,44 @@ async def test_update_changes_values_schedules_and_name_and_refuses_mistakes(
         "--schedule", "0 30 * * * ?", "--name", "Handbook", "--index-name", "cli-update-2",
     )  # fmt: skip
     assert f"connector {connector_id} updated" in updated.stdout
-    after = shown(config_file, connector_id)
+    cli(config_file, "connector", "update", connector_id, "--disable-schedule", "deletion")
+
+    update = ("connector", "update", connector_id)
+    results = cli_all(
+        config_file,
+        (*update, "--schedule", "full=0 0 25 * * ?"),
+        (*update, "--schedule", "weekly=0 0 * * * ?"),
+        (*update, "--set", "colour=red"),
+        (*update, "--set", "max_content_bytes=lots"),
+        (*update, "--index-name", "Bad Name"),
+        update,
+        ("connector", "update", "no-such-id", "--name", "x"),
+        (*update, "--disable-schedule", "weekly"),
+    )
+    for result, fragment in zip(
+        results,
+        ["hours", "weekly", "colour: unknown field", "expected int", "--index-name",
+         "nothing to update", "connector no-such-id does not exist", "invalid choice"],
+        strict=True,
+    ):  # fmt: skip
+        refused(result, fragment)
+    after = shown(config_file, connector_id)  # as the two updates left it; refusals wrote nothing
     assert after["configuration"]["max_content_bytes"] == 2048
     assert after["configuration"]["include"] == ["*.md", "*.txt"]
     assert after["configuration"]["path"] == str(folder)  # untouched values stay
-    assert after["scheduling"]["deletion"] == {"enabled": True, "interval": "0 0 3 * * ?"}
     assert after["scheduling"]["full"] == {"enabled": True, "interval": "0 30 * * * ?"}
+    assert after["scheduling"]["deletion"] == {"enabled": False, "interval": "0 0 3 * * ?"}
     assert (after["name"], after["index_name"]) == ("Handbook", "cli-update-2")
 
-    cli(config_file, "connector", "update", connector_id, "--disable-schedule", "deletion")
-    assert shown(config_file, connector_id)["scheduling"]["deletion"] == {
-        "enabled": False,
-        "interval": "0 0 3 * * ?",
-    }
-
-    update = ("connector", "update", connector_id)
-    refused(cli(config_file, *update, "--schedule", "full=0 0 25 * * ?", check=False), "hours")
-    refused(cli(config_file, *update, "--schedule", "weekly=0 0 * * * ?", check=False), "weekly")
-    refused(cli(config_file, *update, "--set", "colour=red", check=False), "colour: unknown field")
-    refused(
-        cli(config_file, *update, "--set", "max_content_bytes=lots", check=False), "expected int"
-    )
-    refused(cli(config_file, *update, "--index-name", "Bad Name", check=False), "--index-name")
-    refused(cli(config_file, *update, check=False), "nothing to update")
-    refused(cli(config_file, "connector", "update", "no-such-id", "--name", "x", check=False))
-    final = shown(config_file, connector_id)
-    assert final["configuration"]["max_content_bytes"] == 2048  # refusals wrote nothing
-    assert final["scheduling"]["full"]["interval"] == "0 30 * * * ?"
+    # A connector with the seed-era single schedule gets per-kind schedules, its full one kept.
+    _, connectors, _, _ = service
+    legacy = {"enabled": True, "interval": "0 0 4 * * ?"}
+    await connectors.patch(connector_id, {"scheduling": None})
+    await connectors.patch(connector_id, {"scheduling": legacy})
+    cli(config_file, "connector", "update", connector_id, "--schedule", "incremental=0 0 * * * ?")
+    scheduling = shown(config_file, connector_id)["scheduling"]
+    assert scheduling["full"] == legacy and "interval" not in scheduling
+    assert scheduling["incremental"] == {"enabled": True, "interval": "0 0 * * * ?"}
 
 
 async def test_set_stores_values_with_the_field_type_and_secret_references(service, config_file):
@@ -175,15 +207,13 @@ async def test_set_stores_values_with_the_field_type_and_secret_references(servi
     assert shown(config_file, connector_id)["configuration"]["batch_size"] == 250
     stored = await connectors.get(connector_id)  # what a sync reads: the reference, unresolved
     assert stored.configuration["password"]["value"] == "prefect-secret:mongo-password"
-    refused(
-        cli(config_file, "connector", "update", connector_id,
-            "--set", "user=prefect-secret:x", check=False),
-        "user", "only for sensitive fields",
-    )  # fmt: skip
-    refused(
-        cli(config_file, "connector", "update", connector_id, "--set", "tls=maybe", check=False),
-        "tls: expected true or false",
+    reference, boolean = cli_all(
+        config_file,
+        ("connector", "update", connector_id, "--set", "user=prefect-secret:x"),
+        ("connector", "update", connector_id, "--set", "tls=maybe"),
     )
+    refused(reference, "user", "only for sensitive fields")
+    refused(boolean, "tls: expected true or false")
 
 
 async def test_values_file_expands_environment_variables(service, config_file, tmp_path):
@@ -229,26 +259,14 @@ async def test_sync_wait_follows_the_job_to_its_end(service, config_file, tmp_pa
     (doomed / "c").unlink()
     doomed.rmdir()  # removed after creation: the sync fails
 
-    waits = {
-        connector_id: subprocess.Popen(
-            [
-                *CLI,
-                "-c",
-                config_file,
-                "connector",
-                "sync",
-                connector_id,
-                "--wait",
-                "--timeout",
-                "90",
-            ],
-            cwd=PROJECT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
+    def follow(connector_id):
+        command = ["connector", "sync", connector_id, "--wait", "--timeout", "90"]
+        return subprocess.Popen(
+            [*CLI, "-c", config_file, *command], cwd=PROJECT, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )  # fmt: skip
-        for connector_id in (good, bad)
-    }
+
+    waits = {connector_id: follow(connector_id) for connector_id in (good, bad)}
     try:
         deadline = time.monotonic() + 30
         while not all([await jobs.for_connector(c) for c in waits]):
@@ -290,12 +308,15 @@ async def test_list_and_show_print_json_with_secrets_masked(service, config_file
     requested = cli(config_file, "connector", "sync", directory_id, "--type", "deletion")
     job_id = requested.stdout.split()[3]
 
-    outputs = [
-        cli(config_file, "connector", "list", "-o", "json").stdout,
-        cli(config_file, "connector", "show", mongo_id, "--output", "json").stdout,
-        cli(config_file, "job", "list", directory_id, "-o", "json").stdout,
-        cli(config_file, "job", "show", job_id, "-o", "json").stdout,
-    ]
+    results = cli_all(
+        config_file,
+        ("connector", "list", "-o", "json"),
+        ("connector", "show", mongo_id, "--output", "json"),
+        ("job", "list", directory_id, "-o", "json"),
+        ("job", "show", job_id, "-o", "json"),
+    )
+    assert [result.returncode for result in results] == [0, 0, 0, 0]
+    outputs = [result.stdout for result in results]
     connectors, mongo, jobs, job = (json.loads(output) for output in outputs)
     assert {c["id"] for c in connectors} == {directory_id, mongo_id}
     assert mongo["configuration"]["password"] == "********"
@@ -313,29 +334,35 @@ async def test_delete_removes_the_connector_its_jobs_and_index(service, config_f
     index = f"cli-delete-{uuid.uuid4().hex[:6]}"
     made += [index]
     connector_id = create(config_file, "directory", index, path=folder_with(tmp_path, "d", "a"))
-    other_id = create(config_file, "directory", f"{index}-other", path=tmp_path / "d")
-    other_job = cli(config_file, "connector", "sync", other_id, "--type", "deletion")
+    other_id = await connectors.create(  # another connector, with a job, that must stay
+        new_connector_document("directory", f"{index}-other", configuration={"path": "/srv"})
+    )
+    other_job_id = await jobs.create(await connectors.get(other_id))
     request = ("connector", "sync", connector_id, "--type", "deletion")
     ran = cli(config_file, "job", "run", cli(config_file, *request).stdout.split()[3])
     assert "completed" in ran.stdout and await es.indices.exists(index=index)
     pending_id = cli(config_file, *request).stdout.split()[3]
-
-    result = cli(config_file, "connector", "delete", connector_id, check=False)
-    refused(result, "--yes")  # stdin is not a terminal
-    assert connector_ids(config_file) == {connector_id, other_id}
-
     claimed = await jobs.claim(await jobs.get(pending_id))  # a worker starts it
-    result = cli(config_file, "connector", "delete", connector_id, "--yes", check=False)
-    refused(result, "running job", pending_id)
+
+    not_asked, running = cli_all(
+        config_file,
+        ("connector", "delete", connector_id),  # stdin is not a terminal
+        ("connector", "delete", connector_id, "--yes"),
+    )
+    refused(not_asked, "--yes")
+    refused(running, "running job", pending_id)
     await jobs.finish(claimed, JobStatus.ERROR, error="stopped by the test")
 
     deleted = cli(config_file, "connector", "delete", connector_id, "--with-index", "--yes")
     assert deleted.stdout.strip() == f"deleted connector {connector_id}, 2 job(s), index {index}"
-    refused(cli(config_file, "connector", "show", connector_id, check=False), "does not exist")
-    refused(cli(config_file, "job", "show", pending_id, check=False), "does not exist")
+    connector_shown, job_shown = cli_all(
+        config_file, ("connector", "show", connector_id), ("job", "show", pending_id)
+    )
+    refused(connector_shown, "does not exist")
+    refused(job_shown, "does not exist")
     assert not await es.indices.exists(index=index)
     assert connector_ids(config_file) == {other_id}  # the other connector and its job stay
-    assert [job.id for job in await jobs.for_connector(other_id)] == [other_job.stdout.split()[3]]
+    assert [job.id for job in await jobs.for_connector(other_id)] == [other_job_id]
 
 
 async def test_delete_on_a_terminal_asks_first(service, config_file, tmp_path):
