@@ -14,10 +14,10 @@ from app.context import UsageError
 from connectors.config import expand_env
 from connectors.cron import CronError, QuartzCron
 from connectors.protocol import JobType
+from connectors.protocol.secrets import SECRET_REFERENCE, secret_reference
 from connectors.source import BaseDataSource, ConfigurationError
 
 SCHEDULE_KINDS = (JobType.FULL.value, JobType.INCREMENTAL.value, JobType.DELETION.value)
-SECRET_REFERENCE = "prefect-secret:"
 _SECRET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")  # Prefect's block-name rule
 
 
@@ -56,7 +56,7 @@ def has_value(value: Any) -> bool:
 
 
 def _is_reference(value: Any) -> bool:
-    return isinstance(value, str) and value.startswith(SECRET_REFERENCE)
+    return secret_reference(value) is not None
 
 
 def typed_values(source_class: type[BaseDataSource], values: dict) -> dict:

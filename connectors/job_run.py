@@ -28,6 +28,7 @@ from connectors.index_snapshot import IndexSnapshot, snapshot_index
 from connectors.job_inputs import JobInputs
 from connectors.job_outcome import Outcome, outcome_of, settle
 from connectors.protocol import Job, JobLost, JobStatus, JobType, protocol_for
+from connectors.protocol.secrets import SecretStore, SecretUnavailable, with_resolved_secrets
 from connectors.protocol.targets import resolved_problem, target_problem
 from connectors.protocol.watch import JobWatch
 from connectors.registry import RegistryError, source_class_for
@@ -76,11 +77,14 @@ class JobRun:
         stop_requested: Callable[[], Awaitable[bool]] | None = None,
         metadata: dict | None = None,
         claim: str | None = None,
+        secret_store: SecretStore | None = None,
     ):
         """`stop_requested`: a second source of cancel requests (the orchestrator's);
         `metadata`: where the job runs, recorded on the job (e.g. the flow run's id and link);
         `claim`: the claim this run was started for (`Job.claim`); a run started by hand
-        without one adopts the claim the job holds."""
+        without one adopts the claim the job holds; `secret_store`: reads the secrets that
+        configuration values name as `prefect-secret:NAME` (None: such a value fails the job)."""
+        self.secret_store = secret_store
         self.metadata = metadata
         self.claim = claim
         self.generation: int | None = None
@@ -297,9 +301,12 @@ class JobRun:
             raise JobSetupError(f"connector {job.connector_id}: {problem}")
         try:
             source_class = source_class_for(self.settings.sources, job.service_type)
-            self.source = source_class(self.inputs.values())
+            values = await with_resolved_secrets(self.inputs.values(), self.secret_store)
+            self.source = source_class(values)
         except RegistryError as error:
             raise JobSetupError(str(error)) from None
+        except SecretUnavailable as error:
+            raise JobSetupError(f"connector {job.connector_id} configuration: {error}") from None
         except ConfigurationError as error:
             raise JobSetupError(
                 f"connector {job.connector_id} configuration: {'; '.join(error.problems)}"

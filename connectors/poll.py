@@ -20,6 +20,7 @@ from connectors.protocol import (
     TriggerMethod,
     clock,
 )
+from connectors.protocol.secrets import SecretStore, SecretUnavailable, with_resolved_secrets
 from connectors.protocol.states import may_sync
 from connectors.protocol.targets import target_problem
 from connectors.registry import RegistryError, source_class_for
@@ -37,13 +38,16 @@ class ScheduleOutcome:
     scheduled: list[str] = field(default_factory=list)
 
 
-async def heartbeat_and_publish(settings: Settings, connectors: ConnectorIndex) -> dict[str, str]:
+async def heartbeat_and_publish(
+    settings: Settings, connectors: ConnectorIndex, secret_store: SecretStore | None = None
+) -> dict[str, str]:
     """Refresh `last_seen`, publish configuration schemas, update status; returns id -> status.
-    A connector that cannot be used gets `error` naming what is wrong; the others go on."""
+    A connector that cannot be used gets `error` naming what is wrong; the others go on.
+    `secret_store` reads `prefect-secret:NAME` values for the source check."""
     statuses = {}
     for connector in await connectors.all():
         try:
-            statuses[connector.id] = await _check_in(settings, connectors, connector)
+            statuses[connector.id] = await _check_in(settings, connectors, connector, secret_store)
         except Exception as error:  # one connector must never stop the pass
             logger.warning(
                 "connector %s skipped this pass: %s", connector.id, describe_error(error)
@@ -52,7 +56,7 @@ async def heartbeat_and_publish(settings: Settings, connectors: ConnectorIndex) 
     return statuses
 
 
-async def _check_in(settings: Settings, connectors: ConnectorIndex, connector) -> str:
+async def _check_in(settings: Settings, connectors: ConnectorIndex, connector, secret_store) -> str:
     await connectors.patch(connector.id, {"last_seen": clock.iso()})
     connector = await connectors.get(connector.id) or connector
     problems = connector.problems()
@@ -78,11 +82,13 @@ async def _check_in(settings: Settings, connectors: ConnectorIndex, connector) -
         source_class.is_configured,
         source_class.features,
     )
-    connector = await _check_source(settings, connectors, connector, source_class)
+    connector = await _check_source(settings, connectors, connector, source_class, secret_store)
     return connector.status
 
 
-async def _check_source(settings: Settings, connectors: ConnectorIndex, connector, source_class):
+async def _check_source(
+    settings: Settings, connectors: ConnectorIndex, connector, source_class, secret_store
+):
     """Validate the configuration and ping the source, at most every `check_interval`, so a
     source that went away shows `error` before a sync fails (and `connected` once it is back)."""
     if not may_sync(connector.status):
@@ -92,10 +98,13 @@ async def _check_source(settings: Settings, connectors: ConnectorIndex, connecto
         return connector
     fields = {"status": ConnectorStatus.CONNECTED.value, "error": None}
     try:
-        source = source_class(connector.configuration_values())
+        values = await with_resolved_secrets(connector.configuration_values(), secret_store)
+        source = source_class(values)
     except ConfigurationError as error:
         problems = "; ".join(error.problems)
         fields = {"status": ConnectorStatus.ERROR.value, "error": f"configuration: {problems}"}
+    except SecretUnavailable as error:
+        fields = {"status": ConnectorStatus.ERROR.value, "error": f"configuration: {error}"}
     else:
         try:
             await asyncio.wait_for(source.ping(), CHECK_TIMEOUT_SECONDS)

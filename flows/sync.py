@@ -19,18 +19,16 @@ from connectors.job_run import JobRun
 from connectors.protocol import IllegalTransition, JobLost, JobStatus, JobType, TriggerMethod
 from connectors.protocol.states import FINAL, may_sync
 from connectors.sync import describe_error
-from tasks.runtime import flow_runtime
+from tasks.runtime import flow_runtime, prefect_secret
 from tasks.sync_tasks import TaskStages
 
 
 def run_name() -> str:
     parameters = flow_run.parameters
     kind = parameters.get("job_type") or "full"
-    if parameters.get("job_id"):
-        return (
-            f"{parameters.get('service_type') or 'sync'}-{parameters.get('connector_id')}"
-            f"-{kind}-job-{parameters['job_id']}"
-        )
+    if parameters.get("job_id"):  # renamed after its connector once the run starts
+        parts = [parameters.get("service_type") or "sync", parameters.get("connector_id")]
+        return "-".join([*filter(None, parts), kind, "job", parameters["job_id"]])
     target = parameters.get("connector_id") or parameters.get("service_type") or "all"
     return f"sync-{kind}-{target}"
 
@@ -104,6 +102,7 @@ async def sync_job(job_id: str, config_file: str | None, claim: str | None = Non
                 "flow_run_url": flow_run.ui_url,
             },
             claim=claim,
+            secret_store=prefect_secret,
         )
         try:
             outcome = await runtime.job.run(TaskStages(job_id))

@@ -8,7 +8,7 @@ from prefect.cache_policies import NO_CACHE
 from connectors import poll
 from connectors.protocol import ensure_protocol_indices, stale
 from connectors.registry import registered_sources
-from tasks.runtime import current, run_logger
+from tasks.runtime import current, prefect_secret, run_logger
 
 
 @task(name="heartbeat-and-publish", cache_policy=NO_CACHE)
@@ -17,7 +17,7 @@ async def heartbeat_and_publish() -> dict[str, str]:
     runtime = current()
     await ensure_protocol_indices(runtime.es, runtime.settings.protocol)
     connectors, _ = runtime.protocol
-    statuses = await poll.heartbeat_and_publish(runtime.settings, connectors)
+    statuses = await poll.heartbeat_and_publish(runtime.settings, connectors, prefect_secret)
     run_logger().info("%d connectors: %s", len(statuses), statuses)
     return statuses
 

@@ -69,6 +69,13 @@ def current_job(job_id: str) -> JobRun:
     return run
 
 
+async def prefect_secret(name: str) -> str:
+    """A Prefect Secret block's value: what `prefect-secret:NAME` configuration values name."""
+    from prefect.blocks.system import Secret
+
+    return str((await Secret.aload(name)).get())
+
+
 def run_logger() -> logging.Logger | logging.LoggerAdapter:
     """The run's logger inside a flow or task run (its lines reach the Prefect UI); the service's
     own logger when a step runs plainly (the poll loop's passes are not flow runs)."""

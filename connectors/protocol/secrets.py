@@ -4,6 +4,7 @@ source class declares it, or the document's own flag), never the password inside
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 REDACTED = "********"
@@ -52,3 +53,43 @@ def redacted_configuration(
         }
         for name, spec in configuration.items()
     }
+
+
+SECRET_REFERENCE = "prefect-secret:"
+SecretStore = Callable[[str], Awaitable[str]]
+"""Reads a secret by name (the orchestrator's secret store: a Prefect Secret block)."""
+
+
+class SecretUnavailable(LookupError):
+    """A `prefect-secret:NAME` value that cannot be read here; the message names the field."""
+
+
+def secret_reference(value: Any) -> str | None:
+    """The secret's name, when `value` is a `prefect-secret:NAME` reference."""
+    if isinstance(value, str) and value.startswith(SECRET_REFERENCE):
+        return value[len(SECRET_REFERENCE) :]
+    return None
+
+
+async def with_resolved_secrets(values: dict[str, Any], store: SecretStore | None) -> dict:
+    """`values` with each `prefect-secret:NAME` replaced by that secret, read when a source is
+    built and never stored anywhere (the connector document keeps the reference)."""
+    resolved = dict(values)
+    for field, value in values.items():
+        name = secret_reference(value)
+        if name is None:
+            continue
+        if store is None:
+            raise SecretUnavailable(
+                f"{field}: holds {SECRET_REFERENCE}{name}, which only a run through Prefect "
+                "can read (its Secret block)"
+            )
+        try:
+            resolved[field] = await store(name)
+        except Exception as error:  # the block is missing, or Prefect does not answer
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            raise SecretUnavailable(
+                f"{field}: the Prefect Secret block {name!r} cannot be read "
+                f"({type(error).__name__}{': ' + reason if reason else ''})"
+            ) from None
+    return resolved

@@ -26,6 +26,7 @@ def make_settings(**sections):
             "s3": "connectors.sources.s3:S3DataSource",
             "directory": "connectors.sources.directory:DirectoryDataSource",
             "slow": "tests.integration.slow_source:SlowDataSource",
+            "gated": "tests.integration.gated_source:GatedDataSource",
         },
     }
     for name, values in sections.items():
