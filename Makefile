@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed-stamp
 N ?= 100000
 
-.PHONY: install test lint format unit integration run stack down status deploy worker bench clean
+.PHONY: install test lint format unit integration run stack down status deploy worker notify bench clean
 
 $(INSTALLED): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,9 @@ run: $(INSTALLED)  ## first run: index this repository's docs with a directory c
 
 deploy: stack  ## create the work pool, deploy prefect.yaml and start a worker
 	@$(PY) -m deployments.deploy
+
+notify: stack  ## be told when a sync fails: make notify WEBHOOK=https://... (or BLOCK=slack-webhook/NAME)
+	@$(PY) -m deployments.notify $(if $(WEBHOOK),--webhook $(WEBHOOK),--block $(BLOCK))
 
 bench: stack  ## benchmarks (not tests): make bench N=1000000 ARGS=--skip-s3
 	@$(PY) -m bench --documents $(N) $(ARGS)

@@ -1,0 +1,68 @@
+"""`make notify`: a Failed sync run reaches the user. The automation it installs, on a private
+Prefect server, posts to a webhook (a local HTTP server here) when a `sync` run fails."""
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+import yaml
+
+from tests.integration.private_prefect import PrivatePrefect
+
+pytestmark = pytest.mark.slow
+
+
+class Inbox(BaseHTTPRequestHandler):
+    received: list[dict] = []
+
+    def do_POST(self):  # noqa: N802 - the http.server interface
+        length = int(self.headers.get("Content-Length") or 0)
+        Inbox.received.append(json.loads(self.rfile.read(length) or b"{}"))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        return None
+
+
+@pytest.fixture
+def inbox():
+    server = HTTPServer(("127.0.0.1", 0), Inbox)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    Inbox.received = []
+    yield f"http://127.0.0.1:{server.server_port}/hook"
+    server.shutdown()
+
+
+def test_a_failed_sync_run_is_posted_to_the_webhook(tmp_path, inbox, settings):
+    server = PrivatePrefect(tmp_path / "prefect-home")
+    server.start()
+    try:
+        env = server.client_env
+        installed = subprocess.run(
+            [sys.executable, "-m", "deployments.notify", "--webhook", inbox],
+            env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert installed.returncode == 0, installed.stderr
+        config_file = tmp_path / "config.yml"
+        config_file.write_text(yaml.safe_dump(settings.model_dump(mode="json")))
+        failing = (
+            "import asyncio; from flows.sync import sync; "
+            f"asyncio.run(sync(connector_id='no-such-connector', config_file='{config_file}',"
+            " return_state=True))"
+        )
+        subprocess.run([sys.executable, "-c", failing], env=env, capture_output=True, timeout=120)
+        deadline = time.monotonic() + 60
+        while not Inbox.received:
+            assert time.monotonic() < deadline, "no notification within 60 s of the failed run"
+            time.sleep(0.5)
+        [message] = Inbox.received
+        assert "failed" in message["subject"]
+        assert "connector no-such-connector does not exist" in message["body"]
+    finally:
+        server.stop()
