@@ -10,29 +10,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import logging
 import os
 import sys
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
+from typing import TYPE_CHECKING
 
-from app.connector_commands import (
-    create_connector,
-    delete_connector,
-    list_connectors,
-    list_sources,
-    request_sync,
-    show_connector,
-    update_connector,
-)
 from app.context import Context, RuntimeFailure, UsageError
-from app.job_commands import cancel_job, list_jobs, run_job_here, show_job
 from app.output import OutputClosed, print_line
-from app.values import SCHEDULE_KINDS
-from connectors.config import Settings, SettingsError, load_settings
-from connectors.es.client import check_reachable, create_client
-from connectors.protocol import JobType, ensure_protocol_indices, protocol_for
+from connectors.protocol.states import JobType
+
+if TYPE_CHECKING:
+    from connectors.config import Settings
+
+SCHEDULE_KINDS = (JobType.FULL.value, JobType.INCREMENTAL.value, JobType.DELETION.value)
 
 
 class Parser(argparse.ArgumentParser):
@@ -197,29 +191,52 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# (command, subcommand) -> "module:function"; a command's module (and the Elasticsearch client
+# it needs) loads only when that command runs, so `--help` stays light.
 COMMANDS = {
-    ("connector", "create"): create_connector,
-    ("connector", "list"): list_connectors,
-    ("connector", "show"): show_connector,
-    ("connector", "update"): update_connector,
-    ("connector", "delete"): delete_connector,
-    ("connector", "sync"): request_sync,
-    ("job", "list"): list_jobs,
-    ("job", "show"): show_job,
-    ("job", "cancel"): cancel_job,
-    ("job", "run"): run_job_here,
+    ("connector", "create"): "app.connector_commands:create_connector",
+    ("connector", "list"): "app.connector_commands:list_connectors",
+    ("connector", "show"): "app.connector_commands:show_connector",
+    ("connector", "update"): "app.connector_commands:update_connector",
+    ("connector", "delete"): "app.connector_commands:delete_connector",
+    ("connector", "sync"): "app.connector_commands:request_sync",
+    ("job", "list"): "app.job_commands:list_jobs",
+    ("job", "show"): "app.job_commands:show_job",
+    ("job", "cancel"): "app.job_commands:cancel_job",
+    ("job", "run"): "app.job_commands:run_job_here",
 }
+
+
+def command(args: argparse.Namespace) -> Callable:
+    module, _, name = COMMANDS[(args.command, args.subcommand)].partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+async def list_sources(settings: Settings, out: Callable) -> None:
+    """`--action list`: every registered source, loaded to show its description."""
+    from connectors.registry import RegistryError, load_source_class, registered_sources
+
+    for service_type, qualified in sorted(registered_sources(settings.sources).items()):
+        try:
+            source_class = load_source_class(qualified)
+            description = source_class.description or source_class.name
+        except RegistryError as error:
+            description = f"UNAVAILABLE: {error}"
+        out(f"{service_type:<12} {qualified:<50} {description}")
 
 
 async def manage(args: argparse.Namespace, settings: Settings, out: Callable) -> None:
     """Run one management command against the protocol indices."""
+    from connectors.es.client import check_reachable, create_client
+    from connectors.protocol import ensure_protocol_indices, protocol_for
+
     es = create_client(settings.elasticsearch)
     try:
         await check_reachable(es, settings.elasticsearch.hosts)
         await ensure_protocol_indices(es, settings.protocol)
         connectors, jobs = protocol_for(es, settings)
         context = Context(settings, es, connectors, jobs, out)
-        await COMMANDS[(args.command, args.subcommand)](args, context)
+        await command(args)(args, context)
     finally:
         await es.close()
 
@@ -234,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.debug:
         # Retries of an unreachable node are logged with tracebacks; the one-line error suffices.
         logging.getLogger("elastic_transport").setLevel(logging.CRITICAL)
+    from connectors.config import SettingsError, load_settings
+
     try:
         settings = load_settings(args.config_file)
     except SettingsError as error:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +20,6 @@ from app.values import (
     parse_values,
     typed_values,
 )
-from connectors.config import Settings
 from connectors.es.documents import merged
 from connectors.es.indices import concrete_indices, delete_indices
 from connectors.protocol import ConnectorStatus, JobStatus, JobType, TriggerMethod, clock
@@ -31,21 +29,9 @@ from connectors.protocol.states import may_sync
 from connectors.protocol.targets import target_problem
 from connectors.registry import (
     RegistryError,
-    load_source_class,
-    registered_sources,
     source_class_for,
 )
 from connectors.source import ConfigurationError
-
-
-async def list_sources(settings: Settings, out: Callable) -> None:
-    for service_type, qualified in sorted(registered_sources(settings.sources).items()):
-        try:
-            source_class = load_source_class(qualified)
-            description = source_class.description or source_class.name
-        except RegistryError as error:
-            description = f"UNAVAILABLE: {error}"
-        out(f"{service_type:<12} {qualified:<50} {description}")
 
 
 async def create_connector(args, ctx: Context) -> None:

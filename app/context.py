@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from connectors.config import Settings
-from connectors.es.client import ESClient
-from connectors.protocol import ConnectorIndex, JobIndex
-from connectors.protocol.connector import Connector
+if TYPE_CHECKING:
+    from connectors.config import Settings
+    from connectors.es.client import ESClient
+    from connectors.protocol import ConnectorIndex, JobIndex
+    from connectors.protocol.connector import Connector
 
 
 class UsageError(Exception):

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from connectors.protocol import Job
-from connectors.protocol.connector import Connector
 from connectors.protocol.secrets import redacted_configuration
+
+if TYPE_CHECKING:
+    from connectors.protocol import Job
+    from connectors.protocol.connector import Connector
 
 ERROR_COLUMN = 60
 

@@ -1,12 +1,14 @@
-"""The service's side of Elastic's connector protocol: connector and sync-job documents."""
+"""The service's side of Elastic's connector protocol: connector and sync-job documents.
+
+The vocabulary (statuses, job types) loads with the package; the document classes, which need
+the Elasticsearch client, load on first use, so `connectors.protocol.JobType` costs no client.
+"""
 
 from __future__ import annotations
 
-from connectors.config import Settings
-from connectors.es.client import ESClient
-from connectors.protocol.connector import Connector, ConnectorIndex
-from connectors.protocol.indices import ensure_protocol_indices
-from connectors.protocol.job import Job, JobIndex, JobLost
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from connectors.protocol.states import (
     ConnectorStatus,
     IllegalTransition,
@@ -14,11 +16,37 @@ from connectors.protocol.states import (
     JobType,
     TriggerMethod,
 )
-from connectors.registry import RegistryError, source_class_for
+
+if TYPE_CHECKING:
+    from connectors.config import Settings
+    from connectors.es.client import ESClient
+    from connectors.protocol.connector import Connector, ConnectorIndex
+    from connectors.protocol.indices import ensure_protocol_indices
+    from connectors.protocol.job import Job, JobIndex, JobLost
+
+_LOADED_ON_USE = {
+    "Connector": "connectors.protocol.connector",
+    "ConnectorIndex": "connectors.protocol.connector",
+    "ensure_protocol_indices": "connectors.protocol.indices",
+    "Job": "connectors.protocol.job",
+    "JobIndex": "connectors.protocol.job",
+    "JobLost": "connectors.protocol.job",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LOADED_ON_USE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LOADED_ON_USE[name]), name)
+    globals()[name] = value
+    return value
 
 
 def protocol_for(es: ESClient, settings: Settings) -> tuple[ConnectorIndex, JobIndex]:
     """The two protocol indices this service's settings name, sharing one client."""
+    from connectors.protocol.connector import ConnectorIndex
+    from connectors.protocol.job import JobIndex
+    from connectors.registry import RegistryError, source_class_for
 
     def sensitive(service_type: str) -> frozenset[str]:
         try:
