@@ -21,6 +21,8 @@ logger = logging.getLogger(__name__)
 MAX_KEPT_FAILURES = 1000
 
 SendBulk = Callable[[bytes], Awaitable[dict]]
+# What `_record` reads of each item: a fifth of the full response to send and decode.
+RESPONSE_FIELDS = "errors,items.*.status,items.*.result,items.*.error"
 OwnershipCheck = Callable[[], Awaitable[None]]
 
 
@@ -68,7 +70,7 @@ def bulk_sender(es: AsyncElasticsearch, index: str) -> SendBulk:
     client = es.options(max_retries=0, retry_on_timeout=False)
 
     async def send(body: bytes) -> dict:
-        response = await client.bulk(index=index, operations=body, filter_path="errors,items")
+        response = await client.bulk(index=index, operations=body, filter_path=RESPONSE_FIELDS)
         return response.body
 
     return send

