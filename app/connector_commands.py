@@ -38,6 +38,7 @@ async def create_connector(args, ctx: Context) -> None:
     problem = target_problem(args.index_name, ctx.settings.protocol)
     if problem:
         raise UsageError(f"--index-name: {problem}")
+    await _refuse_shared_index(ctx, args.index_name)
     schedules = parse_schedules(args.schedule)
     try:
         source_class = source_class_for(ctx.settings.sources, args.service_type)
@@ -59,6 +60,18 @@ async def create_connector(args, ctx: Context) -> None:
         configuration=schema, status=ConnectorStatus.CONFIGURED.value, sync_now=args.sync_now
     )
     ctx.out(await ctx.connectors.create(document))
+
+
+async def _refuse_shared_index(ctx: Context, index: str, but: str | None = None) -> None:
+    """One connector per index: a full sync deletes what its own source lacks."""
+    others = sorted(
+        c.id for c in await ctx.connectors.all() if c.index_name == index and c.id != but
+    )
+    if others:
+        raise UsageError(
+            f"--index-name: {index} is already the target of connector {', '.join(others)} "
+            "(a full sync of either would delete the other's documents)"
+        )
 
 
 async def list_connectors(args, ctx: Context) -> None:
@@ -186,6 +199,7 @@ async def update_connector(args, ctx: Context) -> None:
         problem = target_problem(args.index_name, ctx.settings.protocol)
         if problem:
             raise UsageError(f"--index-name: {problem}")
+        await _refuse_shared_index(ctx, args.index_name, but=args.connector_id)
     connector = await get_connector(ctx.connectors, args.connector_id)
     values = None
     if args.set or args.values_file or args.check:

@@ -165,9 +165,11 @@ class JobRun:
         return await self.source.changed(self.inputs.sync_cursor)
 
     async def snapshot_index(self) -> int:
-        """Create the index if needed, then record what it holds (ids and versions) on disk."""
+        """Create the index if needed, then record what it holds (ids and versions) on disk.
+        Only full and deletion syncs snapshot: they delete, so the index must be theirs alone."""
         index = self.inputs.index_name
         await self._check_target(index)
+        await self._check_sole_target(index)
         await ensure_content_index(self.es, index)
         self._workdir = self._workdir or tempfile.mkdtemp(prefix="elastic-ingest-")
         self._snapshot = await snapshot_index(self.es, index, self._workdir)
@@ -334,6 +336,21 @@ class JobRun:
         )
         if problem:
             raise JobSetupError(f"connector {self.inputs.connector_id}: {problem}")
+
+    async def _check_sole_target(self, index: str) -> None:
+        """A sync that deletes what its source lacks would delete another connector's
+        documents from a shared index: refuse before anything is written or deleted."""
+        others = sorted(
+            connector.id
+            for connector in await self.connectors.all()
+            if connector.index_name == index and connector.id != self.inputs.connector_id
+        )
+        if others:
+            raise JobSetupError(
+                f"connector {self.inputs.connector_id}: index {index} is also the target of "
+                f"connector {', '.join(others)}; a {self.kind} sync would delete its documents "
+                "(give each connector its own index)"
+            )
 
     def _writer(self, owner_answer_lasts: float = OWNER_CHECK_SECONDS) -> BulkWriter:
         # A job is only taken over after `stale_job_seconds` without a heartbeat, so an answer

@@ -45,9 +45,16 @@ async def heartbeat_and_publish(
     A connector that cannot be used gets `error` naming what is wrong; the others go on.
     `secret_store` reads `prefect-secret:NAME` values for the source check."""
     statuses = {}
-    for connector in await connectors.all():
+    every = await connectors.all()
+    targets: dict[str, list[str]] = {}
+    for connector in every:
+        targets.setdefault(connector.index_name, []).append(connector.id)
+    for connector in every:
+        shared = [other for other in targets.get(connector.index_name, []) if other != connector.id]
         try:
-            statuses[connector.id] = await _check_in(settings, connectors, connector, secret_store)
+            statuses[connector.id] = await _check_in(
+                settings, connectors, connector, secret_store, shared
+            )
         except Exception as error:  # one connector must never stop the pass
             logger.warning(
                 "connector %s skipped this pass: %s", connector.id, describe_error(error)
@@ -56,13 +63,21 @@ async def heartbeat_and_publish(
     return statuses
 
 
-async def _check_in(settings: Settings, connectors: ConnectorIndex, connector, secret_store) -> str:
+async def _check_in(
+    settings: Settings, connectors: ConnectorIndex, connector, secret_store, shared: list[str]
+) -> str:
     await connectors.patch(connector.id, {"last_seen": clock.iso()})
     connector = await connectors.get(connector.id) or connector
     problems = connector.problems()
     if not problems:
         problem = target_problem(connector.index_name, settings.protocol)
         problems = [f"index_name: {problem}"] if problem else []
+    if not problems and shared:
+        problems = [
+            f"index_name: {connector.index_name} is also the target of connector "
+            f"{', '.join(sorted(shared))}; a full sync of either would delete the other's "
+            "documents (give each connector its own index)"
+        ]
     if not problems:
         try:
             source_class = source_class_for(settings.sources, connector.service_type)

@@ -236,6 +236,17 @@ async def test_values_file_expands_environment_variables(service, config_file, t
     assert connector_ids(config_file) == {connector_id}
 
 
+async def test_an_index_another_connector_targets_is_refused(service, config_file, tmp_path):
+    folder = folder_with(tmp_path, "docs", "a.md")
+    first = create(config_file, "directory", "cli-shared", path=folder)
+    command = ("connector", "create", "--service-type", "directory", "--index-name", "cli-shared")
+    refused(cli(config_file, *command, "--set", f"path={folder}", check=False), first)
+    second = create(config_file, "directory", "cli-own", path=folder)
+    update = ("connector", "update", second, "--index-name", "cli-shared")
+    refused(cli(config_file, *update, check=False), "already the target of connector", first)
+    assert connector_ids(config_file) == {first, second}
+
+
 async def test_create_check_refuses_a_missing_folder_and_creates_nothing(
     service, config_file, tmp_path
 ):

@@ -1,5 +1,6 @@
 """Data-loss cases from the field, on the real stack: a connector aimed at the protocol's own
-indices, a connector renamed under a queued job, and a worker that comes back from the dead."""
+indices, a connector renamed under a queued job, a worker that comes back from the dead, and two
+connectors aimed at one index."""
 
 import asyncio
 import os
@@ -12,6 +13,7 @@ import pytest
 
 from connectors.es.bulk import BulkWriter, Fenced
 from connectors.es.indices import ensure_content_index
+from connectors.poll import heartbeat_and_publish
 from connectors.protocol import JobStatus
 from connectors.protocol.connector import new_connector_document
 from connectors.protocol.stale import fail_stale_jobs
@@ -153,3 +155,22 @@ async def test_elasticsearch_itself_rejects_the_writes_of_an_older_job(es, setti
         with pytest.raises(Fenced, match="written by a newer job"):
             await older.close()
     assert await ids_and_versions(es, index_name) == {"kept": "new"}
+
+
+async def test_two_connectors_on_one_index_never_delete_each_others_documents(
+    es, harness, index_name
+):
+    first = await harness.create("memory", index_name, documents=[{"_id": "a1", "n": 1}])
+    assert (await harness.sync(first)).status == "completed"
+    second = await harness.create("memory", index_name, documents=[{"_id": "b1", "n": 2}])
+    for kind in ("full", "deletion"):  # the kinds that delete what their source lacks
+        refused = await harness.sync(second, job_type=kind)
+        assert refused.status == "error" and refused.deleted == 0
+        assert f"index {index_name} is also the target of connector {first}" in refused.error
+    assert set(await ids_and_versions(es, index_name)) == {
+        "a1"
+    }  # the first connector's document stays
+    statuses = await heartbeat_and_publish(harness.settings, harness.connectors)
+    assert statuses[first] == statuses[second] == "error"
+    error = (await harness.connectors.get(first)).doc["error"]
+    assert f"also the target of connector {second}" in error
