@@ -4,6 +4,7 @@ a healthy connector beside them syncs in the same pass, with no traceback in the
 
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 from connectors.protocol import JobStatus
@@ -15,8 +16,9 @@ from tests.integration.jobs import ConnectorHarness
 PROJECT = Path(__file__).resolve().parents[2]
 
 
-def connector(service_type="directory", index="ok-index", **fields):
-    document = new_connector_document(service_type, index)
+def connector(service_type="directory", index=None, **fields):
+    """A connector document with its own index (one connector per index)."""
+    document = new_connector_document(service_type, index or f"ok-index-{uuid.uuid4().hex[:8]}")
     document.update({"status": "configured", **fields})
     return document
 
