@@ -11,6 +11,7 @@ import datetime
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import tempfile
@@ -29,8 +30,6 @@ for _key, _value in environment().items():
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
 from bench.baselines import (  # noqa: E402
-    cpu_seconds,
-    ferretdb_pid,
     raw_bulk_load,
     raw_mongo_scan,
     raw_range_query,
@@ -45,6 +44,21 @@ from bench.data import (  # noqa: E402
     seed_mongo,
     seed_s3,
 )
+from bench.processes import (  # noqa: E402
+    MARKERS,
+    SOURCE_SERVERS,
+    cpu_snapshot,
+    cpu_spent,
+    memory_mb,
+    stack_pid,
+)
+from bench.report import (  # noqa: E402
+    KIND_TARGETS,
+    print_processes,
+    print_table,
+    process_verdicts,
+    verdicts,
+)
 from connectors.config import load_settings  # noqa: E402
 from connectors.es.client import create_client  # noqa: E402
 from connectors.protocol import ensure_protocol_indices, protocol_for  # noqa: E402
@@ -54,20 +68,31 @@ from connectors.protocol.states import JobType, TriggerMethod  # noqa: E402
 RESULTS = Path(__file__).resolve().parent / "results"
 PROJECT = Path(__file__).resolve().parent.parent
 
-# sync-kind row -> (what it is, the largest ratio to the first full sync that meets the goal);
-# its ratio is stored in the results as "<row>_vs_first"
-KIND_TARGETS = {
-    "noop_incremental": ("no-op incremental (mongodb)", 0.1),
-    "incremental_1pct": ("incremental after 1% updated (mongodb)", 0.15),
-    "full_resync_versions_first": ("full resync, no changes, versions first (mongodb)", 0.5),
-    "deletion_1pct": ("deletion sync after 1% deleted (mongodb)", 0.4),
+POLL_INTERVAL = 2.0  # the idle poll loop's, so that its ~10 s run holds several passes
+POLL_IDLE_SECONDS = 10.0
+# what the processes section keeps of the first full sync (mongodb)
+PROCESS_KEYS = (
+    "seconds",
+    "sync_cpu",
+    "es_cpu",
+    "src_cpu",
+    "limit_seconds",
+    "wall_vs_limit",
+    "process_cpu",
+    "peak_rss_mb",
+)
+SOURCES = {
+    "mongodb": "connectors.sources.mongo:MongoDataSource",
+    "s3": "connectors.sources.s3:S3DataSource",
+    "directory": "connectors.sources.directory:DirectoryDataSource",
 }
-LAZY_FETCH_TARGET = 0.15  # a no-op full resync of S3 or a folder vs its first full sync
 
 
-def write_config() -> Path:
+def write_config(name: str = "bench", **service) -> Path:
+    """bench/results/<name>-config.yml, its protocol indices `<name>-connectors` and
+    `<name>-jobs`, so the benchmark never touches a real service's connectors."""
     RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / "bench-config.yml"
+    path = RESULTS / f"{name}-config.yml"
     path.write_text(
         yaml.safe_dump(
             {
@@ -75,13 +100,12 @@ def write_config() -> Path:
                     "hosts": [os.environ["ELASTICSEARCH_URL"]],
                     "request_timeout": 120,
                 },
-                "service": {"use_deployments": False},
-                "protocol": {"connectors_index": "bench-connectors", "jobs_index": "bench-jobs"},
-                "sources": {
-                    "mongodb": "connectors.sources.mongo:MongoDataSource",
-                    "s3": "connectors.sources.s3:S3DataSource",
-                    "directory": "connectors.sources.directory:DirectoryDataSource",
+                "service": {"use_deployments": False, **service},
+                "protocol": {
+                    "connectors_index": f"{name}-connectors",
+                    "jobs_index": f"{name}-jobs",
                 },
+                "sources": SOURCES,
             }
         )
     )
@@ -104,6 +128,26 @@ def run_in_subprocess(config_file: Path, *args: str) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def watch_arguments(servers: dict[str, int | None]) -> list[str]:
+    """`--watch NAME=PID` for each server found, for `bench.sync_run` to time its CPU."""
+    return [f"--watch={name}={pid}" for name, pid in servers.items() if pid is not None]
+
+
+def cpu_columns(spent: dict[str, float | None], seconds: float) -> dict:
+    """A row's CPU seconds per process and the machine's limit they imply: all of them spread
+    over every core is the least wall time any schedule of that work could take."""
+    columns = {
+        "sync_cpu": spent.get("own"),
+        "es_cpu": spent.get("es"),
+        "src_cpu": spent.get("src"),
+    }
+    total = sum(value for value in columns.values() if value is not None)
+    limit = total / (os.cpu_count() or 1)
+    columns["limit_seconds"] = limit
+    columns["wall_vs_limit"] = seconds / limit if limit > 0 else None
+    return columns
+
+
 class Bench:
     def __init__(self, documents: int, objects: int, files: int = 2000):
         self.documents, self.objects, self.files = documents, objects, files
@@ -111,6 +155,27 @@ class Bench:
         self.settings = load_settings(self.config_file)
         self.rows: list[dict] = []
         self.results: dict = {}
+        self.pids = {service: stack_pid(service) for service in MARKERS}
+        self.service_types: dict[str, str] = {}  # connector id -> its source's service type
+        self.processes: dict = {"cores": os.cpu_count(), "pids": self.pids}
+        missing = [service for service, pid in self.pids.items() if pid is None]
+        if missing:
+            print(f"no process found for {', '.join(missing)}: its CPU shows as -", flush=True)
+
+    def servers(self, service_type: str | None) -> dict[str, int | None]:
+        """The servers a sync of `service_type` keeps busy: Elasticsearch and its source's."""
+        servers = {"es": self.pids["elasticsearch"]}
+        if service_type in SOURCE_SERVERS:
+            servers["src"] = self.pids[SOURCE_SERVERS[service_type]]
+        return servers
+
+    async def measured_raw(self, service_type: str, baseline) -> tuple[float, int, dict]:
+        """Await a raw baseline (seconds, count) and the CPU columns of its row: this process
+        stands in for the sync process."""
+        servers = self.servers(service_type)
+        before = cpu_snapshot(servers)
+        seconds, count = await baseline
+        return seconds, count, cpu_columns(cpu_spent(before, cpu_snapshot(servers)), seconds)
 
     async def job_for(self, connector_id: str, job_type: str = JobType.FULL) -> str:
         es = create_client(self.settings.elasticsearch)
@@ -131,7 +196,10 @@ class Bench:
         es = create_client(self.settings.elasticsearch)
         try:
             before = await _index_operations(es, index)
-            measured = run_in_subprocess(self.config_file, "--job", job_id)
+            servers = self.servers(self.service_types.get(connector_id))
+            measured = run_in_subprocess(
+                self.config_file, "--job", job_id, *watch_arguments(servers)
+            )
             _, jobs = protocol_for(es, self.settings)
             job = (await jobs.get(job_id)).doc
             writes = await _index_operations(es, index) - before
@@ -147,6 +215,8 @@ class Bench:
             "not_fetched": (job.get("metadata") or {}).get("not_fetched_document_count"),
             "bulk_writes": writes,
             "peak_rss_mb": measured["peak_rss_mb"],
+            **cpu_columns(measured["cpu_seconds"], measured["seconds"]),
+            "process_cpu": measured["process_cpu_seconds"],
             "status": job["status"],
             "job_type": str(job_type),
             "ran_as": (job.get("metadata") or {}).get("ran_as", str(job_type)),
@@ -154,17 +224,6 @@ class Bench:
         self.rows.append(row)
         assert row["status"] == "completed", job  # a failed job also writes nothing
         assert row["ran_as"] == row["job_type"], job  # e.g. an incremental run as a full sync
-        return row
-
-    async def measured_on_ferretdb(
-        self, name: str, connector_id: str, index: str, job_type: str = JobType.FULL
-    ) -> dict:
-        """`measured_sync`, plus the CPU seconds the FerretDB server spent meanwhile: its own
-        full-collection scans are the floor under every MongoDB row."""
-        pid = ferretdb_pid()
-        before = cpu_seconds(pid)
-        row = await self.measured_sync(name, connector_id, index, job_type)
-        row["ferretdb_cpu"] = _spent(before, cpu_seconds(pid))
         return row
 
     async def forget_cursor(self, connector_id: str) -> None:
@@ -177,27 +236,40 @@ class Bench:
         finally:
             await es.close()
 
-    async def create_connector(self, service_type: str, index: str, values: dict) -> str:
-        es = create_client(self.settings.elasticsearch)
+    async def create_connector(
+        self, service_type: str, index: str, values: dict, settings=None
+    ) -> str:
+        """A configured connector on a new, empty `index`, replacing earlier runs' connectors
+        of that index (a full sync refuses an index another connector also targets)."""
+        settings = settings or self.settings
+        es = create_client(settings.elasticsearch)
         try:
-            await ensure_protocol_indices(es, self.settings.protocol)
+            await ensure_protocol_indices(es, settings.protocol)
             await es.options(ignore_status=404).indices.delete(index=index)
-            connectors, _ = protocol_for(es, self.settings)
+            connectors, jobs = protocol_for(es, settings)
+            for earlier in await connectors.all():
+                if earlier.index_name == index:
+                    await connectors.delete(earlier)
+                    await jobs.delete_for_connector(earlier.id)
             document = new_connector_document(service_type, index, f"bench {index}")
             document["configuration"] = {k: {"value": v} for k, v in values.items()}
             document["status"] = "configured"
-            return await connectors.create(document)
+            connector_id = await connectors.create(document)
         finally:
             await es.close()
+        self.service_types[connector_id] = service_type
+        return connector_id
 
     async def mongodb(self) -> None:
         url, n = os.environ["MONGODB_URL"], self.documents
         collection = f"docs_{n}"
         seeded = await seed_mongo(url, "bench", collection, n)
         print(f"seeded {n} documents in FerretDB in {seeded:.1f}s (0 = reused)", flush=True)
-        scan, scanned = await raw_mongo_scan(url, "bench", collection)
+        scan, scanned, cpu = await self.measured_raw(
+            "mongodb", raw_mongo_scan(url, "bench", collection)
+        )
         self.rows.append(
-            {"scenario": "raw source scan (mongodb)", "seconds": scan, "documents": scanned}
+            {"scenario": "raw source scan (mongodb)", "seconds": scan, "documents": scanned, **cpu}
         )
         es = create_client(self.settings.elasticsearch)
         try:
@@ -234,8 +306,9 @@ class Bench:
             "churn_vs_first": churn["seconds"] / first["seconds"],
             "noop_bulk_writes": noop["bulk_writes"],
             "first_sync_seconds": first["seconds"],
-            "peak_rss_mb": max(r.get("peak_rss_mb", 0) for r in self.rows),
+            "peak_rss_mb": max(r.get("peak_rss_mb") or 0 for r in self.rows),
         }
+        self.processes["first_full_sync"] = {key: first[key] for key in PROCESS_KEYS}
 
     async def kinds(self) -> None:
         """Incremental, versions-first full and deletion jobs on a collection with `updated_at`,
@@ -263,23 +336,23 @@ class Bench:
         self.results["kinds"] = {
             **{f"{key}_vs_first": rows[key]["seconds"] / first for key in KIND_TARGETS},
             "first_sync_seconds": first,
-            "ferretdb_cpu_seconds": {key: row.get("ferretdb_cpu") for key, row in rows.items()},
+            "ferretdb_cpu_seconds": {key: row.get("src_cpu") for key, row in rows.items()},
             "raw_range_query_seconds": raw["seconds"],
-            "raw_range_query_ferretdb_cpu_seconds": raw["ferretdb_cpu"],
+            "raw_range_query_ferretdb_cpu_seconds": raw["src_cpu"],
         }
 
     async def raw_range_baseline(self, url: str, collection: str) -> dict:
         """PyMongo's `updated_at >= (after every document)` query, 0 results: the least an
         incremental sync can cost on this server, in wall time and FerretDB CPU."""
         after = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=1)
-        pid = ferretdb_pid()
-        before = cpu_seconds(pid)
-        seconds, found = await raw_range_query(url, "bench", collection, "updated_at", after)
+        seconds, found, cpu = await self.measured_raw(
+            "mongodb", raw_range_query(url, "bench", collection, "updated_at", after)
+        )
         row = {
             "scenario": "raw range query, 0 results (mongodb)",
             "seconds": seconds,
             "documents": found,
-            "ferretdb_cpu": _spent(before, cpu_seconds(pid)),
+            **cpu,
         }
         self.rows.append(row)
         return row
@@ -287,7 +360,7 @@ class Bench:
     async def kind_rows(self, url: str, collection: str, connector: str, index: str) -> dict:
         """The five sync rows, in order, each asserting what it must have written."""
         n, full, incremental = self.documents, JobType.FULL, JobType.INCREMENTAL
-        sync = self.measured_on_ferretdb
+        sync = self.measured_sync
         first = await sync("first full sync (mongodb, timestamp_field)", connector, index, full)
         assert first["indexed"] == n, first
         noop = await sync("no-op incremental (mongodb)", connector, index, incremental)
@@ -339,7 +412,13 @@ class Bench:
                 "no-change sync (changed() false)", connector, index
             )
         empty = run_in_subprocess(self.config_file, "--empty-flow")
-        self.rows.append({"scenario": "empty Prefect flow run", "seconds": empty["seconds"]})
+        self.rows.append(
+            {
+                "scenario": "empty Prefect flow run",
+                "seconds": empty["seconds"],
+                "peak_rss_mb": empty["peak_rss_mb"],
+            }
+        )
         self.results["overhead_seconds"] = unchanged["seconds"] - empty["seconds"]
 
     async def s3(self) -> None:
@@ -349,19 +428,12 @@ class Bench:
         endpoint, bucket = os.environ["S3_ENDPOINT_URL"], f"bench-{self.objects}"
         seeded = await seed_s3(session, endpoint, bucket, self.objects)
         print(f"seeded {self.objects} S3 objects in {seeded:.1f}s (0 = reused)", flush=True)
-        scan, count = await raw_s3_scan(session, endpoint, bucket)
-        self.rows.append({"scenario": "raw S3 list + read", "seconds": scan, "documents": count})
-        index = f"bench-s3-{self.objects}"
-        connector = await self.create_connector(
-            "s3",
-            index,
-            {
-                "buckets": [bucket],
-                "endpoint_url": endpoint,
-                "access_key_id": "bench",
-                "secret_access_key": "bench",
-            },
+        scan, count, cpu = await self.measured_raw("s3", raw_s3_scan(session, endpoint, bucket))
+        self.rows.append(
+            {"scenario": "raw S3 list + read", "seconds": scan, "documents": count, **cpu}
         )
+        index = f"bench-s3-{self.objects}"
+        connector = await self.create_connector("s3", index, s3_configuration(bucket))
         first = await self.measured_sync("first full sync (s3)", connector, index)
         assert first["indexed"] == self.objects, first
         await self.forget_cursor(connector)
@@ -372,6 +444,83 @@ class Bench:
             "first_sync_vs_scan": first["seconds"] / scan,
             "noop_vs_first": resync["seconds"] / first["seconds"],
         }
+
+    async def idle_processes(self) -> None:
+        """What a sync process holds before it reads anything, per source, and what the poll
+        loop holds between passes with nothing to do."""
+        self.processes["sync_idle"] = {
+            service_type: run_in_subprocess(self.config_file, "--idle", service_type)
+            for service_type in SOURCES
+        }
+        config = write_config("bench-poll", poll_interval=POLL_INTERVAL)
+        await seed_mongo(os.environ["MONGODB_URL"], "bench", "poll_idle", 10)  # else `error`
+        with tempfile.TemporaryDirectory() as folder:
+            await self.poll_connectors(load_settings(config), folder)
+            self.processes["poll_loop"] = poll_loop_rss(config, POLL_IDLE_SECONDS)
+
+    async def poll_connectors(self, settings, folder: str) -> None:
+        """One connector per source, none due, in the poll config's own protocol indices: an
+        idle service that checks real sources, and no benchmark job for it to claim."""
+        configurations = {
+            "mongodb": {
+                "host": os.environ["MONGODB_URL"],
+                "database": "bench",
+                "collection": "poll_idle",
+            },
+            "s3": s3_configuration(f"bench-{self.objects}"),
+            "directory": {"path": folder},
+        }
+        for service_type, values in configurations.items():
+            await self.create_connector(
+                service_type, f"bench-poll-{service_type}", values, settings
+            )
+
+
+def s3_configuration(bucket: str) -> dict:
+    """An S3 connector's values for `bucket` on the stack's moto, which takes any keys."""
+    return {
+        "buckets": [bucket],
+        "endpoint_url": os.environ["S3_ENDPOINT_URL"],
+        "access_key_id": "bench",
+        "secret_access_key": "bench",
+    }
+
+
+def poll_loop_rss(config_file: Path, seconds: float) -> dict:
+    """Run `python -m flows.poll` for `seconds`, read its RSS, then stop it as a service
+    manager would (SIGTERM) and wait for it; its output is shown only if it failed."""
+    command = [sys.executable, "-m", "flows.poll", "-c", str(config_file)]
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(command, cwd=PROJECT, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            time.sleep(seconds)  # passes run meanwhile
+            rss, peak = memory_mb(process.pid), memory_mb(process.pid, "VmHWM")
+        finally:
+            stop(process)
+        log.seek(0)
+        output = log.read().decode(errors="replace")
+    passes = output.count(" connectors: {")  # the heartbeat step's line, once per pass
+    if rss is None or passes < 2 or process.returncode not in (0, -signal.SIGTERM):
+        raise RuntimeError(
+            f"poll loop: {passes} passes, exit code {process.returncode}:\n{output[-3000:]}"
+        )
+    return {
+        "seconds": seconds,
+        "poll_interval": POLL_INTERVAL,
+        "passes": passes,
+        "rss_mb": rss,
+        "peak_rss_mb": peak,
+    }
+
+
+def stop(process: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL if it is still there after 30 s: a hung loop must not outlive us."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def write_text_files(folder: Path, count: int) -> list[Path]:
@@ -385,101 +534,11 @@ def write_text_files(folder: Path, count: int) -> list[Path]:
     return paths
 
 
-def _spent(before: float | None, after: float | None) -> float | None:
-    """CPU seconds between two readings; None when either could not be read."""
-    return None if before is None or after is None else after - before
-
-
 async def _index_operations(es, index: str) -> int:
     """Index + delete operations Elasticsearch performed on `index` (its bulk write count)."""
     stats = await es.options(ignore_status=404).indices.stats(index=index, metric="indexing")
     totals = stats.get("_all", {}).get("primaries", {}).get("indexing", {})
     return totals.get("index_total", 0) + totals.get("delete_total", 0)
-
-
-def print_table(rows: list[dict]) -> None:
-    print(
-        f"\n{'scenario':<42} {'seconds':>8} {'docs':>7} {'docs/s':>8} {'indexed':>7} "
-        f"{'deleted':>7} {'fetched':>7} {'unfetch':>7} {'writes':>7} {'peak RSS':>8} "
-        f"{'srv CPU':>7}"
-    )
-    for r in rows:
-        docs = r.get("documents")
-        rate = f"{docs / r['seconds']:,.0f}" if docs else "-"
-        rss = f"{r['peak_rss_mb']:.0f} MB" if "peak_rss_mb" in r else "-"
-        cpu = f"{r['ferretdb_cpu']:.2f}" if r.get("ferretdb_cpu") is not None else "-"
-        print(
-            f"{r['scenario']:<42} {r['seconds']:>8.2f} {_shown(docs):>7} {rate:>8} "
-            f"{_shown(r.get('indexed')):>7} {_shown(r.get('deleted')):>7} "
-            f"{_shown(r.get('fetched')):>7} {_shown(r.get('not_fetched')):>7} "
-            f"{_shown(r.get('bulk_writes')):>7} {rss:>8} {cpu:>7}"
-        )
-    print("(srv CPU: CPU seconds the FerretDB server spent during the row)")
-
-
-def _shown(value) -> str:
-    return "-" if value is None else str(value)
-
-
-def verdicts(results: dict, documents: int) -> list[str]:
-    m = results["mongodb"]
-    lines = [
-        f"first full sync = {m['first_sync_vs_limit']:.2f} x max(raw scan, raw bulk) "
-        f"(target <= 1.3) and {m['first_sync_seconds']:.1f}s for {documents:,}",
-        f"no-op resync = {m['noop_vs_first']:.2f} x first sync (target <= 0.2), "
-        f"{m['noop_bulk_writes']} bulk write operations (target 0)",
-        f"1%/1%/1% resync = {m['churn_vs_first']:.2f} x first sync (target <= 0.3)",
-        f"peak RSS of the sync process = {m['peak_rss_mb']:.0f} MB for {documents:,} documents",
-        f"no-change sync overhead = {results['overhead_seconds']:+.2f}s vs an empty flow run "
-        "(target <= 0.5)",
-    ]
-    if "kinds" in results:
-        lines += kind_verdicts(results["kinds"])
-    if "s3" in results:
-        lines.append(f"s3 first sync = {results['s3']['first_sync_vs_scan']:.2f} x raw S3 scan")
-        ratio = results["s3"]["noop_vs_first"]
-        lines.append(lazy_fetch_verdict("s3", ratio, "cursor cleared so all is diffed, 0 fetched"))
-    if "directory" in results:
-        ratio = results["directory"]["noop_vs_first"]
-        lines.append(lazy_fetch_verdict("directory", ratio, "1 file touched, 1 fetched"))
-    return lines
-
-
-def _met(ratio: float, target: float) -> str:
-    return "met" if ratio <= target else "MISSED"
-
-
-def kind_verdicts(kinds: dict) -> list[str]:
-    """One line per sync-kind target, with the FerretDB floor (its CPU and the raw query) beside."""
-    cpu = kinds["ferretdb_cpu_seconds"]
-    raw_cpu = kinds["raw_range_query_ferretdb_cpu_seconds"]
-    lines = []
-    for key, (label, target) in KIND_TARGETS.items():
-        ratio, spent = kinds[f"{key}_vs_first"], cpu.get(key)
-        lines.append(
-            f"{label} = {ratio:.2f} x first sync (target <= {target}, {_met(ratio, target)}); "
-            f"FerretDB CPU {_seconds(spent)} during it, {_seconds(cpu.get('first'))} during "
-            f"the first sync"
-        )
-    lines.append(
-        f"raw 0-result range query on updated_at (PyMongo) = "
-        f"{kinds['raw_range_query_seconds']:.2f}s, FerretDB CPU {_seconds(raw_cpu)}: FerretDB "
-        "1.24 on SQLite scans the whole collection for every filtered query, so this is the "
-        "floor of each MongoDB row; a real MongoDB with an index on updated_at would answer "
-        "the range query from the index"
-    )
-    return lines
-
-
-def _seconds(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.2f}s"
-
-
-def lazy_fetch_verdict(source: str, ratio: float, note: str) -> str:
-    return (
-        f"no-op full resync ({source}, {note}) = {ratio:.2f} x its first sync "
-        f"(target <= {LAZY_FETCH_TARGET}, {_met(ratio, LAZY_FETCH_TARGET)})"
-    )
 
 
 async def _versions(settings) -> dict:
@@ -515,9 +574,13 @@ async def main() -> int:
     await bench.directory()
     if not args.skip_s3:
         await bench.s3()
+    await bench.idle_processes()
     print_table(bench.rows)
     print()
-    for line in verdicts(bench.results, args.documents):
+    print_processes(bench.processes)
+    print()
+    lines = verdicts(bench.results, args.documents)
+    for line in lines + process_verdicts(bench.processes, bench.results, args.documents):
         print(" -", line)
     report = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
@@ -526,6 +589,7 @@ async def main() -> int:
         "documents": args.documents,
         "objects": args.objects,
         "rows": bench.rows,
+        "processes": bench.processes,
         "results": bench.results,
     }
     output = RESULTS / f"bench-{args.documents}.json"

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import datetime
-import os
 import time
-from pathlib import Path
 
 import orjson
 from elasticsearch import AsyncElasticsearch
@@ -13,7 +11,6 @@ from elasticsearch.helpers import async_streaming_bulk
 from pymongo import AsyncMongoClient
 
 from connectors.sources.bson_json import to_json
-from devstack.common import pid_file, read_pid
 
 BATCH_SIZE = 1000  # the MongoDB source's default
 
@@ -119,37 +116,3 @@ async def raw_range_query(
     finally:
         await client.close()
     return time.perf_counter() - started, count
-
-
-def ferretdb_pid() -> int | None:
-    """The FerretDB server's pid: the stack's PID file, else a /proc scan of command lines."""
-    recorded = read_pid(pid_file("ferretdb"))
-    if recorded is not None and "ferretdb" in _cmdline(recorded):
-        return recorded
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and "ferretdb" in _cmdline(int(entry.name)):
-            return int(entry.name)
-    return None
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return (
-            Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        )
-    except OSError:
-        return ""
-
-
-def cpu_seconds(pid: int | None) -> float | None:
-    """User + system CPU seconds a process has used so far (all threads), from /proc/<pid>/stat;
-    None when it cannot be read."""
-    if pid is None:
-        return None
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[1].split()  # the name may hold spaces; fields 3.. follow it
-    utime, stime = int(fields[11]), int(fields[12])
-    return (utime + stime) / os.sysconf("SC_CLK_TCK")

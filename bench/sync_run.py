@@ -1,6 +1,9 @@
-"""Run one claimed job through the `sync` flow in a fresh process; print seconds and peak RSS.
+"""Run one claimed job through the `sync` flow in a fresh process; print what it cost as JSON.
 
-`--empty-flow` instead times an empty Prefect flow run in the same way (the overhead baseline).
+It prints the seconds, the peak RSS, and the CPU seconds that this process and each
+`--watch NAME=PID` server spent during the sync, all over the same stretch of time.
+`--empty-flow` instead times an empty Prefect flow run in the same way (the overhead baseline);
+`--idle SERVICE_TYPE` only imports what a sync of that source imports and prints the RSS held.
 """
 
 from __future__ import annotations
@@ -8,10 +11,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import resource
 import time
 
 from prefect import flow
+
+from bench.processes import cpu_snapshot, cpu_spent, memory_mb, own_cpu_seconds
 
 
 @flow(name="empty")
@@ -19,25 +23,61 @@ async def empty() -> None:
     return None
 
 
+def watched(value: str) -> tuple[str, int]:
+    """`NAME=PID` -> (name, pid): a server whose CPU time the sync costs."""
+    name, _, pid = value.partition("=")
+    if not name or not pid.isdigit():
+        raise argparse.ArgumentTypeError(f"{value!r}: expected NAME=PID")
+    return name, int(pid)
+
+
+def import_source(config_file: str | None, service_type: str) -> None:
+    """Import the source class as a sync resolves it, so the idle RSS includes its libraries."""
+    from connectors.config import load_settings
+    from connectors.registry import source_class_for
+
+    source_class_for(load_settings(config_file).sources, service_type)
+
+
+def peak_rss_mb() -> float | None:
+    """VmHWM, not getrusage's ru_maxrss: Linux carries that over exec from the forking parent,
+    so it reported the bench process's RSS whenever that was the larger."""
+    return memory_mb("self", "VmHWM")
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--config-file")
     parser.add_argument("--job")
     parser.add_argument("--empty-flow", action="store_true")
+    parser.add_argument("--idle", metavar="SERVICE_TYPE", help="import, report RSS, sync nothing")
     parser.add_argument("--warmup", action="store_true", help="run an empty flow first")
+    parser.add_argument("--watch", type=watched, action="append", default=[], metavar="NAME=PID")
     args = parser.parse_args()
     from flows.sync import sync
 
+    if args.idle:
+        import_source(args.config_file, args.idle)
     if args.warmup:
         await empty()
+    if args.idle:
+        print(json.dumps({"rss_mb": memory_mb(), "peak_rss_mb": peak_rss_mb()}))
+        return
+    before = cpu_snapshot(dict(args.watch))
     started = time.perf_counter()
     if args.empty_flow:
         await empty()
     else:
         await sync(job_id=args.job, config_file=args.config_file, return_state=True)
     seconds = time.perf_counter() - started
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_mb}))
+    spent = cpu_spent(before, cpu_snapshot(dict(args.watch)))
+    report = {
+        "seconds": seconds,
+        "peak_rss_mb": peak_rss_mb(),
+        "cpu_seconds": spent,  # "own" is this process; the rest as named by --watch
+        "process_cpu_seconds": own_cpu_seconds(),  # with start-up and warm-up
+    }
+    print(json.dumps(report))
 
 
 if __name__ == "__main__":
