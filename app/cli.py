@@ -21,12 +21,10 @@ from typing import TYPE_CHECKING
 
 from app.context import Context, RuntimeFailure, UsageError
 from app.output import OutputClosed, print_line
-from connectors.protocol.states import JobType
+from connectors.protocol.states import SCHEDULED_KINDS, JobType
 
 if TYPE_CHECKING:
     from connectors.config import Settings
-
-SCHEDULE_KINDS = (JobType.FULL.value, JobType.INCREMENTAL.value, JobType.DELETION.value)
 
 
 class Parser(argparse.ArgumentParser):
@@ -138,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--disable-schedule",
         action="append",
         default=[],
-        choices=SCHEDULE_KINDS,
+        choices=SCHEDULED_KINDS,
         metavar="KIND",
         help="turn off KIND's schedule: full, incremental or deletion (repeatable)",
     )
@@ -157,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     sync_now.add_argument(
         "--type",
         dest="job_type",
-        choices=list(SCHEDULE_KINDS),
+        choices=list(SCHEDULED_KINDS),
         default=JobType.FULL.value,
         help="full (default), incremental (changes since the last sync) or deletion (ids only)",
     )

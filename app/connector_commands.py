@@ -13,7 +13,6 @@ from app.context import Context, RuntimeFailure, UsageError, get_connector
 from app.job_commands import follow_job
 from app.output import as_json, connector_view
 from app.values import (
-    SCHEDULE_KINDS,
     check_source,
     has_value,
     parse_schedules,
@@ -25,7 +24,7 @@ from connectors.es.indices import concrete_indices, delete_indices
 from connectors.protocol import ConnectorStatus, JobStatus, JobType, TriggerMethod, clock
 from connectors.protocol.connector import Connector, new_connector_document
 from connectors.protocol.job import status_fields
-from connectors.protocol.states import may_sync
+from connectors.protocol.states import SCHEDULED_KINDS, may_sync
 from connectors.protocol.targets import target_problem
 from connectors.registry import (
     RegistryError,
@@ -155,7 +154,7 @@ def _plan_update(args, ctx: Context, connector: Connector, values: dict | None) 
         fields["sync_cursor"] = None
     scheduling = connector.doc.get("scheduling")
     legacy = isinstance(scheduling, dict) and "interval" in scheduling
-    schedules = {kind: connector.schedule(kind) for kind in SCHEDULE_KINDS}
+    schedules = {kind: connector.schedule(kind) for kind in SCHEDULED_KINDS}
     wanted: dict[str, dict] = {}
     for kind, cron in parse_schedules(args.schedule).items():
         wanted[kind] = {"enabled": True, "interval": cron}

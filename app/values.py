@@ -15,9 +15,9 @@ from connectors.config import expand_env
 from connectors.cron import CronError, QuartzCron
 from connectors.protocol import JobType
 from connectors.protocol.secrets import SECRET_REFERENCE, secret_reference
+from connectors.protocol.states import SCHEDULED_KINDS
 from connectors.source import BaseDataSource, ConfigurationError
 
-SCHEDULE_KINDS = (JobType.FULL.value, JobType.INCREMENTAL.value, JobType.DELETION.value)
 _SECRET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")  # Prefect's block-name rule
 
 
@@ -132,9 +132,9 @@ def parse_schedule(text: str) -> tuple[str, str]:
     if not sep:
         kind, cron = JobType.FULL.value, text
     kind, cron = kind.strip(), cron.strip()
-    if kind not in SCHEDULE_KINDS:
+    if kind not in SCHEDULED_KINDS:
         raise UsageError(
-            f"--schedule {text!r}: unknown kind {kind!r} (expected {', '.join(SCHEDULE_KINDS)})"
+            f"--schedule {text!r}: unknown kind {kind!r} (expected {', '.join(SCHEDULED_KINDS)})"
         )
     try:
         QuartzCron.parse(cron)

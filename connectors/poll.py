@@ -21,7 +21,7 @@ from connectors.protocol import (
     clock,
 )
 from connectors.protocol.secrets import SecretStore, SecretUnavailable, with_resolved_secrets
-from connectors.protocol.states import may_sync
+from connectors.protocol.states import SCHEDULED_KINDS, may_sync
 from connectors.protocol.targets import target_problem
 from connectors.registry import RegistryError, source_class_for
 from connectors.source import ConfigurationError
@@ -129,9 +129,6 @@ async def _check_source(
             await source.close()
     fields["last_checked_at"] = clock.iso()
     return await connectors.update(connector, fields) or connector
-
-
-SCHEDULED_KINDS = (JobType.FULL, JobType.INCREMENTAL, JobType.DELETION)
 
 
 async def create_due_jobs(connectors: ConnectorIndex, jobs: JobIndex) -> ScheduleOutcome:
