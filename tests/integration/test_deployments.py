@@ -4,6 +4,7 @@ and `sync/directory` run by the worker to a completed job."""
 import asyncio
 import os
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -188,6 +189,34 @@ async def test_deploy_and_run_sync_directory_through_a_worker(prefect_env, tmp_p
         retried, first = await jobs.for_connector(broken_id)
         assert first.id == failed_job_id and first.status == JobStatus.ERROR
         assert retried.status == JobStatus.COMPLETED and retried.doc["indexed_document_count"] == 1
+
+        # A poll pass launches a plugin source's job (no sync/slow deployment) on the generic
+        # sync/connector deployment, where the worker runs it.
+        plugin = new_connector_document("slow", f"{index}-plugin")
+        plugin.update(
+            status="configured",
+            sync_now=True,
+            configuration={"count": {"value": 5}, "pause": {"value": 0}},
+        )
+        plugin_id = await connectors.create(plugin)
+        polled = subprocess.run(
+            [sys.executable, "-m", "flows.poll", "--once", "-c", str(config_file)],
+            env=prefect_env, cwd=PROJECT, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert polled.returncode == 0, polled.stderr[-2000:]
+        deadline = time.monotonic() + 120
+        while not (found := await jobs.for_connector(plugin_id)) or found[0].status not in (
+            JobStatus.COMPLETED,
+            JobStatus.ERROR,
+        ):
+            assert time.monotonic() < deadline, "the plugin sync did not finish in 120 s"
+            await asyncio.sleep(0.5)
+        [plugin_job] = found
+        assert plugin_job.status == JobStatus.COMPLETED, plugin_job.doc.get("error")
+        run_id = plugin_job.doc["metadata"]["flow_run_id"]
+        run = httpx.get(f"{api}/flow_runs/{run_id}").json()
+        generic = httpx.get(f"{api}/deployments/name/sync/connector").json()
+        assert run["deployment_id"] == generic["id"]
 
         slow = new_connector_document("slow", f"{index}-slow")
         slow.update(
