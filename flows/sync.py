@@ -137,16 +137,16 @@ async def _name_after_connector(runtime, job_id: str) -> None:
     """Name the run after what a user recognises (the connector's name, its index, the kind);
     the ids stay in the tags. A run that cannot be renamed keeps its first name."""
     connectors, jobs = runtime.protocol
-    job = await jobs.get(job_id)
-    if job is None or job.problems() or flow_run.id is None:
-        return
-    connector = await connectors.get(job.connector_id)
-    label = (connector.doc.get("name") if connector else None) or job.connector_id
-    target = job.index_name if label == job.index_name else f"{label} -> {job.index_name}"
     try:
+        job = await jobs.get(job_id)
+        if job is None or job.problems() or flow_run.id is None:
+            return
+        connector = await connectors.get(job.connector_id)
+        label = (connector.doc.get("name") if connector else None) or job.connector_id
+        target = job.index_name if label == job.index_name else f"{label} -> {job.index_name}"
         async with get_client() as client:
             await client.update_flow_run(flow_run.id, name=f"{target} ({job.job_type})")
-    except Exception as error:
+    except Exception as error:  # a name is not worth failing a sync for
         get_run_logger().warning("the run keeps its name: %s", describe_error(error))
 
 
