@@ -112,6 +112,13 @@ class S3DataSource(BaseDataSource):
         except (ClientError, BotoCoreError) as error:
             raise IncompleteListing(f"listing failed: {self._explain(bucket, error)}") from None
 
+    async def _objects(self) -> AsyncIterator[tuple[str, dict]]:
+        """(bucket, listing entry) of every object in every configured bucket."""
+        for bucket in self.config["buckets"]:
+            async for page in self._list(bucket):
+                for item in page:
+                    yield bucket, item
+
     async def changed(self, cursor: dict | None) -> bool:
         """Compare a fingerprint of the listing (keys, ETags, LastModified) with the cursor's;
         without one there is nothing to compare, and the sync's own listing makes one."""
@@ -119,21 +126,17 @@ class S3DataSource(BaseDataSource):
             return True
         started = listing_started()
         fingerprint = _Fingerprint()
-        for bucket in self.config["buckets"]:
-            async for page in self._list(bucket):
-                for item in page:
-                    fingerprint.add(bucket, item)
+        async for bucket, item in self._objects():
+            fingerprint.add(bucket, item)
         self.cursor = {"fingerprint": fingerprint.hexdigest(), "since": started.isoformat()}
         return cursor["fingerprint"] != self.cursor["fingerprint"]
 
     async def get_docs(self) -> AsyncIterator[Document]:
         started = listing_started()
         fingerprint = _Fingerprint()
-        for bucket in self.config["buckets"]:
-            async for page in self._list(bucket):
-                for item in page:
-                    fingerprint.add(bucket, item)
-                    yield self._listed(bucket, item)
+        async for bucket, item in self._objects():
+            fingerprint.add(bucket, item)
+            yield self._listed(bucket, item)
         self.cursor = {"fingerprint": fingerprint.hexdigest(), "since": started.isoformat()}
 
     def can_sync_since(self, cursor: dict | None) -> bool:
@@ -144,18 +147,14 @@ class S3DataSource(BaseDataSource):
         the bodies of those the index already holds are never fetched."""
         started = listing_started()
         since = cursor_since(cursor) - self.INCREMENTAL_OVERLAP
-        for bucket in self.config["buckets"]:
-            async for page in self._list(bucket):
-                for item in page:
-                    if item["LastModified"] >= since:
-                        yield self._listed(bucket, item)
+        async for bucket, item in self._objects():
+            if item["LastModified"] >= since:
+                yield self._listed(bucket, item)
         self.cursor = {**cursor, "since": started.isoformat()}
 
     async def get_ids(self) -> AsyncIterator[str]:
-        for bucket in self.config["buckets"]:
-            async for page in self._list(bucket):
-                for item in page:
-                    yield f"{bucket}/{item['Key']}"
+        async for bucket, item in self._objects():
+            yield f"{bucket}/{item['Key']}"
 
     def _listed(self, bucket: str, item: dict) -> Document:
         """An object's document from its listing entry; a text body is fetched later, and only
