@@ -3,9 +3,10 @@
 import os
 import uuid
 
+import aioboto3
 import pytest
 
-from connectors.config import parse_settings
+from connectors.config import load_settings, parse_settings
 from connectors.es.client import create_client
 from connectors.es.indices import delete_indices
 from connectors.protocol import ensure_protocol_indices, protocol_for
@@ -67,3 +68,26 @@ async def protocol(es, settings):
 def harness(es, settings, tmp_path):
     """Connectors in this test's protocol indices, synced through the job lifecycle."""
     return ConnectorHarness(es, settings, tmp_path)
+
+
+@pytest.fixture
+async def service(config_file):
+    """For a test module that defines `config_file`: the client, the protocol indices that file
+    names, and a list of every index the test makes (all removed after)."""
+    settings = load_settings(config_file)
+    es = create_client(settings.elasticsearch)
+    connectors, jobs = protocol_for(es, settings)
+    made = [settings.protocol.connectors_index, settings.protocol.jobs_index]
+    yield es, connectors, jobs, made
+    await delete_indices(es, made)
+    await es.close()
+
+
+@pytest.fixture
+async def s3():
+    """An aioboto3 client of the stack's S3 server (moto accepts any key)."""
+    session = aioboto3.Session(
+        aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
+    )
+    async with session.client("s3", endpoint_url=os.environ["S3_ENDPOINT_URL"]) as client:
+        yield client

@@ -15,10 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from connectors.config import load_settings
-from connectors.es.client import create_client
-from connectors.es.indices import delete_indices
-from connectors.protocol import JobStatus, protocol_for
+from connectors.protocol import JobStatus
 from connectors.protocol.connector import new_connector_document
 from flows.poll import poll_forever
 from tests.integration.processes import wait_ended
@@ -50,18 +47,6 @@ def config_file(tmp_path):
     path = tmp_path / "config.yml"
     path.write_text(yaml.safe_dump(config))
     return str(path)
-
-
-@pytest.fixture
-async def service(config_file):
-    """This test's protocol indices (and every content index it names in `made`), removed after."""
-    settings = load_settings(config_file)
-    es = create_client(settings.elasticsearch)
-    connectors, jobs = protocol_for(es, settings)
-    made = [settings.protocol.connectors_index, settings.protocol.jobs_index]
-    yield es, connectors, jobs, made
-    await delete_indices(es, made)
-    await es.close()
 
 
 def cli(config_file, *args, check=True, env=None, stdin=subprocess.DEVNULL):

@@ -4,20 +4,10 @@ import asyncio
 import os
 import uuid
 
-import aioboto3
 import pytest
 
 from connectors.sources.s3 import S3DataSource
 from connectors.testing import read_all
-
-
-@pytest.fixture
-async def s3():
-    session = aioboto3.Session(
-        aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
-    )
-    async with session.client("s3", endpoint_url=os.environ["S3_ENDPOINT_URL"]) as client:
-        yield client
 
 
 async def make_bucket(s3, objects: dict[str, bytes]) -> str:

@@ -23,10 +23,7 @@ from prefect.client.schemas.filters import (
 )
 from prefect.states import Cancelling
 
-from connectors.config import load_settings
-from connectors.es.client import create_client
-from connectors.es.indices import delete_indices
-from connectors.protocol import JobStatus, protocol_for
+from connectors.protocol import JobStatus
 from flows.poll import poll_forever
 from tasks.sync_tasks import report_key
 from tests.integration.processes import wait_ended
@@ -55,18 +52,6 @@ def config_file(tmp_path):
     path = tmp_path / "config.yml"
     path.write_text(yaml.safe_dump(config))
     return str(path)
-
-
-@pytest.fixture
-async def service(config_file):
-    """The protocol indices this test's config names, and cleanup of every index it made."""
-    settings = load_settings(config_file)
-    es = create_client(settings.elasticsearch)
-    connectors, jobs = protocol_for(es, settings)
-    made = [settings.protocol.connectors_index, settings.protocol.jobs_index]
-    yield es, connectors, jobs, made
-    await delete_indices(es, made)
-    await es.close()
 
 
 def cli(config_file, *args, check=True):

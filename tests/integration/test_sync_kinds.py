@@ -136,17 +136,6 @@ async def test_a_full_resync_fetches_only_new_and_changed_documents(es, harness,
     assert (await indexed(es, index_name))["d005"]["n"] == 500
 
 
-@pytest.fixture
-async def s3():
-    import aioboto3
-
-    session = aioboto3.Session(
-        aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
-    )
-    async with session.client("s3", endpoint_url=os.environ["S3_ENDPOINT_URL"]) as client:
-        yield client
-
-
 async def test_s3_resyncs_fetch_no_unchanged_body_and_incremental_writes_the_changes(
     s3, es, harness, index_name
 ):
