@@ -41,6 +41,14 @@ def installed_version() -> str:
         return "unknown (not installed)"
 
 
+class _AppendRule(argparse.Action):
+    """`--include`/`--exclude` into one list, in the order typed (rules apply in order)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        policy = option_string.lstrip("-")
+        setattr(namespace, self.dest, [*getattr(namespace, self.dest), (policy, *values)])
+
+
 def _add_output(parser: argparse.ArgumentParser, text: str) -> None:
     parser.add_argument(
         "-o",
@@ -172,6 +180,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --wait: stop waiting after this long (exit 1; the job goes on)",
     )
 
+    rules = connector_commands.add_parser(
+        "rules",
+        help="show sync rules, or edit them (validated and activated at once when valid)",
+    )
+    rules.add_argument("connector_id")
+    for policy in ("include", "exclude"):
+        rules.add_argument(
+            f"--{policy}",
+            nargs=3,
+            action=_AppendRule,
+            dest="rules",
+            default=[],
+            metavar=("FIELD", "OPERATOR", "VALUE"),
+            help=f"add a basic rule that {policy}s matching documents (repeatable; rules apply "
+            "in order, the first match decides, no match includes); OPERATOR: equals, "
+            "contains, starts_with, ends_with, regex, >, <",
+        )
+    rules.add_argument("--clear", action="store_true", help="remove every basic rule first")
+    rules.add_argument(
+        "--set-advanced", metavar="FILE", help="advanced rules from a JSON file (- for stdin)"
+    )
+    rules.add_argument("--clear-advanced", action="store_true", help="remove the advanced rules")
+    _add_output(rules, "text")
+
     job = commands.add_parser("job", help="list, show, cancel or run sync jobs")
     job_commands = job.add_subparsers(dest="subcommand", required=True)
     job_listing = job_commands.add_parser("list", help="a connector's jobs, newest first")
@@ -198,6 +230,7 @@ COMMANDS = {
     ("connector", "update"): "app.connector_commands:update_connector",
     ("connector", "delete"): "app.connector_commands:delete_connector",
     ("connector", "sync"): "app.connector_commands:request_sync",
+    ("connector", "rules"): "app.rules_commands:sync_rules",
     ("job", "list"): "app.job_commands:list_jobs",
     ("job", "show"): "app.job_commands:show_job",
     ("job", "cancel"): "app.job_commands:cancel_job",

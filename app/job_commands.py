@@ -39,6 +39,8 @@ def _final_line(job: Job) -> str:
     ]
     if metadata.get("skipped_document_count") is not None:
         counts.append(f"unchanged {metadata['skipped_document_count']}")
+    if metadata.get("filtered_document_count"):
+        counts.append(f"excluded by rules {metadata['filtered_document_count']}")
     error = f": {d['error']}" if d.get("error") else ""
     return f"job {job.id}: {job.status.value} ({', '.join(counts)}){error}"
 

@@ -89,6 +89,14 @@ class ServiceSettings(_Section):
     use_deployments: bool = True
 
 
+class ExtractionSettings(_Section):
+    """Text extraction from binary files (PDF, Office, ...), when a connector's pipeline asks."""
+
+    max_bytes: Annotated[int, Field(ge=1)] = 10 * 1024 * 1024  # larger files: metadata only
+    timeout_seconds: Annotated[float, Field(gt=0)] = 30.0  # per file
+    workers: Annotated[int, Field(ge=0)] = 0  # extractions at once; 0: one per CPU
+
+
 class ProtocolSettings(_Section):
     connectors_index: str = ".elastic-connectors"
     jobs_index: str = ".elastic-connectors-sync-jobs"
@@ -107,6 +115,7 @@ class Settings(_Section):
     bulk: BulkSettings = BulkSettings()
     service: ServiceSettings = ServiceSettings()
     protocol: ProtocolSettings = ProtocolSettings()
+    extraction: ExtractionSettings = ExtractionSettings()
     sources: dict[str, Annotated[str, Field(pattern=r"^[\w.]+:[\w.]+$")]] = Field(
         default_factory=dict
     )

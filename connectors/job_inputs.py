@@ -8,6 +8,46 @@ from typing import Any
 
 from connectors.protocol import Connector, Job
 from connectors.protocol.secrets import is_redacted
+from connectors.sync_rules import job_filter, split_cursor
+
+
+class JobSetupError(RuntimeError):
+    """The job cannot start: connector gone, unknown service type, bad configuration or target."""
+
+
+# Elastic's default pipelines: they extract text and reduce whitespace, which this service does
+# itself, so a cluster without them (any cluster without Enterprise Search's) runs without.
+ELASTIC_DEFAULT_PIPELINES = frozenset({"search-default-ingestion", "ent-search-generic-ingestion"})
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    """A connector's `pipeline`, with the defaults Elastic's service assumes when it is missing."""
+
+    name: str | None = "search-default-ingestion"
+    extract_binary_content: bool = True
+    reduce_whitespace: bool = True
+    run_ml_inference: bool = True
+
+    @property
+    def content_fingerprint(self) -> str:
+        """Changes when what a sync makes of file content does: documents are then re-read.
+        Empty for the defaults, so cursors stored before these settings existed still match."""
+        if self.extract_binary_content and self.reduce_whitespace:
+            return ""
+        return f"extract={int(self.extract_binary_content)},reduce={int(self.reduce_whitespace)}"
+
+    @classmethod
+    def of(cls, value: Any) -> PipelineSettings:
+        if not isinstance(value, dict):
+            return cls()
+        return cls(
+            name=value.get("name") or None,
+            **{
+                flag: bool(value.get(flag, getattr(cls, flag)))
+                for flag in ("extract_binary_content", "reduce_whitespace", "run_ml_inference")
+            },
+        )
 
 
 @dataclass(frozen=True)
@@ -21,22 +61,25 @@ class JobInputs:
     job_type: str
     index_name: str
     configuration: dict[str, Any]
-    sync_cursor: dict | None
-    filtering: Any  # sync rules as the job was created with them; TODO(issue 12): apply them
-    pipeline: dict | None
+    sync_cursor: dict | None  # the source's part of the cursor
+    remembered: dict[str, str]  # what the cursor's sync ran with (sync_rules.FRAMEWORK_KEYS)
+    rules_filter: dict | None  # the active sync rules the job was created with
+    pipeline: PipelineSettings
 
     @classmethod
     def of(cls, job: Job, live: Connector) -> JobInputs:
         snapshot = job.doc.get("connector") or {}
+        cursor, remembered = split_cursor(snapshot.get("sync_cursor"))
         return cls(
             connector_id=job.connector_id,
             service_type=job.service_type,
             job_type=job.job_type,
             index_name=job.index_name,
             configuration=with_secrets(snapshot.get("configuration"), live.configuration),
-            sync_cursor=snapshot.get("sync_cursor"),
-            filtering=snapshot.get("filtering"),
-            pipeline=snapshot.get("pipeline"),
+            sync_cursor=cursor,
+            remembered=remembered,
+            rules_filter=job_filter(snapshot.get("filtering")),
+            pipeline=PipelineSettings.of(snapshot.get("pipeline")),
         )
 
     def values(self) -> dict[str, Any]:

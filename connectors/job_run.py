@@ -25,8 +25,10 @@ from connectors.es.errors import is_transient
 from connectors.es.indices import concrete_indices, ensure_content_index, refresh
 from connectors.es.scan import indexed_versions
 from connectors.index_snapshot import IndexSnapshot, snapshot_index
-from connectors.job_inputs import JobInputs
+from connectors.job_inputs import JobInputs, JobSetupError
+from connectors.job_options import checked_rules, extractor_for, ingest_pipeline
 from connectors.job_outcome import Outcome, outcome_of, settle
+from connectors.progress import SyncProgress
 from connectors.protocol import Job, JobLost, JobStatus, JobType, protocol_for
 from connectors.protocol.secrets import SecretStore, SecretUnavailable, with_resolved_secrets
 from connectors.protocol.targets import resolved_problem, target_problem
@@ -35,23 +37,20 @@ from connectors.registry import RegistryError, source_class_for
 from connectors.source import BaseDataSource, ConfigurationError
 from connectors.sync import (
     SyncCanceled,
-    SyncProgress,
+    SyncOptions,
     delete_stale,
     describe_error,
     index_changes,
     mark_listed,
 )
 from connectors.sync import index_documents as stream_and_index
+from connectors.sync_rules import CONTENT_CURSOR_KEY, RULES_CURSOR_KEY, SyncRules, with_framework
 
 logger = logging.getLogger(__name__)
 
 SUPPORTED_JOB_TYPES = (JobType.FULL, JobType.INCREMENTAL, JobType.DELETION)
 OWNER_CHECK_SECONDS = 1.0
 KEPT_REJECTIONS = 10
-
-
-class JobSetupError(RuntimeError):
-    """The job cannot start: connector gone, unknown service type, bad configuration or target."""
 
 
 class Stages(Protocol):
@@ -98,6 +97,9 @@ class JobRun:
         self.kind: JobType = JobType.FULL  # what this run does; see `_plan`
         self.kind_note: str | None = None
         self.source: BaseDataSource | None = None
+        self.rules = SyncRules()
+        self.pipeline_name: str | None = None  # the ingest pipeline bulk requests name
+        self._extractor = None
         self.outcome: Outcome | None = None
         self.watch: JobWatch | None = None
         self._snapshot: IndexSnapshot | None = None
@@ -162,6 +164,8 @@ class JobRun:
     async def check_changed(self) -> bool:
         """Reach the source and ask whether anything changed since the last successful sync."""
         await self.source.ping()
+        if self.rules_changed or self.content_settings_changed:
+            return True  # the same source read another way: every document is looked at again
         return await self.source.changed(self.inputs.sync_cursor)
 
     async def snapshot_index(self) -> int:
@@ -180,7 +184,12 @@ class JobRun:
         """Stream the source, skip unchanged documents, bulk-write the rest."""
         try:
             await stream_and_index(
-                self.source, self._snapshot, self._writer(), self.progress, self.check_in
+                self.source,
+                self._snapshot,
+                self._writer(),
+                self.progress,
+                self.check_in,
+                self._options(),
             )
         finally:
             await self._refresh_quietly()
@@ -204,6 +213,7 @@ class JobRun:
                 self._writer(),
                 self.progress,
                 self.check_in,
+                self._options(),
             )
         finally:
             await self._refresh_quietly()
@@ -313,7 +323,36 @@ class JobRun:
             raise JobSetupError(
                 f"connector {job.connector_id} configuration: {'; '.join(error.problems)}"
             ) from None
+        self.rules = checked_rules(self.inputs, source_class)
+        self.source.advanced_rules = self.rules.advanced
+        if self.inputs.pipeline.extract_binary_content:
+            self.source.extract_binary_up_to = self.settings.extraction.max_bytes
+        self.pipeline_name = await ingest_pipeline(self.es, self.inputs)
         self._plan()
+
+    def _options(self) -> SyncOptions:
+        """How this job treats listed documents: its rules, and what it does with content."""
+        if self._extractor is None:
+            self._extractor = extractor_for(self.inputs, self.settings.extraction)
+        return SyncOptions(
+            rules=self.rules,
+            rules_changed=self.rules_changed,
+            refetch=self.content_settings_changed,
+            extractor=self._extractor,
+            reduce_whitespace=self.inputs.pipeline.reduce_whitespace,
+        )
+
+    @property
+    def rules_changed(self) -> bool:
+        """Whether the rules differ from those of the sync that stored the cursor."""
+        return self.rules.fingerprint != self.inputs.remembered.get(RULES_CURSOR_KEY, "")
+
+    @property
+    def content_settings_changed(self) -> bool:
+        """Whether extraction or whitespace settings differ from the last sync's: every file
+        is then read again, changed or not."""
+        stored = self.inputs.remembered.get(CONTENT_CURSOR_KEY, "")
+        return self.inputs.pipeline.content_fingerprint != stored
 
     def _plan(self) -> None:
         """An incremental job needs a source that can do one and a cursor to start from;
@@ -326,9 +365,13 @@ class JobRun:
                 "incremental syncs with this configuration (features.incremental_sync is off)"
             )
         if not self.source.can_sync_since(self.inputs.sync_cursor):
-            self.kind = JobType.FULL
             self.kind_note = "no sync cursor to start from yet: ran as a full sync"
-            logger.info("job %s: %s", self.job_id, self.kind_note)
+        elif self.rules_changed:
+            self.kind_note = "the sync rules changed since the last sync: ran as a full sync"
+        else:
+            return
+        self.kind = JobType.FULL
+        logger.info("job %s: %s", self.job_id, self.kind_note)
 
     async def _check_target(self, index: str) -> None:
         problem = resolved_problem(
@@ -368,6 +411,7 @@ class JobRun:
             self.es,
             self.inputs.index_name,
             self.settings.bulk,
+            pipeline=self.pipeline_name,
             stats=self.progress.writes,
             version=self.generation,
             check_owner=check_owner,
@@ -381,7 +425,14 @@ class JobRun:
 
     @property
     def source_cursor(self) -> dict | None:
-        return self.source.sync_cursor() if self.source else None
+        """What the connector remembers after this sync: the source's cursor and the rules."""
+        if self.source is None:
+            return None
+        remembered = {
+            RULES_CURSOR_KEY: self.rules.fingerprint,
+            CONTENT_CURSOR_KEY: self.inputs.pipeline.content_fingerprint,
+        }
+        return with_framework(self.source.sync_cursor(), remembered)
 
     def _job_metadata(self) -> dict:
         """What the counters of the protocol cannot say goes into the job's metadata: what was
@@ -391,6 +442,9 @@ class JobRun:
             "not_fetched_document_count": self.progress.not_fetched,
             "skipped_document_count": self.progress.skipped,
         }
+        if self.rules.basic:
+            metadata["filtered_document_count"] = sum(self.progress.filtered.values())
+            metadata["filtered_by_rule"] = dict(self.progress.filtered)
         if self.kind_note:
             metadata.update(ran_as=self.kind.value, ran_as_reason=self.kind_note)
         if self.progress.failed:
@@ -419,6 +473,11 @@ class JobRun:
         """Release the source and the snapshot; never raises over the sync's own outcome."""
         if self._workdir:
             shutil.rmtree(self._workdir, ignore_errors=True)
+        if self._extractor is not None:
+            try:
+                await self._extractor.close()
+            except Exception as error:
+                logger.warning("job %s: stopping text extraction: %s", self.job_id, error)
         if self.source is not None:
             try:
                 await self.source.close()

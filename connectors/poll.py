@@ -26,6 +26,7 @@ from connectors.protocol.targets import target_problem
 from connectors.registry import RegistryError, source_class_for
 from connectors.source import ConfigurationError
 from connectors.sync import describe_error
+from connectors.sync_rules import reviewed_filtering
 
 logger = logging.getLogger(__name__)
 
@@ -97,8 +98,21 @@ async def _check_in(
         source_class.is_configured,
         source_class.features,
     )
+    connector = await _review_rules(connectors, connector, source_class)
     connector = await _check_source(settings, connectors, connector, source_class, secret_store)
     return connector.status
+
+
+async def _review_rules(connectors: ConnectorIndex, connector, source_class):
+    """Validate a sync rules draft a user edited; a valid one becomes active, as Kibana expects.
+    A draft that lost a race with another edit is reviewed again next pass."""
+    advanced = (
+        source_class.advanced_rules_problems if source_class.supports_advanced_rules() else None
+    )
+    reviewed = reviewed_filtering(connector.doc.get("filtering"), advanced)
+    if reviewed is None:
+        return connector
+    return await connectors.update(connector, {"filtering": reviewed}) or connector
 
 
 async def _check_source(

@@ -18,6 +18,7 @@ Document = dict[str, Any]
 
 LAZY = "_lazy"
 DELETED = "_deleted"
+BINARY = "_binary"
 
 
 def lazy(document: Document, handle: Any = True) -> Document:
@@ -25,6 +26,13 @@ def lazy(document: Document, handle: Any = True) -> Document:
     is not read yet: the sync calls `fetch` for it only if its `_timestamp` is new or changed.
     `handle` is whatever the source needs to fetch it (e.g. the raw key)."""
     document[LAZY] = handle
+    return document
+
+
+def binary(document: Document, data: bytes, name: str) -> Document:
+    """Attach a fetched file's bytes for the framework to extract text from (into `body`);
+    only done when the job asked for it (`extract_binary_up_to`)."""
+    document[BINARY] = (data, name)
     return document
 
 
@@ -174,6 +182,12 @@ class BaseDataSource:
         # How many documents the target index held when this sync started (None: unknown);
         # a source that lists versions before fetching may read everything at once when 0.
         self.index_holds: int | None = None
+        # The largest binary file the job extracts text from (its pipeline's
+        # `extract_binary_content`; 0: none): a file source fetches those too, see `binary`.
+        self.extract_binary_up_to = 0
+        # The job's advanced sync rules (validated by `advanced_rules_problems`), which a source
+        # that supports them pushes down into its listing; None: no advanced rules.
+        self.advanced_rules: Any = None
 
     @classmethod
     def configuration_schema(cls) -> dict[str, dict[str, Any]]:
@@ -276,11 +290,28 @@ class BaseDataSource:
             yield str(document["_id"])
 
     @classmethod
+    def advanced_rules_problems(cls, rules: Any) -> list[str]:
+        """What is wrong with an advanced sync rules snippet for this source (empty: valid).
+        A source that overrides this honours `self.advanced_rules` in every listing."""
+        return ["this source does not support advanced sync rules"]
+
+    @classmethod
+    def supports_advanced_rules(cls) -> bool:
+        return (
+            cls.advanced_rules_problems.__func__  # type: ignore[attr-defined]
+            is not BaseDataSource.advanced_rules_problems.__func__  # type: ignore[attr-defined]
+        )
+
+    @classmethod
     def features(cls, values: dict[str, Any]) -> dict[str, Any]:
-        """The connector's `features` in the protocol's nested form (what Kibana reads)."""
+        """The connector's `features` in the protocol's nested form (what Kibana reads). Basic
+        sync rules are the framework's, so every source has them."""
         return {
             "incremental_sync": {"enabled": cls.supports_incremental(values)},
-            "sync_rules": {"basic": {"enabled": False}, "advanced": {"enabled": False}},
+            "sync_rules": {
+                "basic": {"enabled": True},
+                "advanced": {"enabled": cls.supports_advanced_rules()},
+            },
             "document_level_security": {"enabled": False},
         }
 

@@ -57,13 +57,14 @@ async def write_documents(job_id: str) -> dict:
         await update_progress_artifact(artifact, 100.0, f"{progress.seen} documents read")
     get_run_logger().info(
         "read %d, indexed %d (%d new), skipped %d unchanged, fetched %d (%d left unfetched), "
-        "%d rejected",
+        "%d excluded by sync rules, %d rejected",
         progress.seen,
         progress.indexed,
         progress.created,
         progress.skipped,
         progress.fetched,
         progress.not_fetched,
+        sum(progress.filtered.values()),
         progress.failed,
     )
     return {key: value for key, value in counts.items() if key != "failures"}
@@ -130,6 +131,7 @@ async def finish(job_id: str) -> JobStatus:
             "skipped",
             "fetched",
             "not_fetched",
+            "filtered",
             "deleted",
             "failed",
             "volume",

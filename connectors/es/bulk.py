@@ -65,12 +65,16 @@ class _Operation:
     lines: bytes
 
 
-def bulk_sender(es: AsyncElasticsearch, index: str) -> SendBulk:
-    """Send one NDJSON body to `index`; retries are the writer's job, so the client's are off."""
+def bulk_sender(es: AsyncElasticsearch, index: str, pipeline: str | None = None) -> SendBulk:
+    """Send one NDJSON body to `index` (through the ingest `pipeline`, if one is named);
+    retries are the writer's job, so the client's are off."""
     client = es.options(max_retries=0, retry_on_timeout=False)
+    options = {"pipeline": pipeline} if pipeline else {}
 
     async def send(body: bytes) -> dict:
-        response = await client.bulk(index=index, operations=body, filter_path=RESPONSE_FIELDS)
+        response = await client.bulk(
+            index=index, operations=body, filter_path=RESPONSE_FIELDS, **options
+        )
         return response.body
 
     return send
@@ -113,9 +117,14 @@ class BulkWriter:
 
     @classmethod
     def for_index(
-        cls, es: AsyncElasticsearch, index: str, settings: BulkSettings, **options
+        cls,
+        es: AsyncElasticsearch,
+        index: str,
+        settings: BulkSettings,
+        pipeline: str | None = None,
+        **options,
     ) -> BulkWriter:
-        return cls(bulk_sender(es, index), settings, **options)
+        return cls(bulk_sender(es, index, pipeline), settings, **options)
 
     def _action(self, kind: str, document_id: str) -> bytes:
         meta: dict = {"_id": document_id}

@@ -12,6 +12,7 @@ from connectors.es.client import ESClient
 from connectors.es.documents import DocumentIndex, VersionConflict, VersionedDocument, merged
 from connectors.protocol import clock
 from connectors.protocol.states import ConnectorStatus, JobType
+from connectors.sync_rules import default_filtering
 
 logger = logging.getLogger(__name__)
 
@@ -128,12 +129,12 @@ def new_connector_document(
         "last_deletion_sync_scheduled_at": None,
         "sync_cursor": None,
         "pipeline": {
-            "name": "ent-search-generic-ingestion",
+            "name": "search-default-ingestion",
             "extract_binary_content": True,
             "reduce_whitespace": True,
             "run_ml_inference": False,
         },
-        "filtering": [],
+        "filtering": default_filtering(clock.iso()),
         "features": {},
         "api_key_id": None,
     }

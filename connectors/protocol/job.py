@@ -26,6 +26,7 @@ from connectors.protocol.states import (
     TriggerMethod,
 )
 from connectors.protocol.states import JobStatus as S
+from connectors.sync_rules import domain_filter
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +104,9 @@ def new_job_document(
             "index_name": connector.index_name,
             "language": doc.get("language"),
             "configuration": redacted_configuration(connector.configuration, sensitive),
-            "filtering": doc.get("filtering"),
+            # As Elastic's service does: the active rules only (a draft never reaches a job).
+            "filtering": domain_filter(doc.get("filtering"), "active")
+            or {"rules": [], "advanced_snippet": {}},
             "pipeline": doc.get("pipeline"),
             "sync_cursor": doc.get("sync_cursor"),
         },

@@ -11,6 +11,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import ClassVar
 
+from connectors.rule_shapes import object_problems, string_list_problems
 from connectors.source import (
     LAZY,
     BaseDataSource,
@@ -18,12 +19,13 @@ from connectors.source import (
     Document,
     IncompleteListing,
     SourceError,
+    binary,
     cursor_since,
     lazy,
     listing_started,
     unreadable,
 )
-from connectors.sources.text import decode_text, is_text
+from connectors.sources.text import content_kind, decode_text, extraction_refusal
 
 
 class DirectoryDataSource(BaseDataSource):
@@ -74,8 +76,22 @@ class DirectoryDataSource(BaseDataSource):
                 yield relative, path, stat
 
     def _selected(self, relative: str) -> bool:
-        included = any(fnmatchcase(relative, pattern) for pattern in self.config["include"])
-        return included and not any(fnmatchcase(relative, p) for p in self.config["exclude"])
+        """Included by the configuration (and by the advanced rules' `include`, if any), and
+        excluded by neither."""
+        rules = self.advanced_rules or {}
+        includes = [self.config["include"], *([rules["include"]] if "include" in rules else [])]
+        excludes = self.config["exclude"] + rules.get("exclude", [])
+        included = all(any(fnmatchcase(relative, p) for p in patterns) for patterns in includes)
+        return included and not any(fnmatchcase(relative, p) for p in excludes)
+
+    @classmethod
+    def advanced_rules_problems(cls, rules) -> list[str]:
+        """`{"include": [globs], "exclude": [globs]}`: narrows the configured patterns."""
+        problems = object_problems(rules, "advanced rules", {"include": list, "exclude": list})
+        for name in ("include", "exclude"):
+            if isinstance(rules, dict) and isinstance(rules.get(name), list):
+                problems += string_list_problems(rules[name], f"advanced rules.{name}")
+        return problems
 
     async def changed(self, cursor: dict | None) -> bool:
         """Compare a fingerprint of every file's stat with the cursor's (a stat walk, no reads);
@@ -141,21 +157,31 @@ class DirectoryDataSource(BaseDataSource):
             "size": stat.st_size,
             "modified_at": modified,
         }
-        if is_text(path.name) and stat.st_size <= self.config["max_content_bytes"]:
-            lazy(document, path)
+        kind = self._content_kind(path.name, stat.st_size)
+        if kind:
+            lazy(document, (path, kind))
+        elif refusal := extraction_refusal(path.name, stat.st_size, self.extract_binary_up_to):
+            document["extraction_error"] = refusal
         return document
+
+    def _content_kind(self, name: str, size: int) -> str | None:
+        text_up_to = self.config["max_content_bytes"]
+        return content_kind(name, size, text_up_to, self.extract_binary_up_to)
 
     async def fetch(self, documents: list[Document]) -> list[Document]:
         return await asyncio.to_thread(lambda: [self._with_text(d) for d in documents])
 
     def _with_text(self, document: Document) -> Document:
-        path: Path = document[LAZY]
+        path, kind = document[LAZY]
         try:
-            body = decode_text(path.read_bytes(), path.name)
+            data = path.read_bytes()
         except FileNotFoundError:
             return document  # removed since it was listed: metadata only, like S3
         except OSError as error:
             return unreadable(document, f"cannot read {document['path']}: {error.strerror}")
+        if kind == "binary":
+            return binary(document, data, path.name)
+        body = decode_text(data, path.name)
         if body is not None:
             document["body"] = body
         return document

@@ -8,9 +8,12 @@ from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
+import orjson
+from bson import json_util
 from pymongo import AsyncMongoClient
 from pymongo.errors import OperationFailure, PyMongoError
 
+from connectors.rule_shapes import object_problems
 from connectors.source import (
     LAZY,
     BaseDataSource,
@@ -133,18 +136,55 @@ class MongoDataSource(BaseDataSource):
     def collection(self):
         return self.client[self.config["database"]][self.config["collection"]]
 
-    def _find(self, query: dict | None = None, projection: dict | None = None, pipeline=None):
-        """A cursor over the configured filter (or pipeline), narrowed by `query`."""
-        batch_size = self.config["batch_size"]
-        if self.config["pipeline"]:
-            stages = ([{"$match": query}] if query else []) + self.config["pipeline"]
-            return self.collection.aggregate(stages + (pipeline or []), batchSize=batch_size)
-        where = self.config["filter"] or {}
-        if query:
-            where = {"$and": [where, query]} if where else query
-        return self.collection.find(
-            where, projection or self.config["projection"], batch_size=batch_size
+    @classmethod
+    def advanced_rules_problems(cls, rules) -> list[str]:
+        """Elastic's MongoDB shape: `{"find": {"filter", "projection"}}` or
+        `{"aggregate": {"pipeline": [...]}}` (MongoDB extended JSON, e.g. `{"$date": ...}`)."""
+        problems = object_problems(rules, "advanced rules", {"find": dict, "aggregate": dict})
+        if problems:
+            return problems
+        if len(rules) != 1:
+            return ["advanced rules need exactly one of find or aggregate"]
+        if "find" in rules:
+            return object_problems(
+                rules["find"], "advanced rules.find", {"filter": dict, "projection": dict}
+            )
+        stages = rules["aggregate"]
+        problems = object_problems(
+            stages, "advanced rules.aggregate", {"pipeline": list}, required=("pipeline",)
         )
+        if not problems and not (
+            stages["pipeline"] and all(isinstance(stage, dict) for stage in stages["pipeline"])
+        ):
+            problems.append("advanced rules.aggregate.pipeline must be a non-empty list of stages")
+        return problems
+
+    def _rule(self, kind: str, part: str) -> Any:
+        """One part of the advanced rules, read as MongoDB extended JSON (None if absent)."""
+        value = ((self.advanced_rules or {}).get(kind) or {}).get(part)
+        return json_util.loads(orjson.dumps(value)) if value else None
+
+    @property
+    def _pipeline(self) -> list | None:
+        """The configured pipeline (or filter, as a $match) followed by the rules' stages."""
+        stages = self._rule("aggregate", "pipeline")
+        if not stages:
+            return self.config["pipeline"]
+        where = self.config["filter"]
+        return (self.config["pipeline"] or ([{"$match": where}] if where else [])) + stages
+
+    def _find(self, query: dict | None = None, projection: dict | None = None, pipeline=None):
+        """A cursor over the configured filter (or pipeline) and the advanced rules, narrowed
+        by `query`."""
+        batch_size = self.config["batch_size"]
+        if self._pipeline:
+            stages = ([{"$match": query}] if query else []) + self._pipeline
+            return self.collection.aggregate(stages + (pipeline or []), batchSize=batch_size)
+        parts = (self.config["filter"], self._rule("find", "filter"), query)
+        where = [part for part in parts if part]
+        projection = projection or self._rule("find", "projection") or self.config["projection"]
+        where_all = {"$and": where} if len(where) > 1 else (where[0] if where else {})
+        return self.collection.find(where_all, projection, batch_size=batch_size)
 
     async def _rows(self, cursor) -> AsyncIterator[dict]:
         if not hasattr(cursor, "__aiter__"):
@@ -159,7 +199,7 @@ class MongoDataSource(BaseDataSource):
         versions_first = (
             field
             and self.config["list_versions_first"]
-            and not self.config["pipeline"]
+            and not self._pipeline
             and self.index_holds != 0  # an empty index: everything is new, read it once
         )
         if versions_first:
@@ -215,7 +255,7 @@ class MongoDataSource(BaseDataSource):
         self.cursor = self._newest.cursor()
 
     async def get_ids(self) -> AsyncIterator[str]:
-        if self.config["pipeline"]:
+        if self._pipeline:
             rows = self._rows(self._find(pipeline=[{"$project": {"_id": 1}}]))
         else:
             rows = self._rows(self._find(projection={"_id": 1}))

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
+from fnmatch import fnmatchcase
 from typing import Any, ClassVar
 
 import aioboto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from connectors.rule_shapes import object_problems, string_list_problems
 from connectors.source import (
     LAZY,
     BaseDataSource,
@@ -19,11 +22,17 @@ from connectors.source import (
     Document,
     IncompleteListing,
     SourceError,
+    binary,
     cursor_since,
     lazy,
     listing_started,
 )
-from connectors.sources.text import decode_text, guess_content_type, is_text
+from connectors.sources.text import (
+    content_kind,
+    decode_text,
+    extraction_refusal,
+    guess_content_type,
+)
 
 CONCURRENT_READS = 8
 
@@ -90,20 +99,46 @@ class S3DataSource(BaseDataSource):
         where = self.config["endpoint_url"] or f"region {self.config['region']}"
         return f"S3 at {where} is unreachable: {error}"
 
+    @classmethod
+    def advanced_rules_problems(cls, rules) -> list[str]:
+        """Elastic's S3 shape, `[{"bucket", "prefix", "extension": [".pdf"]}]`, plus `include`
+        (key globs); when set, these rules say which buckets are read, not `buckets`."""
+        if not isinstance(rules, list):
+            return [f"advanced rules must be a list of objects, got {rules!r}"]
+        problems = []
+        fields = {"bucket": str, "prefix": str, "extension": list, "include": list}
+        for number, rule in enumerate(rules, start=1):
+            where = f"advanced rule {number}"
+            problems += object_problems(rule, where, fields, required=("bucket",))
+            for name in ("extension", "include"):
+                if isinstance(rule, dict) and isinstance(rule.get(name), list):
+                    problems += string_list_problems(rule[name], f"{where}.{name}")
+        return problems
+
+    def _scopes(self) -> dict[str, list[dict]]:
+        """bucket -> the rules that select its objects (the configured prefix without rules)."""
+        if not self.advanced_rules:
+            prefix = self.config["prefix"]
+            return {bucket: [{"prefix": prefix}] for bucket in self.config["buckets"]}
+        scopes: dict[str, list[dict]] = {}
+        for rule in self.advanced_rules:
+            scopes.setdefault(rule["bucket"], []).append(rule)
+        return scopes
+
     async def ping(self) -> None:
         client = await self._client()
-        for bucket in self.config["buckets"]:
+        for bucket in self._scopes():
             try:
                 await client.head_bucket(Bucket=bucket)
             except (ClientError, BotoCoreError) as error:
                 raise SourceError(self._explain(bucket, error)) from None
 
-    async def _list(self, bucket: str) -> AsyncIterator[list[dict]]:
+    async def _list(self, bucket: str, prefix: str) -> AsyncIterator[list[dict]]:
         client = await self._client()
         paginator = client.get_paginator("list_objects_v2")
         pages = paginator.paginate(
             Bucket=bucket,
-            Prefix=self.config["prefix"],
+            Prefix=prefix,
             PaginationConfig={"PageSize": self.config["page_size"]},
         )
         try:
@@ -113,11 +148,14 @@ class S3DataSource(BaseDataSource):
             raise IncompleteListing(f"listing failed: {self._explain(bucket, error)}") from None
 
     async def _objects(self) -> AsyncIterator[tuple[str, dict]]:
-        """(bucket, listing entry) of every object in every configured bucket."""
-        for bucket in self.config["buckets"]:
-            async for page in self._list(bucket):
+        """(bucket, listing entry) of every selected object: each bucket is listed once, under
+        the prefix its rules share, so an object two rules select comes once."""
+        for bucket, rules in self._scopes().items():
+            prefix = os.path.commonprefix([rule.get("prefix", "") for rule in rules])
+            async for page in self._list(bucket, prefix):
                 for item in page:
-                    yield bucket, item
+                    if any(_selects(rule, item["Key"]) for rule in rules):
+                        yield bucket, item
 
     async def changed(self, cursor: dict | None) -> bool:
         """Compare a fingerprint of the listing (keys, ETags, LastModified) with the cursor's;
@@ -173,8 +211,12 @@ class S3DataSource(BaseDataSource):
             "content_type": guess_content_type(key),
             "storage_class": item.get("StorageClass", "STANDARD"),
         }
-        if is_text(key) and size <= self.config["max_content_bytes"]:
-            lazy(document, (bucket, key))
+        text_up_to, binary_up_to = self.config["max_content_bytes"], self.extract_binary_up_to
+        kind = content_kind(key, size, text_up_to, binary_up_to)
+        if kind:
+            lazy(document, (bucket, key, kind))
+        elif refusal := extraction_refusal(key, size, binary_up_to):
+            document["extraction_error"] = refusal
         return document
 
     async def fetch(self, documents: list[Document]) -> list[Document]:
@@ -182,11 +224,13 @@ class S3DataSource(BaseDataSource):
         return list(await asyncio.gather(*(self._with_body(d, reads) for d in documents)))
 
     async def _with_body(self, document: Document, reads: asyncio.Semaphore) -> Document:
-        bucket, key = document[LAZY]
+        bucket, key, kind = document[LAZY]
         async with reads:
             body, content_type = await self._read(bucket, key)
         if content_type:
             document["content_type"] = content_type
+        if kind == "binary" and body is not None:
+            return binary(document, body, key.rsplit("/", 1)[-1])
         text = decode_text(body, key, content_type) if body is not None else None
         if text is not None:
             document["body"] = text
@@ -206,6 +250,19 @@ class S3DataSource(BaseDataSource):
     async def close(self) -> None:
         await self._stack.aclose()
         self._clients.clear()
+
+
+def _selects(rule: dict, key: str) -> bool:
+    """Whether one advanced rule (or the configured prefix) selects an object key."""
+    if not key.startswith(rule.get("prefix", "")):
+        return False
+    extensions = rule.get("extension")
+    if extensions and not key.lower().endswith(
+        tuple("." + e.lower().lstrip(".") for e in extensions)
+    ):
+        return False
+    globs = rule.get("include")
+    return not globs or any(fnmatchcase(key, glob) for glob in globs)
 
 
 class _Fingerprint:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import mimetypes
 from html.parser import HTMLParser
 
+from connectors.extraction import is_extractable
+
 TEXT_TYPES = ("text/", "application/json", "application/xml", "application/x-yaml")
 TEXT_SUFFIXES = frozenset(
     ".txt .md .markdown .rst .csv .tsv .json .yaml .yml .toml .ini .cfg .html .htm .xml .log "
@@ -58,3 +60,27 @@ def decode_text(data: bytes, name: str, content_type: str | None = None) -> str 
     if "html" in kind or name.lower().endswith((".html", ".htm")):
         return html_to_text(text)
     return text
+
+
+MIB = 1024 * 1024
+
+
+def content_kind(name: str, size: int, text_up_to: int, binary_up_to: int) -> str | None:
+    """What to fetch of a file: "text" (read and decode), "binary" (read, then extract its
+    text), or None (metadata only: not text, not extractable, or too large)."""
+    if is_text(name):
+        return "text" if size <= text_up_to else None
+    if binary_up_to and is_extractable(name):
+        return "binary" if size <= binary_up_to else None
+    return None
+
+
+def extraction_refusal(name: str, size: int, binary_up_to: int) -> str | None:
+    """Why an extractable file's text is not extracted (for its `extraction_error`), if so."""
+    if binary_up_to and not is_text(name) and is_extractable(name) and size > binary_up_to:
+        return f"file is {_size(size)}, over the {_size(binary_up_to)} extraction limit"
+    return None
+
+
+def _size(count: int) -> str:
+    return f"{count / MIB:.1f} MiB" if count >= MIB else f"{count / 1024:.1f} KiB"

@@ -11,7 +11,7 @@ import yaml
 
 from connectors.config import Settings
 from connectors.job_run import run_job
-from connectors.poll import claim_jobs
+from connectors.poll import claim_jobs, heartbeat_and_publish
 from connectors.protocol import ConnectorStatus, Job, ensure_protocol_indices, protocol_for
 from connectors.protocol.connector import new_connector_document
 from connectors.registry import source_class_for
@@ -68,6 +68,21 @@ class ConnectorHarness:
         for name, value in values.items():
             configuration.setdefault(name, {})["value"] = value
         await self.connectors.patch(connector_id, {"configuration": configuration})
+
+    async def edit_rules(
+        self, connector_id: str, rules: list[dict] = (), advanced: Any = None
+    ) -> dict:
+        """Save a sync rules draft as Kibana does (state `edited`), then let one poll pass
+        review it; returns the connector's DEFAULT filtering entry afterwards."""
+        connector = await self.connectors.get(connector_id)
+        filtering = connector.doc.get("filtering")
+        draft = filtering[0]["draft"]
+        draft["rules"] = [draft["rules"][0], *rules]  # Kibana keeps its default rule
+        draft["advanced_snippet"]["value"] = advanced if advanced is not None else {}
+        draft["validation"] = {"state": "edited", "errors": []}
+        await self.connectors.patch(connector_id, {"filtering": filtering})
+        await heartbeat_and_publish(self.settings, self.connectors)
+        return (await self.connectors.get(connector_id)).doc["filtering"][0]
 
     async def claim(self, connector_id: str, job_type: str = "full") -> str:
         """A new job for the connector, claimed the way a poll pass claims it."""

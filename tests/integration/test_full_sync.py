@@ -8,8 +8,9 @@ import pytest
 from connectors.es.bulk import BulkWriter
 from connectors.es.indices import ensure_content_index
 from connectors.index_snapshot import snapshot_index
+from connectors.progress import SyncProgress
 from connectors.sources.memory import MemoryDataSource
-from connectors.sync import SyncProgress, delete_stale
+from connectors.sync import delete_stale
 from connectors.sync import index_documents as stream_and_index
 from tests.integration.conftest import make_settings
 from tests.integration.jobs import ConnectorHarness

@@ -42,7 +42,12 @@ class FakeJobs:
             {
                 "status": "in_progress",
                 "job_type": "full",
-                "connector": {"id": "c1", "service_type": "memory", "index_name": "idx"},
+                "connector": {
+                    "id": "c1",
+                    "service_type": "memory",
+                    "index_name": "idx",
+                    "pipeline": {"name": None},  # no Elasticsearch here to look one up in
+                },
                 "metadata": {"claim": CLAIM, "generation": 5},
             },
             1,

@@ -1,0 +1,13 @@
+"""Ingest pipelines a connector names: does one exist (asked once, before a sync writes)."""
+
+from __future__ import annotations
+
+from elasticsearch import AsyncElasticsearch, NotFoundError
+
+
+async def pipeline_exists(es: AsyncElasticsearch, name: str) -> bool:
+    try:
+        found = await es.ingest.get_pipeline(id=name, summary=True)
+    except NotFoundError:
+        return False
+    return name in found.body

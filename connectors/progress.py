@@ -1,0 +1,70 @@
+"""A job's live counters (read by its heartbeat) and what they become on the job document and
+in the run's report."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from connectors.es.bulk import BulkStats
+
+MIB = 1024 * 1024
+
+
+@dataclass
+class SyncProgress:
+    """Live counters of one job, read by its heartbeat while documents stream. Write outcomes
+    live in `writes`, which the job's bulk writers update directly."""
+
+    seen: int = 0
+    skipped: int = 0
+    fetched: int = 0
+    not_fetched: int = 0
+    volume: int = 0
+    filtered: dict[str, int] = field(default_factory=dict)  # basic rule id -> documents excluded
+    writes: BulkStats = field(default_factory=BulkStats)
+
+    @property
+    def created(self) -> int:
+        return self.writes.created
+
+    @property
+    def updated(self) -> int:
+        return self.writes.updated
+
+    @property
+    def indexed(self) -> int:
+        return self.writes.created + self.writes.updated
+
+    @property
+    def deleted(self) -> int:
+        return self.writes.deleted
+
+    @property
+    def failed(self) -> int:
+        return self.writes.failed
+
+    def job_counters(self) -> dict[str, int]:
+        """The counters as the protocol's job document holds them (volume in MiB)."""
+        return {
+            "indexed_document_count": self.indexed,
+            "indexed_document_volume": round(self.volume / MIB),
+            "deleted_document_count": self.deleted,
+            "total_document_count": self.seen,
+        }
+
+    def report(self) -> dict:
+        """Every count, plus the first rejected documents, for the run's report."""
+        return {
+            "seen": self.seen,
+            "created": self.created,
+            "updated": self.updated,
+            "skipped": self.skipped,
+            "fetched": self.fetched,
+            "not_fetched": self.not_fetched,
+            "deleted": self.deleted,
+            "filtered": sum(self.filtered.values()),
+            "filtered_by_rule": dict(self.filtered),
+            "failed": self.failed,
+            "volume": self.volume,
+            "failures": [asdict(failure) for failure in self.writes.failures[:100]],
+        }
