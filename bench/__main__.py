@@ -402,6 +402,37 @@ class Bench:
         assert resync["not_fetched"] == self.files - 1 and resync["deleted"] == 0, resync
         self.results["directory"] = {"noop_vs_first": resync["seconds"] / first["seconds"]}
 
+    async def extraction(self, files: int) -> None:
+        """Text from ~100 KB PDF/DOCX files: kreuzberg called directly in one process, our
+        Extractor, and a whole folder sync of the same files (issue 12's target: the sync's
+        throughput >= 0.8 x the direct call)."""
+        from bench.extraction import measure, write_files
+
+        measured = await measure(files)
+        for side, label in (("direct", "kreuzberg batch, one process"), ("ours", "Extractor")):
+            self.rows.append(
+                {"scenario": f"extract {files} PDF/DOCX files: {label}",
+                 "seconds": measured[side]["seconds"], "documents": files}
+            )  # fmt: skip
+        with tempfile.TemporaryDirectory() as folder:
+            write_files(Path(folder), files)
+            index = f"bench-extraction-{files}"
+            connector = await self.create_connector("directory", index, {"path": folder})
+            synced = await self.measured_sync(
+                f"first full sync, {files} PDF/DOCX files (directory)", connector, index
+            )
+        assert synced["indexed"] == files and synced["fetched"] == files, synced
+        direct = measured["direct"]["seconds"]
+        self.results["extraction"] = {
+            "megabytes": measured["megabytes"],
+            "workers": measured["workers"],
+            "direct_files_per_s": measured["direct"]["files_per_s"],
+            "extractor_vs_direct": measured["ratio"],
+            "sync_files_per_s": round(files / synced["seconds"], 1),
+            "sync_mb_per_s": round(measured["megabytes"] / synced["seconds"], 2),
+            "sync_vs_direct": round(direct / synced["seconds"], 2),
+        }
+
     async def overhead(self) -> None:
         with tempfile.TemporaryDirectory() as folder:
             Path(folder, "a.txt").write_text("a")
@@ -562,6 +593,9 @@ async def main() -> int:
     parser.add_argument("--files", type=int, default=2000, help="text files for the folder rows")
     parser.add_argument("--skip-s3", action="store_true")
     parser.add_argument(
+        "--extraction-files", type=int, default=300, help="PDF/DOCX files (0: skip extraction)"
+    )
+    parser.add_argument(
         "--skip-kinds", action="store_true", help="skip the incremental/deletion MongoDB rows"
     )
     args = parser.parse_args()
@@ -574,6 +608,8 @@ async def main() -> int:
     await bench.directory()
     if not args.skip_s3:
         await bench.s3()
+    if args.extraction_files:
+        await bench.extraction(args.extraction_files)
     await bench.idle_processes()
     print_table(bench.rows)
     print()

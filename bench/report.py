@@ -88,6 +88,15 @@ def verdicts(results: dict, documents: int) -> list[str]:
     if "directory" in results:
         ratio = results["directory"]["noop_vs_first"]
         lines.append(lazy_fetch_verdict("directory", ratio, "1 file touched, 1 fetched"))
+    if "extraction" in results:
+        e = results["extraction"]
+        lines.append(
+            f"text extraction, folder sync = {e['sync_files_per_s']} files/s, "
+            f"{e['sync_mb_per_s']} MB/s = {e['sync_vs_direct']:.2f} x kreuzberg called directly "
+            f"({e['direct_files_per_s']} files/s; target >= 0.8, "
+            f"{'met' if e['sync_vs_direct'] >= 0.8 else 'NOT met'}); the Extractor alone "
+            f"{e['extractor_vs_direct']:.2f} x"
+        )
     return lines
 
 

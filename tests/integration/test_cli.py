@@ -309,7 +309,7 @@ async def test_list_and_show_print_json_with_secrets_masked(service, config_file
         ("connector", "list", "-o", "json"),
         ("connector", "show", mongo_id, "--output", "json"),
         ("job", "list", directory_id, "-o", "json"),
-        ("job", "show", job_id, "-o", "json"),
+        ("job", "show", "-o", "json", "--", job_id),  # `--`: an id may start with "-"
     )
     assert [result.returncode for result in results] == [0, 0, 0, 0]
     outputs = [result.stdout for result in results]
@@ -335,7 +335,7 @@ async def test_delete_removes_the_connector_its_jobs_and_index(service, config_f
     )
     other_job_id = await jobs.create(await connectors.get(other_id))
     request = ("connector", "sync", connector_id, "--type", "deletion")
-    ran = cli(config_file, "job", "run", cli(config_file, *request).stdout.split()[3])
+    ran = cli(config_file, "job", "run", "--", cli(config_file, *request).stdout.split()[3])
     assert "completed" in ran.stdout and await es.indices.exists(index=index)
     pending_id = cli(config_file, *request).stdout.split()[3]
     claimed = await jobs.claim(await jobs.get(pending_id))  # a worker starts it
@@ -352,7 +352,7 @@ async def test_delete_removes_the_connector_its_jobs_and_index(service, config_f
     deleted = cli(config_file, "connector", "delete", connector_id, "--with-index", "--yes")
     assert deleted.stdout.strip() == f"deleted connector {connector_id}, 2 job(s), index {index}"
     connector_shown, job_shown = cli_all(
-        config_file, ("connector", "show", connector_id), ("job", "show", pending_id)
+        config_file, ("connector", "show", connector_id), ("job", "show", "--", pending_id)
     )
     refused(connector_shown, "does not exist")
     refused(job_shown, "does not exist")

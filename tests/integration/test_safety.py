@@ -103,7 +103,8 @@ async def test_a_worker_declared_dead_cannot_overwrite_a_newer_job(es, index_nam
     )
     old_job = await harness.jobs.create(await harness.connectors.get(connector))
     frozen = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "-c", str(harness.config_file), "job", "run", old_job],
+        [sys.executable, "-m", "app.cli", "-c", str(harness.config_file),
+         "job", "run", "--", old_job],
         cwd=PROJECT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ),
     )  # fmt: skip
     try:

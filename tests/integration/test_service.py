@@ -226,7 +226,8 @@ async def test_canceling_an_in_process_sync_ends_canceled_with_zero_deletes(serv
 
     await wait_for(running)
     job = await latest_job(jobs, connector_id)
-    assert "canceling" in cli(config_file, "job", "cancel", job.id).stdout
+    # `--`: an Elasticsearch id may start with "-"
+    assert "canceling" in cli(config_file, "job", "cancel", "--", job.id).stdout
     await asyncio.wait_for(loop, 30)
     job = await jobs.get(job.id)
     assert job.status == JobStatus.CANCELED

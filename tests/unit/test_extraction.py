@@ -118,11 +118,12 @@ def many_pages_pdf(pages: int) -> bytes:
 
 def workers() -> set[int]:
     """This process's extraction worker processes, read from /proc."""
-    children = {
-        int(pid)
-        for task in Path("/proc/self/task").iterdir()
-        for pid in (task / "children").read_text().split()
-    }
+    children = set()
+    for task in Path("/proc/self/task").iterdir():
+        try:  # a thread may end between the listing and the read
+            children.update(int(pid) for pid in (task / "children").read_text().split())
+        except FileNotFoundError:
+            continue
     found = set()
     for pid in children:
         try:
