@@ -8,7 +8,7 @@ import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -82,7 +82,7 @@ def _date(text: str) -> datetime:
     if not text[:4].isdigit() or len(text) < 10 or text[4] != "-":
         raise ValueError(text)
     moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.now().astimezone().tzinfo)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # naive: read as UTC
 
 
 UNDECIDED = object()
