@@ -198,7 +198,10 @@ class Bench:
             before = await _index_operations(es, index)
             servers = self.servers(self.service_types.get(connector_id))
             measured = run_in_subprocess(
-                self.config_file, "--job", job_id, *watch_arguments(servers)
+                # `--job=ID`: an Elasticsearch id may start with "-"
+                self.config_file,
+                f"--job={job_id}",
+                *watch_arguments(servers),
             )
             _, jobs = protocol_for(es, self.settings)
             job = (await jobs.get(job_id)).doc
