@@ -43,13 +43,13 @@ test: lint stack  ## lint + unit + integration tests against the real stack
 
 run: $(INSTALLED)  ## first run: index this repository's docs with a directory connector
 	@$(PY) -m devstack up prefect $(if $(ELASTICSEARCH_URL),,elasticsearch)
-	@$(PY) -m deployments.first_run
+	@$(PY) -m devstack.first_run
 
 deploy: stack  ## create the work pool, deploy prefect.yaml and start a worker
-	@$(PY) -m deployments.deploy
+	@$(PY) -m devstack.deploy
 
 notify: stack  ## be told when a sync fails: make notify WEBHOOK=https://... (or BLOCK=slack-webhook/NAME)
-	@$(PY) -m deployments.notify $(if $(WEBHOOK),--webhook $(WEBHOOK),--block $(BLOCK))
+	@$(PY) -m elastic_ingest.deployments.notify $(if $(WEBHOOK),--webhook $(WEBHOOK),--block $(BLOCK))
 
 bench: stack  ## benchmarks (not tests): make bench N=1000000 ARGS=--skip-s3
 	@$(PY) -m bench --documents $(N) $(ARGS)

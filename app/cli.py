@@ -19,12 +19,12 @@ from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from typing import TYPE_CHECKING
 
-from app.context import Context, RuntimeFailure, UsageError
-from app.output import OutputClosed, print_line
-from connectors.protocol.states import SCHEDULED_KINDS, JobType
+from elastic_ingest.app.context import Context, RuntimeFailure, UsageError
+from elastic_ingest.app.output import OutputClosed, print_line
+from elastic_ingest.connectors.protocol.states import SCHEDULED_KINDS, JobType
 
 if TYPE_CHECKING:
-    from connectors.config import Settings
+    from elastic_ingest.connectors.config import Settings
 
 
 class Parser(argparse.ArgumentParser):
@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--debug", action="store_true", help="asyncio debug mode and debug-level logs"
     )
-    commands = parser.add_subparsers(dest="command", metavar="{connector,job}")
+    commands = parser.add_subparsers(dest="command", metavar="{connector,job,deploy}")
 
     connector = commands.add_parser(
         "connector", help="create, list, show, update, delete or sync connectors"
@@ -218,23 +218,54 @@ def build_parser() -> argparse.ArgumentParser:
         "run", help="claim a pending job and run it in this process, without Prefect"
     )
     run_here.add_argument("job_id")
+
+    deploy_command = commands.add_parser(
+        "deploy",
+        help="create the elastic-ingest work pool and the sync/poll deployments on the Prefect "
+        "server that PREFECT_API_URL or the active profile names",
+    )
+    deploy_command.add_argument(
+        "--max-syncs",
+        type=int,
+        metavar="N",
+        help="at most N syncs at once over all workers (the work pool's concurrency limit, "
+        "held exactly by a global concurrency limit)",
+    )
     return parser
+
+
+def deploy(max_syncs: int | None) -> None:
+    """`deploy`: what `make deploy` does, minus the local worker; needs no checkout."""
+    from elastic_ingest.deployments.register import POOL, DeployError, register, set_max_syncs
+
+    if max_syncs is not None and max_syncs < 1:
+        raise UsageError("--max-syncs must be at least 1")
+    try:
+        names = register()
+        if max_syncs is not None:
+            set_max_syncs(max_syncs)
+    except DeployError as error:
+        raise RuntimeFailure(str(error)) from None
+    print_line(f"deployed on work pool {POOL}: {', '.join(names)}")
+    if max_syncs is not None:
+        print_line(f"at most {max_syncs} syncs at once")
+    print_line(f"start a worker: prefect worker start --pool {POOL}")
 
 
 # (command, subcommand) -> "module:function"; a command's module (and the Elasticsearch client
 # it needs) loads only when that command runs, so `--help` stays light.
 COMMANDS = {
-    ("connector", "create"): "app.connector_commands:create_connector",
-    ("connector", "list"): "app.connector_commands:list_connectors",
-    ("connector", "show"): "app.connector_commands:show_connector",
-    ("connector", "update"): "app.connector_commands:update_connector",
-    ("connector", "delete"): "app.connector_commands:delete_connector",
-    ("connector", "sync"): "app.connector_commands:request_sync",
-    ("connector", "rules"): "app.rules_commands:sync_rules",
-    ("job", "list"): "app.job_commands:list_jobs",
-    ("job", "show"): "app.job_commands:show_job",
-    ("job", "cancel"): "app.job_commands:cancel_job",
-    ("job", "run"): "app.job_commands:run_job_here",
+    ("connector", "create"): "elastic_ingest.app.connector_commands:create_connector",
+    ("connector", "list"): "elastic_ingest.app.connector_commands:list_connectors",
+    ("connector", "show"): "elastic_ingest.app.connector_commands:show_connector",
+    ("connector", "update"): "elastic_ingest.app.connector_commands:update_connector",
+    ("connector", "delete"): "elastic_ingest.app.connector_commands:delete_connector",
+    ("connector", "sync"): "elastic_ingest.app.connector_commands:request_sync",
+    ("connector", "rules"): "elastic_ingest.app.rules_commands:sync_rules",
+    ("job", "list"): "elastic_ingest.app.job_commands:list_jobs",
+    ("job", "show"): "elastic_ingest.app.job_commands:show_job",
+    ("job", "cancel"): "elastic_ingest.app.job_commands:cancel_job",
+    ("job", "run"): "elastic_ingest.app.job_commands:run_job_here",
 }
 
 
@@ -245,7 +276,11 @@ def command(args: argparse.Namespace) -> Callable:
 
 async def list_sources(settings: Settings, out: Callable) -> None:
     """`--action list`: every registered source, loaded to show its description."""
-    from connectors.registry import RegistryError, load_source_class, registered_sources
+    from elastic_ingest.connectors.registry import (
+        RegistryError,
+        load_source_class,
+        registered_sources,
+    )
 
     for service_type, qualified in sorted(registered_sources(settings.sources).items()):
         try:
@@ -258,8 +293,8 @@ async def list_sources(settings: Settings, out: Callable) -> None:
 
 async def manage(args: argparse.Namespace, settings: Settings, out: Callable) -> None:
     """Run one management command against the protocol indices."""
-    from connectors.es.client import check_reachable, create_client
-    from connectors.protocol import ensure_protocol_indices, protocol_for
+    from elastic_ingest.connectors.es.client import check_reachable, create_client
+    from elastic_ingest.connectors.protocol import ensure_protocol_indices, protocol_for
 
     es = create_client(settings.elasticsearch)
     try:
@@ -282,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.debug:
         # Retries of an unreachable node are logged with tracebacks; the one-line error suffices.
         logging.getLogger("elastic_transport").setLevel(logging.CRITICAL)
-    from connectors.config import SettingsError, load_settings
+    from elastic_ingest.connectors.config import SettingsError, load_settings
 
     try:
         settings = load_settings(args.config_file)
@@ -291,10 +326,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     action = args.action or ("poll" if args.command is None else None)
     try:
-        if action == "list":
+        if args.command == "deploy":
+            deploy(args.max_syncs)
+        elif action == "list":
             asyncio.run(list_sources(settings, print_line), debug=args.debug)
         elif action == "poll":
-            from flows.poll import run_poll_loop  # Prefect loads only for the service loop
+            from elastic_ingest.flows.poll import (
+                run_poll_loop,  # Prefect loads only for the service loop
+            )
 
             return run_poll_loop(args.config_file, debug=args.debug)
         else:

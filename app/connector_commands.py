@@ -8,29 +8,34 @@ from dataclasses import dataclass
 from typing import Any
 
 import yaml
-
-from app.context import Context, RuntimeFailure, UsageError, get_connector
-from app.job_commands import follow_job
-from app.output import as_json, connector_view
-from app.values import (
+from elastic_ingest.app.context import Context, RuntimeFailure, UsageError, get_connector
+from elastic_ingest.app.job_commands import follow_job
+from elastic_ingest.app.output import as_json, connector_view
+from elastic_ingest.app.values import (
     check_source,
     has_value,
     parse_schedules,
     parse_values,
     typed_values,
 )
-from connectors.es.documents import merged
-from connectors.es.indices import concrete_indices, delete_indices
-from connectors.protocol import ConnectorStatus, JobStatus, JobType, TriggerMethod, clock
-from connectors.protocol.connector import Connector, new_connector_document
-from connectors.protocol.job import status_fields
-from connectors.protocol.states import SCHEDULED_KINDS, may_sync
-from connectors.protocol.targets import target_problem
-from connectors.registry import (
+from elastic_ingest.connectors.es.documents import merged
+from elastic_ingest.connectors.es.indices import concrete_indices, delete_indices
+from elastic_ingest.connectors.protocol import (
+    ConnectorStatus,
+    JobStatus,
+    JobType,
+    TriggerMethod,
+    clock,
+)
+from elastic_ingest.connectors.protocol.connector import Connector, new_connector_document
+from elastic_ingest.connectors.protocol.job import status_fields
+from elastic_ingest.connectors.protocol.states import SCHEDULED_KINDS, may_sync
+from elastic_ingest.connectors.protocol.targets import target_problem
+from elastic_ingest.connectors.registry import (
     RegistryError,
     source_class_for,
 )
-from connectors.source import ConfigurationError
+from elastic_ingest.connectors.source import ConfigurationError
 
 
 async def create_connector(args, ctx: Context) -> None:

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from connectors.config import Settings
-    from connectors.es.client import ESClient
-    from connectors.protocol import ConnectorIndex, JobIndex
-    from connectors.protocol.connector import Connector
+    from elastic_ingest.connectors.config import Settings
+    from elastic_ingest.connectors.es.client import ESClient
+    from elastic_ingest.connectors.protocol import ConnectorIndex, JobIndex
+    from elastic_ingest.connectors.protocol.connector import Connector
 
 
 class UsageError(Exception):

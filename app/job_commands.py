@@ -6,11 +6,17 @@ import asyncio
 import time
 
 import yaml
-
-from app.context import Context, RuntimeFailure, UsageError, get_connector
-from app.output import as_json, error_column, job_view
-from connectors.protocol import IllegalTransition, Job, JobLost, JobStatus, JobType, clock
-from connectors.protocol.states import FINAL
+from elastic_ingest.app.context import Context, RuntimeFailure, UsageError, get_connector
+from elastic_ingest.app.output import as_json, error_column, job_view
+from elastic_ingest.connectors.protocol import (
+    IllegalTransition,
+    Job,
+    JobLost,
+    JobStatus,
+    JobType,
+    clock,
+)
+from elastic_ingest.connectors.protocol.states import FINAL
 
 PROGRESS_SECONDS = 2.0  # one progress line this often while following a job
 READ_JOB_SECONDS = 0.5  # how often the followed job is read (the final line comes this soon)
@@ -120,7 +126,9 @@ async def cancel_job(args, ctx: Context) -> None:
 
 async def run_job_here(args, ctx: Context) -> None:
     """The plain driver: the same job lifecycle the `sync` flow runs, minus Prefect."""
-    from connectors.job_run import run_job  # the sync engine (numpy) loads only when used
+    from elastic_ingest.connectors.job_run import (
+        run_job,  # the sync engine (numpy) loads only when used
+    )
 
     job = await ctx.jobs.get(args.job_id)
     if job is None:

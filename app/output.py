@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from connectors.protocol.secrets import redacted_configuration
+from elastic_ingest.connectors.protocol.secrets import redacted_configuration
 
 if TYPE_CHECKING:
-    from connectors.protocol import Job
-    from connectors.protocol.connector import Connector
+    from elastic_ingest.connectors.protocol import Job
+    from elastic_ingest.connectors.protocol.connector import Connector
 
 ERROR_COLUMN = 60
 

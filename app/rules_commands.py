@@ -9,13 +9,12 @@ import uuid
 from pathlib import Path
 
 import yaml
-
-from app.context import Context, RuntimeFailure, UsageError, get_connector
-from app.output import as_json
-from connectors.protocol import clock
-from connectors.protocol.connector import Connector
-from connectors.registry import RegistryError, source_class_for
-from connectors.sync_rules import (
+from elastic_ingest.app.context import Context, RuntimeFailure, UsageError, get_connector
+from elastic_ingest.app.output import as_json
+from elastic_ingest.connectors.protocol import clock
+from elastic_ingest.connectors.protocol.connector import Connector
+from elastic_ingest.connectors.registry import RegistryError, source_class_for
+from elastic_ingest.connectors.sync_rules import (
     DEFAULT_DOMAIN,
     DEFAULT_RULE_ID,
     default_filtering,

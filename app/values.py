@@ -9,14 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
-from app.context import UsageError
-from connectors.config import expand_env
-from connectors.cron import CronError, QuartzCron
-from connectors.protocol import JobType
-from connectors.protocol.secrets import SECRET_REFERENCE, secret_reference
-from connectors.protocol.states import SCHEDULED_KINDS
-from connectors.source import BaseDataSource, ConfigurationError
+from elastic_ingest.app.context import UsageError
+from elastic_ingest.connectors.config import expand_env
+from elastic_ingest.connectors.cron import CronError, QuartzCron
+from elastic_ingest.connectors.protocol import JobType
+from elastic_ingest.connectors.protocol.secrets import SECRET_REFERENCE, secret_reference
+from elastic_ingest.connectors.protocol.states import SCHEDULED_KINDS
+from elastic_ingest.connectors.source import BaseDataSource, ConfigurationError
 
 _SECRET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")  # Prefect's block-name rule
 
@@ -105,8 +104,10 @@ def typed_values(source_class: type[BaseDataSource], values: dict) -> dict:
 
 async def check_source(source_class: type[BaseDataSource], values: dict) -> None:
     """`--check`: build the source with these values and ping it (exit 2 if it fails)."""
-    from connectors.poll import CHECK_TIMEOUT_SECONDS  # the sync engine loads only when used
-    from connectors.sync import describe_error
+    from elastic_ingest.connectors.poll import (
+        CHECK_TIMEOUT_SECONDS,  # the sync engine loads only when used
+    )
+    from elastic_ingest.connectors.sync import describe_error
 
     references = sorted(name for name, value in values.items() if _is_reference(value))
     if references:

@@ -29,6 +29,12 @@ for _key, _value in environment().items():
     os.environ.setdefault(_key, _value)
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
+from elastic_ingest.connectors.config import load_settings  # noqa: E402
+from elastic_ingest.connectors.es.client import create_client  # noqa: E402
+from elastic_ingest.connectors.protocol import ensure_protocol_indices, protocol_for  # noqa: E402
+from elastic_ingest.connectors.protocol.connector import new_connector_document  # noqa: E402
+from elastic_ingest.connectors.protocol.states import JobType, TriggerMethod  # noqa: E402
+
 from bench.baselines import (  # noqa: E402
     raw_bulk_load,
     raw_mongo_scan,
@@ -59,11 +65,6 @@ from bench.report import (  # noqa: E402
     process_verdicts,
     verdicts,
 )
-from connectors.config import load_settings  # noqa: E402
-from connectors.es.client import create_client  # noqa: E402
-from connectors.protocol import ensure_protocol_indices, protocol_for  # noqa: E402
-from connectors.protocol.connector import new_connector_document  # noqa: E402
-from connectors.protocol.states import JobType, TriggerMethod  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PROJECT = Path(__file__).resolve().parent.parent
@@ -82,9 +83,9 @@ PROCESS_KEYS = (
     "peak_rss_mb",
 )
 SOURCES = {
-    "mongodb": "connectors.sources.mongo:MongoDataSource",
-    "s3": "connectors.sources.s3:S3DataSource",
-    "directory": "connectors.sources.directory:DirectoryDataSource",
+    "mongodb": "elastic_ingest.connectors.sources.mongo:MongoDataSource",
+    "s3": "elastic_ingest.connectors.sources.s3:S3DataSource",
+    "directory": "elastic_ingest.connectors.sources.directory:DirectoryDataSource",
 }
 
 

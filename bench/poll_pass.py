@@ -15,8 +15,8 @@ for _key, _value in environment().items():  # the stack's URLs, as `make bench` 
     os.environ.setdefault(_key, _value)
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
-from flows.poll import _steps, poll  # noqa: E402
-from tasks.runtime import flow_runtime  # noqa: E402
+from elastic_ingest.flows.poll import _steps, poll  # noqa: E402
+from elastic_ingest.tasks.runtime import flow_runtime  # noqa: E402
 
 
 async def main() -> None:

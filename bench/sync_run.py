@@ -33,8 +33,8 @@ def watched(value: str) -> tuple[str, int]:
 
 def import_source(config_file: str | None, service_type: str) -> None:
     """Import the source class as a sync resolves it, so the idle RSS includes its libraries."""
-    from connectors.config import load_settings
-    from connectors.registry import source_class_for
+    from elastic_ingest.connectors.config import load_settings
+    from elastic_ingest.connectors.registry import source_class_for
 
     source_class_for(load_settings(config_file).sources, service_type)
 
@@ -54,7 +54,7 @@ async def main() -> None:
     parser.add_argument("--warmup", action="store_true", help="run an empty flow first")
     parser.add_argument("--watch", type=watched, action="append", default=[], metavar="NAME=PID")
     args = parser.parse_args()
-    from flows.sync import sync
+    from elastic_ingest.flows.sync import sync
 
     if args.idle:
         import_source(args.config_file, args.idle)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
+from elastic_ingest.connectors.index_names import name_problem
 from pydantic import (
     AnyHttpUrl,
     BaseModel,
@@ -19,16 +20,14 @@ from pydantic import (
     field_validator,
 )
 
-from connectors.index_names import name_problem
-
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config.yml"  # a checkout's own
 CONFIG_VARIABLE = "ELASTIC_INGEST_CONFIG"
 BUILTIN_DEFAULTS = {
     "elasticsearch": {"hosts": ["${ELASTICSEARCH_URL:-http://127.0.0.1:9200}"]},
     "sources": {
-        "mongodb": "connectors.sources.mongo:MongoDataSource",
-        "s3": "connectors.sources.s3:S3DataSource",
-        "directory": "connectors.sources.directory:DirectoryDataSource",
+        "mongodb": "elastic_ingest.connectors.sources.mongo:MongoDataSource",
+        "s3": "elastic_ingest.connectors.sources.s3:S3DataSource",
+        "directory": "elastic_ingest.connectors.sources.directory:DirectoryDataSource",
     },
 }
 """What runs when no configuration file is found (the same as the shipped config.yml)."""
@@ -82,6 +81,8 @@ class ServiceSettings(_Section):
     heartbeat_interval: Annotated[float, Field(gt=0)] = 5.0
     max_concurrent_syncs: Annotated[int, Field(ge=1)] = 2
     stale_job_seconds: Annotated[float, Field(gt=0)] = 120.0
+    # How long a job launched on a deployment may wait for a worker to start its flow run.
+    launch_timeout: Annotated[float, Field(gt=0)] = 600.0
     max_failed_documents: Annotated[int, Field(ge=0)] = 100
     # How often a poll pass validates each connector's configuration and pings its source.
     check_interval: Annotated[float, Field(gt=0)] = 60.0

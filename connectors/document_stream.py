@@ -10,15 +10,21 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import orjson
-
-from connectors.es.bulk import BulkWriter
-from connectors.extraction import reduce_whitespace
-from connectors.progress import SyncProgress
-from connectors.source import BINARY, DELETED, LAZY, READ_ERROR, BaseDataSource, Document
-from connectors.sync_rules import UNDECIDED, SyncRules
+from elastic_ingest.connectors.es.bulk import BulkWriter
+from elastic_ingest.connectors.extraction import reduce_whitespace
+from elastic_ingest.connectors.progress import SyncProgress
+from elastic_ingest.connectors.source import (
+    BINARY,
+    DELETED,
+    LAZY,
+    READ_ERROR,
+    BaseDataSource,
+    Document,
+)
+from elastic_ingest.connectors.sync_rules import UNDECIDED, SyncRules
 
 if TYPE_CHECKING:
-    from connectors.extraction import Extractor
+    from elastic_ingest.connectors.extraction import Extractor
 
 BATCH = 1000
 READ_AHEAD_BATCHES = 4

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import orjson
-
-from connectors.es.client import ESClient
-from connectors.es.scan import stream_index_versions
+from elastic_ingest.connectors.es.client import ESClient
+from elastic_ingest.connectors.es.scan import stream_index_versions
 
 SPILL_EVERY = 200_000
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from connectors.protocol import Connector, Job
-from connectors.protocol.secrets import is_redacted
-from connectors.sync_rules import job_filter, split_cursor
+from elastic_ingest.connectors.protocol import Connector, Job
+from elastic_ingest.connectors.protocol.secrets import is_redacted
+from elastic_ingest.connectors.sync_rules import job_filter, split_cursor
 
 
 class JobSetupError(RuntimeError):

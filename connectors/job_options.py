@@ -6,15 +6,15 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from connectors.config import ExtractionSettings
-from connectors.es.client import ESClient
-from connectors.es.pipelines import pipeline_exists
-from connectors.job_inputs import ELASTIC_DEFAULT_PIPELINES, JobInputs, JobSetupError
-from connectors.source import BaseDataSource
-from connectors.sync_rules import SyncRules, filter_problems
+from elastic_ingest.connectors.config import ExtractionSettings
+from elastic_ingest.connectors.es.client import ESClient
+from elastic_ingest.connectors.es.pipelines import pipeline_exists
+from elastic_ingest.connectors.job_inputs import ELASTIC_DEFAULT_PIPELINES, JobInputs, JobSetupError
+from elastic_ingest.connectors.source import BaseDataSource
+from elastic_ingest.connectors.sync_rules import SyncRules, filter_problems
 
 if TYPE_CHECKING:
-    from connectors.extraction import Extractor
+    from elastic_ingest.connectors.extraction import Extractor
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def extractor_for(inputs: JobInputs, settings: ExtractionSettings) -> Extractor 
     then: the library is large)."""
     if not inputs.pipeline.extract_binary_content:
         return None
-    from connectors.extraction import ExtractionLimits, Extractor
+    from elastic_ingest.connectors.extraction import ExtractionLimits, Extractor
 
     return Extractor(
         ExtractionLimits(

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from connectors.protocol import JobStatus
-from connectors.sync import SyncCanceled, describe_error
+from elastic_ingest.connectors.protocol import JobStatus
+from elastic_ingest.connectors.sync import SyncCanceled, describe_error
 
 
 @dataclass

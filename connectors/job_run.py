@@ -17,25 +17,29 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from connectors.config import Settings
-from connectors.es.bulk import BulkWriter
-from connectors.es.client import ESClient
-from connectors.es.documents import VersionConflict
-from connectors.es.errors import is_transient
-from connectors.es.indices import concrete_indices, ensure_content_index, refresh
-from connectors.es.scan import indexed_versions
-from connectors.index_snapshot import IndexSnapshot, snapshot_index
-from connectors.job_inputs import JobInputs, JobSetupError
-from connectors.job_options import checked_rules, extractor_for, ingest_pipeline
-from connectors.job_outcome import Outcome, outcome_of, settle
-from connectors.progress import SyncProgress
-from connectors.protocol import Job, JobLost, JobStatus, JobType, protocol_for
-from connectors.protocol.secrets import SecretStore, SecretUnavailable, with_resolved_secrets
-from connectors.protocol.targets import resolved_problem, target_problem
-from connectors.protocol.watch import JobWatch
-from connectors.registry import RegistryError, source_class_for
-from connectors.source import BaseDataSource, ConfigurationError
-from connectors.sync import (
+from elastic_ingest.connectors.config import Settings
+from elastic_ingest.connectors.es.bulk import BulkWriter
+from elastic_ingest.connectors.es.client import ESClient
+from elastic_ingest.connectors.es.documents import VersionConflict
+from elastic_ingest.connectors.es.errors import is_transient
+from elastic_ingest.connectors.es.indices import concrete_indices, ensure_content_index, refresh
+from elastic_ingest.connectors.es.scan import indexed_versions
+from elastic_ingest.connectors.index_snapshot import IndexSnapshot, snapshot_index
+from elastic_ingest.connectors.job_inputs import JobInputs, JobSetupError
+from elastic_ingest.connectors.job_options import checked_rules, extractor_for, ingest_pipeline
+from elastic_ingest.connectors.job_outcome import Outcome, outcome_of, settle
+from elastic_ingest.connectors.progress import SyncProgress
+from elastic_ingest.connectors.protocol import Job, JobLost, JobStatus, JobType, protocol_for
+from elastic_ingest.connectors.protocol.secrets import (
+    SecretStore,
+    SecretUnavailable,
+    with_resolved_secrets,
+)
+from elastic_ingest.connectors.protocol.targets import resolved_problem, target_problem
+from elastic_ingest.connectors.protocol.watch import JobWatch
+from elastic_ingest.connectors.registry import RegistryError, source_class_for
+from elastic_ingest.connectors.source import BaseDataSource, ConfigurationError
+from elastic_ingest.connectors.sync import (
     SyncCanceled,
     SyncOptions,
     delete_stale,
@@ -43,8 +47,13 @@ from connectors.sync import (
     index_changes,
     mark_listed,
 )
-from connectors.sync import index_documents as stream_and_index
-from connectors.sync_rules import CONTENT_CURSOR_KEY, RULES_CURSOR_KEY, SyncRules, with_framework
+from elastic_ingest.connectors.sync import index_documents as stream_and_index
+from elastic_ingest.connectors.sync_rules import (
+    CONTENT_CURSOR_KEY,
+    RULES_CURSOR_KEY,
+    SyncRules,
+    with_framework,
+)
 
 logger = logging.getLogger(__name__)
 

@@ -6,9 +6,9 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
-from connectors.config import Settings
-from connectors.es.documents import VersionConflict
-from connectors.protocol import (
+from elastic_ingest.connectors.config import Settings
+from elastic_ingest.connectors.es.documents import VersionConflict
+from elastic_ingest.connectors.protocol import (
     ConnectorIndex,
     ConnectorStatus,
     IllegalTransition,
@@ -20,13 +20,17 @@ from connectors.protocol import (
     TriggerMethod,
     clock,
 )
-from connectors.protocol.secrets import SecretStore, SecretUnavailable, with_resolved_secrets
-from connectors.protocol.states import SCHEDULED_KINDS, may_sync
-from connectors.protocol.targets import target_problem
-from connectors.registry import RegistryError, source_class_for
-from connectors.source import ConfigurationError
-from connectors.sync import describe_error
-from connectors.sync_rules import reviewed_filtering
+from elastic_ingest.connectors.protocol.secrets import (
+    SecretStore,
+    SecretUnavailable,
+    with_resolved_secrets,
+)
+from elastic_ingest.connectors.protocol.states import SCHEDULED_KINDS, may_sync
+from elastic_ingest.connectors.protocol.targets import target_problem
+from elastic_ingest.connectors.registry import RegistryError, source_class_for
+from elastic_ingest.connectors.source import ConfigurationError
+from elastic_ingest.connectors.sync import describe_error
+from elastic_ingest.connectors.sync_rules import reviewed_filtering
 
 logger = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from connectors.es.bulk import BulkStats
+from elastic_ingest.connectors.es.bulk import BulkStats
 
 MIB = 1024 * 1024
 

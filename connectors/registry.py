@@ -5,15 +5,21 @@ from __future__ import annotations
 import importlib
 from importlib.metadata import entry_points
 
-from connectors.source import BaseDataSource
+from elastic_ingest.connectors.source import BaseDataSource
 
 
 class RegistryError(LookupError):
     """A source name that does not resolve to a source class; the message says why."""
 
 
+LEGACY_PREFIX = "connectors."
+"""Config files written before the package had its own name say `connectors.sources.x:Class`."""
+
+
 def load_source_class(qualified_name: str) -> type[BaseDataSource]:
     module_name, _, attribute = qualified_name.partition(":")
+    if module_name.startswith(LEGACY_PREFIX):  # one copy of our modules, installed or in a checkout
+        module_name = f"elastic_ingest.{module_name}"
     if not module_name or not attribute:
         raise RegistryError(f"{qualified_name!r}: expected 'package.module:Class'")
     try:

@@ -18,19 +18,18 @@ from collections.abc import Awaitable, Callable
 
 import numpy as np
 import orjson
-
-from connectors.document_stream import (
+from elastic_ingest.connectors.document_stream import (
     BATCH,
     CheckIn,
     DocumentStream,
     SyncOptions,
     keep_going,
 )
-from connectors.es.bulk import BulkWriter
-from connectors.index_snapshot import IndexedVersions, IndexSnapshot, hash64
-from connectors.progress import SyncProgress
-from connectors.protocol.secrets import redact_uris
-from connectors.source import BaseDataSource, Document
+from elastic_ingest.connectors.es.bulk import BulkWriter
+from elastic_ingest.connectors.index_snapshot import IndexedVersions, IndexSnapshot, hash64
+from elastic_ingest.connectors.progress import SyncProgress
+from elastic_ingest.connectors.protocol.secrets import redact_uris
+from elastic_ingest.connectors.source import BaseDataSource, Document
 
 
 class SyncCanceled(Exception):  # noqa: N818 - it is an outcome, not a bug

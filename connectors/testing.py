@@ -14,8 +14,13 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import pytest
-
-from connectors.source import LAZY, BaseDataSource, ConfigurationError, Document, SourceError
+from elastic_ingest.connectors.source import (
+    LAZY,
+    BaseDataSource,
+    ConfigurationError,
+    Document,
+    SourceError,
+)
 
 __all__ = ["Backend", "Harness", "SourceContract", "read_all"]
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from devstack import elasticsearch, ferretdb, prefect_server, s3, worker
+from devstack import elasticsearch, ferretdb, postgres, prefect_server, s3, worker
 from devstack.common import StackError
 
 SERVICES = {
     "elasticsearch": elasticsearch,
     "mongodb": ferretdb,
     "s3": s3,
+    "postgres": postgres,
     "prefect": prefect_server,
     "worker": worker,
 }

@@ -1,4 +1,5 @@
-"""A local Prefect server (SQLite), tuned as ../shared/PREFECT_NOTES.md measured."""
+"""A local Prefect server, tuned as ../shared/PREFECT_NOTES.md measured: on SQLite (the
+zero-setup default) or, with STACK_PREFECT_DATABASE=postgres, on the stack's PostgreSQL."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import tomllib
 import urllib.request
 from pathlib import Path
 
+from devstack import postgres
 from devstack.common import (
+    StackError,
     check_port_free,
     env_port,
     pid_file,
@@ -67,22 +70,45 @@ def healthy() -> bool:
         return False
 
 
+def database() -> str:
+    """`sqlite` or `postgres`: what the stack's server keeps its state in."""
+    chosen = os.environ.get("STACK_PREFECT_DATABASE", "sqlite")
+    if chosen not in ("sqlite", "postgres"):
+        raise StackError(f"STACK_PREFECT_DATABASE={chosen!r}: expected sqlite or postgres")
+    return chosen
+
+
+def _database_file() -> Path:
+    return pid_file(NAME).with_suffix(".database")
+
+
 def up() -> str:
+    chosen = database()
     pid = read_pid(pid_file(NAME))
     if pid and healthy():
-        return f"prefect: running at {ui_url()} (pid {pid}, reused)" + _profile_note()
+        running = _database_file().read_text().strip() if _database_file().exists() else "sqlite"
+        if running != chosen:
+            raise StackError(
+                f"prefect: the running server keeps its state in {running}, not {chosen}; "
+                "stop it first (`python -m devstack down prefect`)"
+            )
+        return f"prefect: running at {ui_url()} on {chosen} (pid {pid}, reused)" + _profile_note()
     check_port_free(port(), "prefect", "STACK_PREFECT_PORT")
     home = stack_dir() / "prefect"
     log = home / "server.log"
     env = {**server_env(port()), "PREFECT_HOME": str(home)}
+    if chosen == "postgres":
+        print(postgres.up(), flush=True)
+        env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = postgres.database_url()
     pid = spawn(
         NAME,
         [venv_bin("prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port())],
         log,
         env=env,
     )
-    wait_until(healthy, 90, "prefect", log, pid)
-    return f"prefect: started at {ui_url()} (pid {pid})" + _profile_note()
+    _database_file().write_text(chosen)
+    wait_until(healthy, 180, "prefect", log, pid)
+    return f"prefect: started at {ui_url()} on {chosen} (pid {pid})" + _profile_note()
 
 
 def _profile_note() -> str:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 
+from elastic_ingest.deployments.register import POOL
+
 from devstack import prefect_server
 from devstack.common import pid_file, read_pid, spawn, stack_dir, stop, venv_bin
 
 NAME = "prefect-worker"
-POOL = "elastic-ingest"
 
 
 def up() -> str:

@@ -4,8 +4,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import orjson
-
-from connectors.source import BaseDataSource, ConfigField, Document, SourceError
+from elastic_ingest.connectors.source import BaseDataSource, ConfigField, Document, SourceError
 
 
 class NotesDataSource(BaseDataSource):

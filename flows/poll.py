@@ -19,79 +19,35 @@ import logging
 import signal
 import sys
 
+from elastic_ingest.connectors.config import SettingsError, load_settings
+from elastic_ingest.connectors.es.client import check_reachable, create_client
+from elastic_ingest.connectors.poll import suspend_unstarted
+from elastic_ingest.connectors.protocol import protocol_for
+from elastic_ingest.connectors.sync import describe_error
+from elastic_ingest.flows.launch import (
+    crash_runs_of,
+    free_slots,
+    job_tags,
+    launch_through_deployments,
+)
+from elastic_ingest.flows.sync import sync
+from elastic_ingest.tasks.poll_tasks import (
+    claim_jobs,
+    create_due_jobs,
+    fail_stale_jobs,
+    heartbeat_and_publish,
+)
+from elastic_ingest.tasks.runtime import flow_runtime
 from prefect import flow, tags
 from prefect.client.orchestration import get_client
-from prefect.deployments import run_deployment
-from prefect.exceptions import ObjectNotFound, TerminationSignal
-
-from connectors.config import SettingsError, load_settings
-from connectors.es.client import check_reachable, create_client
-from connectors.poll import suspend_unstarted
-from connectors.protocol import protocol_for
-from connectors.sync import describe_error
-from flows.sync import run_tags, sync
-from tasks.poll_tasks import claim_jobs, create_due_jobs, fail_stale_jobs, heartbeat_and_publish
-from tasks.runtime import flow_runtime, run_logger
+from prefect.exceptions import TerminationSignal
 
 logger = logging.getLogger("elastic-ingest.poll")
 
 
-async def _deployment_exists(name: str) -> bool:
-    try:
-        async with get_client() as client:
-            await client.read_deployment_by_name(name)
-    except ObjectNotFound:
-        return False
-    return True
-
-
-GENERIC_DEPLOYMENT = "sync/connector"
-
-
-async def launch_through_deployments(claimed: list[dict], config_file: str | None) -> list[dict]:
-    """Start a deployment run for each job: on `sync/<service_type>` when it exists, else on
-    the generic `sync/connector` (plugin sources); return the jobs left to run in this process
-    (no deployment at all, or one that refused the run)."""
-    local, known = [], {}
-    for job in claimed:
-        name = None
-        for candidate in (f"sync/{job['service_type']}", GENERIC_DEPLOYMENT):
-            if candidate not in known:
-                known[candidate] = await _deployment_exists(candidate)
-            if known[candidate]:
-                name = candidate
-                break
-        if name is None:
-            local.append(job)
-            continue
-        try:
-            run = await run_deployment(
-                name,
-                parameters={**job, "config_file": config_file},
-                timeout=0,
-                as_subflow=False,
-                idempotency_key=f"{job['job_id']}:{job['claim']}",  # a re-claim is a new run
-                tags=_tags(job),
-            )
-        except Exception as error:  # a claimed job must run somewhere: here, then
-            run_logger().warning(
-                "job %s: %s refused the run (%s); running it here", job["job_id"], name, error
-            )
-            local.append(job)
-            continue
-        run_logger().info("job %s launched as flow run %s on %s", job["job_id"], run.id, name)
-    return local
-
-
-def _tags(job: dict) -> list[str]:
-    return run_tags(
-        job["job_id"], job["connector_id"], job["service_type"], job.get("job_type", "full")
-    )
-
-
 async def run_in_process(job: dict, config_file: str | None):
     """One `sync` flow run in this process, named and tagged after its job."""
-    with tags(*_tags(job)):
+    with tags(*job_tags(job)):
         return await sync(
             job["job_id"],
             job["connector_id"],
@@ -110,12 +66,20 @@ async def _steps(capacity: int, plain: bool) -> dict:
     def step(task):
         return task.fn if plain else task
 
-    return {
+    result = {
         "connectors": await step(heartbeat_and_publish)(),
         "created": await step(create_due_jobs)(),
         "stale": await step(fail_stale_jobs)(),
-        "claimed": await step(claim_jobs)(capacity),
     }
+    if result["stale"]:
+        await crash_runs_of(result["stale"])
+    return {**result, "claimed": await step(claim_jobs)(capacity)}
+
+
+async def _capacity(settings, in_process: int) -> int:
+    """Jobs to claim in a pass: a work pool's free slots when syncs launch on one that has a
+    concurrency limit, else what this process may still run."""
+    return await free_slots(in_process) if settings.service.use_deployments else in_process
 
 
 async def _launch(claimed: list[dict], settings, config_file: str | None) -> list[dict]:
@@ -133,7 +97,9 @@ async def poll(
     caller runs the returned `in_process` jobs in the background."""
     async with flow_runtime(config_file) as runtime:
         settings = runtime.settings
-        result = await _steps(capacity or settings.service.max_concurrent_syncs, plain=False)
+        if capacity is None:
+            capacity = await _capacity(settings, settings.service.max_concurrent_syncs)
+        result = await _steps(capacity, plain=False)
     local = await _launch(result["claimed"], settings, config_file)
     if run_here and local:
         limit = asyncio.Semaphore(settings.service.max_concurrent_syncs)
@@ -225,6 +191,7 @@ async def _one_pass(settings, config_file: str | None, capacity: int) -> tuple[l
         return [], f"the Prefect server does not answer ({describe_error(unhealthy)})"
     try:
         async with flow_runtime(config_file) as runtime:
+            capacity = await _capacity(runtime.settings, capacity)
             claimed = (await _steps(capacity, plain=True))["claimed"]
             return await _launch(claimed, runtime.settings, config_file), None
     except Exception as error:

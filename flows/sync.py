@@ -8,19 +8,28 @@ child flow run.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 
+from elastic_ingest.connectors.job_run import JobRun
+from elastic_ingest.connectors.protocol import (
+    IllegalTransition,
+    JobLost,
+    JobStatus,
+    JobType,
+    TriggerMethod,
+)
+from elastic_ingest.connectors.protocol.states import FINAL, may_sync
+from elastic_ingest.connectors.sync import describe_error
+from elastic_ingest.deployments.register import SYNC_SLOTS
+from elastic_ingest.tasks.runtime import flow_runtime, prefect_secret
+from elastic_ingest.tasks.sync_tasks import TaskStages
 from prefect import flow, get_run_logger, tags
 from prefect.client.orchestration import get_client
+from prefect.concurrency.asyncio import concurrency
+from prefect.exceptions import ObjectNotFound
 from prefect.runtime import flow_run
 from prefect.states import Cancelled, Completed, Failed
-
-from connectors.job_run import JobRun
-from connectors.protocol import IllegalTransition, JobLost, JobStatus, JobType, TriggerMethod
-from connectors.protocol.states import FINAL, may_sync
-from connectors.sync import describe_error
-from tasks.runtime import flow_runtime, prefect_secret
-from tasks.sync_tasks import TaskStages
 
 
 def run_name() -> str:
@@ -86,6 +95,23 @@ async def sync(
     return await sync_job(job_id, config_file, claim)
 
 
+@contextlib.asynccontextmanager
+async def sync_slot():
+    """A slot of the SYNC_SLOTS global concurrency limit for the length of the sync, when that
+    limit exists (`elastic-ingest deploy --max-syncs N`); nothing to wait for otherwise."""
+    async with get_client() as client:
+        try:
+            await client.read_global_concurrency_limit_by_name(SYNC_SLOTS)
+            limited = True
+        except ObjectNotFound:
+            limited = False
+    if not limited:
+        yield
+        return
+    async with concurrency(SYNC_SLOTS, occupy=1, lease_duration=60):
+        yield
+
+
 async def sync_job(job_id: str, config_file: str | None, claim: str | None = None):
     """Run the job's lifecycle (connectors/job_run.py) with each stage as a task run."""
     async with flow_runtime(config_file) as runtime:
@@ -105,7 +131,8 @@ async def sync_job(job_id: str, config_file: str | None, claim: str | None = Non
             secret_store=prefect_secret,
         )
         try:
-            outcome = await runtime.job.run(TaskStages(job_id))
+            async with sync_slot():  # the job records its start only once it has a slot
+                outcome = await runtime.job.run(TaskStages(job_id))
         except JobLost as lost:
             return Failed(message=f"job {job_id}: {lost}")
         summary = {

@@ -15,14 +15,13 @@ from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 
+from elastic_ingest.connectors.config import Settings, load_settings
+from elastic_ingest.connectors.es.client import ESClient, create_client
+from elastic_ingest.connectors.es.errors import is_transient
+from elastic_ingest.connectors.job_run import JobRun
+from elastic_ingest.connectors.protocol import ConnectorIndex, JobIndex, protocol_for
 from prefect import get_run_logger
 from prefect.exceptions import MissingContextError
-
-from connectors.config import Settings, load_settings
-from connectors.es.client import ESClient, create_client
-from connectors.es.errors import is_transient
-from connectors.job_run import JobRun
-from connectors.protocol import ConnectorIndex, JobIndex, protocol_for
 
 
 @dataclass

@@ -7,6 +7,9 @@ import asyncio
 import contextlib
 import re
 
+from elastic_ingest.connectors.job_run import JobRun
+from elastic_ingest.connectors.protocol import JobStatus
+from elastic_ingest.tasks.runtime import current_job, transient_only
 from prefect import get_run_logger, task
 from prefect.artifacts import (
     create_markdown_artifact,
@@ -15,10 +18,6 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 from prefect.cache_policies import NO_CACHE
-
-from connectors.job_run import JobRun
-from connectors.protocol import JobStatus
-from tasks.runtime import current_job, transient_only
 
 PROGRESS_EVERY_SECONDS = 2.0
 RETRY_TRANSIENT = {"retry_delay_seconds": 2, "retry_condition_fn": transient_only}

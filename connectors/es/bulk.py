@@ -11,10 +11,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import orjson
+from elastic_ingest.connectors.config import BulkSettings
+from elastic_ingest.connectors.es.errors import RETRIABLE_STATUS, is_transient
 from elasticsearch import AsyncElasticsearch
-
-from connectors.config import BulkSettings
-from connectors.es.errors import RETRIABLE_STATUS, is_transient
 
 logger = logging.getLogger(__name__)
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from elastic_ingest.connectors.config import ElasticsearchSettings
 from elasticsearch import AsyncElasticsearch as ESClient  # re-exported: the type other layers name
 from elasticsearch import ConnectionError as ESConnectionError
 from elasticsearch.serializer import OrjsonSerializer
-
-from connectors.config import ElasticsearchSettings
 
 
 class _OrjsonSerializer(OrjsonSerializer):

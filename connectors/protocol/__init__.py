@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from connectors.protocol.states import (
+from elastic_ingest.connectors.protocol.states import (
     ConnectorStatus,
     IllegalTransition,
     JobStatus,
@@ -18,19 +18,19 @@ from connectors.protocol.states import (
 )
 
 if TYPE_CHECKING:
-    from connectors.config import Settings
-    from connectors.es.client import ESClient
-    from connectors.protocol.connector import Connector, ConnectorIndex
-    from connectors.protocol.indices import ensure_protocol_indices
-    from connectors.protocol.job import Job, JobIndex, JobLost
+    from elastic_ingest.connectors.config import Settings
+    from elastic_ingest.connectors.es.client import ESClient
+    from elastic_ingest.connectors.protocol.connector import Connector, ConnectorIndex
+    from elastic_ingest.connectors.protocol.indices import ensure_protocol_indices
+    from elastic_ingest.connectors.protocol.job import Job, JobIndex, JobLost
 
 _LOADED_ON_USE = {
-    "Connector": "connectors.protocol.connector",
-    "ConnectorIndex": "connectors.protocol.connector",
-    "ensure_protocol_indices": "connectors.protocol.indices",
-    "Job": "connectors.protocol.job",
-    "JobIndex": "connectors.protocol.job",
-    "JobLost": "connectors.protocol.job",
+    "Connector": "elastic_ingest.connectors.protocol.connector",
+    "ConnectorIndex": "elastic_ingest.connectors.protocol.connector",
+    "ensure_protocol_indices": "elastic_ingest.connectors.protocol.indices",
+    "Job": "elastic_ingest.connectors.protocol.job",
+    "JobIndex": "elastic_ingest.connectors.protocol.job",
+    "JobLost": "elastic_ingest.connectors.protocol.job",
 }
 
 
@@ -44,9 +44,9 @@ def __getattr__(name: str) -> Any:
 
 def protocol_for(es: ESClient, settings: Settings) -> tuple[ConnectorIndex, JobIndex]:
     """The two protocol indices this service's settings name, sharing one client."""
-    from connectors.protocol.connector import ConnectorIndex
-    from connectors.protocol.job import JobIndex
-    from connectors.registry import RegistryError, source_class_for
+    from elastic_ingest.connectors.protocol.connector import ConnectorIndex
+    from elastic_ingest.connectors.protocol.job import JobIndex
+    from elastic_ingest.connectors.registry import RegistryError, source_class_for
 
     def sensitive(service_type: str) -> frozenset[str]:
         try:

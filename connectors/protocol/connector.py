@@ -7,12 +7,17 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from connectors.cron import CronError, QuartzCron
-from connectors.es.client import ESClient
-from connectors.es.documents import DocumentIndex, VersionConflict, VersionedDocument, merged
-from connectors.protocol import clock
-from connectors.protocol.states import ConnectorStatus, JobType
-from connectors.sync_rules import default_filtering
+from elastic_ingest.connectors.cron import CronError, QuartzCron
+from elastic_ingest.connectors.es.client import ESClient
+from elastic_ingest.connectors.es.documents import (
+    DocumentIndex,
+    VersionConflict,
+    VersionedDocument,
+    merged,
+)
+from elastic_ingest.connectors.protocol import clock
+from elastic_ingest.connectors.protocol.states import ConnectorStatus, JobType
+from elastic_ingest.connectors.sync_rules import default_filtering
 
 logger = logging.getLogger(__name__)
 

@@ -5,9 +5,9 @@ Kibana) are used as they are."""
 
 from __future__ import annotations
 
-from connectors.config import ProtocolSettings
-from connectors.es.client import ESClient
-from connectors.es.indices import ensure_aliased_index
+from elastic_ingest.connectors.config import ProtocolSettings
+from elastic_ingest.connectors.es.client import ESClient
+from elastic_ingest.connectors.es.indices import ensure_aliased_index
 
 _OBJECT = {"type": "object", "dynamic": False}
 _OPAQUE = {"type": "object", "enabled": False}

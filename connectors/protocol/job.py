@@ -8,12 +8,12 @@ import socket
 import uuid
 from typing import Any
 
-from connectors.es.client import ESClient
-from connectors.es.documents import DocumentIndex, VersionConflict, VersionedDocument
-from connectors.protocol import clock
-from connectors.protocol.connector import Connector, ConnectorIndex
-from connectors.protocol.secrets import redacted_configuration
-from connectors.protocol.states import (
+from elastic_ingest.connectors.es.client import ESClient
+from elastic_ingest.connectors.es.documents import DocumentIndex, VersionConflict, VersionedDocument
+from elastic_ingest.connectors.protocol import clock
+from elastic_ingest.connectors.protocol.connector import Connector, ConnectorIndex
+from elastic_ingest.connectors.protocol.secrets import redacted_configuration
+from elastic_ingest.connectors.protocol.states import (
     ACTIVE,
     CONTENT_JOB_TYPES,
     COUNTERS,
@@ -25,10 +25,16 @@ from connectors.protocol.states import (
     JobType,
     TriggerMethod,
 )
-from connectors.protocol.states import JobStatus as S
-from connectors.sync_rules import domain_filter
+from elastic_ingest.connectors.protocol.states import JobStatus as S
+from elastic_ingest.connectors.sync_rules import domain_filter
 
 logger = logging.getLogger(__name__)
+
+
+def this_host() -> str:
+    """The name jobs record as `worker_hostname`: $ELASTIC_INGEST_HOSTNAME (a pod's or a
+    container's name, say) or the host's."""
+    return os.environ.get("ELASTIC_INGEST_HOSTNAME") or socket.gethostname()
 
 
 class JobLost(RuntimeError):  # noqa: N818 - an outcome: someone else decided this job's fate
@@ -246,7 +252,7 @@ class JobIndex:
             fields = {
                 "started_at": clock.iso(),
                 "last_seen": clock.iso(),
-                "worker_hostname": worker or socket.gethostname(),
+                "worker_hostname": worker or this_host(),
                 "error": None,
                 "metadata": {
                     "claim": uuid.uuid4().hex,
@@ -304,11 +310,19 @@ class JobIndex:
         return job
 
     async def record_metadata(self, job: Job, metadata: dict[str, Any]) -> Job:
-        """Add to the job's metadata while it is ours (where it runs: a flow run, its link)."""
+        """Add to the job's metadata while it is ours (where it runs: a flow run, its link), name
+        the machine running it (the poller that claimed it may be another) and beat once: the
+        sync has started, however long it waited for a worker."""
         claim = job.claim
+        now = clock.iso()  # started_at is the claim; a run may have waited for a slot since
+        fields = {
+            "metadata": {**metadata, "sync_started_at": now},
+            "worker_hostname": this_host(),
+            "last_seen": now,
+        }
         for _ in range(10):
             try:
-                return await self.documents.update_if_unchanged(job, {"metadata": metadata})
+                return await self.documents.update_if_unchanged(job, fields)
             except VersionConflict:
                 job = await self.check_owner(job.id, claim)
         raise VersionConflict(f"job {job.id}: too many concurrent updates")

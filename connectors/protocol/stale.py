@@ -3,31 +3,71 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
-from connectors.es.documents import VersionConflict
-from connectors.protocol import clock
-from connectors.protocol.job import Job, JobIndex
-from connectors.protocol.states import ACTIVE, IllegalTransition
-from connectors.protocol.states import JobStatus as S
+from elastic_ingest.connectors.es.documents import VersionConflict
+from elastic_ingest.connectors.protocol import clock
+from elastic_ingest.connectors.protocol.job import Job, JobIndex
+from elastic_ingest.connectors.protocol.states import ACTIVE, IllegalTransition
+from elastic_ingest.connectors.protocol.states import JobStatus as S
 
 logger = logging.getLogger(__name__)
 
 
-async def fail_stale_jobs(jobs: JobIndex, threshold_seconds: float) -> list[Job]:
+QueuedRun = Callable[[Job], Awaitable[str | None]]
+"""The id of the job's launched run while it still waits for a worker, else None."""
+
+
+async def fail_stale_jobs(
+    jobs: JobIndex,
+    threshold_seconds: float,
+    queued_run: QueuedRun | None = None,
+    launch_timeout: float = 600.0,
+) -> list[Job]:
     """Mark running jobs without a recent heartbeat (or whose connector is gone) `error`. The
-    worker, if it ever comes back, finds the job no longer its own and stops (see JobLost)."""
+    worker, if it ever comes back, finds the job no longer its own and stops (see JobLost).
+
+    A claimed job whose run was launched on a deployment and still waits for a worker (a full
+    work pool) is not stale; after `launch_timeout` seconds of waiting it fails, naming the run.
+    """
     cutoff = clock.now() - timedelta(seconds=threshold_seconds)
     failed = []
     for job in await jobs.active():
         try:
-            finished = await _fail_if_stale(jobs, job, cutoff, threshold_seconds)
+            waiting = await _waiting_run(job, cutoff, queued_run)
+            if waiting is not None:
+                finished = await _fail_if_waited_too_long(jobs, job, waiting, launch_timeout)
+            else:
+                finished = await _fail_if_stale(jobs, job, cutoff, threshold_seconds)
             if finished is not None:
                 failed.append(finished)
         except Exception as error:  # one job must never stop the sweep
             logger.warning("job %s: stale check failed: %s", job.id, error)
     await _unlock_orphans(jobs, cutoff)
     return failed
+
+
+async def _waiting_run(job: Job, cutoff: datetime, queued_run: QueuedRun | None) -> str | None:
+    """The run of a job that looks stale only because its run has not started yet."""
+    last_seen = clock.parse(job.doc.get("last_seen") or job.doc.get("started_at"))
+    started = (job.doc.get("metadata") or {}).get("flow_run_id")  # recorded when a run starts
+    if queued_run is None or started or (last_seen is not None and last_seen >= cutoff):
+        return None
+    return await queued_run(job)
+
+
+async def _fail_if_waited_too_long(
+    jobs: JobIndex, job: Job, run_id: str, launch_timeout: float
+) -> Job | None:
+    claimed_at = clock.parse(job.doc.get("started_at"))
+    if claimed_at is None or clock.now() - claimed_at < timedelta(seconds=launch_timeout):
+        return None  # waiting for a free slot or a worker: alive
+    reason = (
+        f"flow run {run_id} waited more than {launch_timeout:.0f}s for a worker to start it: "
+        "is a worker running on the deployment's work pool?"
+    )
+    return await _finish(jobs, job, reason)
 
 
 async def _fail_if_stale(
@@ -50,6 +90,10 @@ async def _fail_if_stale(
         )
     else:
         return None
+    return await _finish(jobs, job, reason)
+
+
+async def _finish(jobs: JobIndex, job: Job, reason: str) -> Job | None:
     try:
         finished = await jobs.finish(job, S.ERROR, error=reason)
     except (IllegalTransition, VersionConflict):

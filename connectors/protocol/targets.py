@@ -7,8 +7,8 @@ a target asks `target_problem` first: create, the poll pass, and the job at its 
 
 from __future__ import annotations
 
-from connectors.config import ProtocolSettings
-from connectors.index_names import name_problem
+from elastic_ingest.connectors.config import ProtocolSettings
+from elastic_ingest.connectors.index_names import name_problem
 
 
 def target_problem(name: object, protocol: ProtocolSettings) -> str | None:

@@ -7,7 +7,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-from connectors.protocol.job import Job, JobIndex, JobLost, JobStatus
+from elastic_ingest.connectors.protocol.job import Job, JobIndex, JobLost, JobStatus
 
 logger = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import ClassVar
 
-from connectors.rule_shapes import object_problems, string_list_problems
-from connectors.source import (
+from elastic_ingest.connectors.rule_shapes import object_problems, string_list_problems
+from elastic_ingest.connectors.source import (
     LAZY,
     BaseDataSource,
     ConfigField,
@@ -25,7 +25,7 @@ from connectors.source import (
     listing_started,
     unreadable,
 )
-from connectors.sources.text import content_kind, decode_text, extraction_refusal
+from elastic_ingest.connectors.sources.text import content_kind, decode_text, extraction_refusal
 
 
 class DirectoryDataSource(BaseDataSource):

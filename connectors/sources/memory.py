@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import ClassVar
 
-from connectors.source import (
+from elastic_ingest.connectors.source import (
     LAZY,
     BaseDataSource,
     ConfigField,

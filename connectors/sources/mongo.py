@@ -10,11 +10,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 from bson import json_util
-from pymongo import AsyncMongoClient
-from pymongo.errors import OperationFailure, PyMongoError
-
-from connectors.rule_shapes import object_problems
-from connectors.source import (
+from elastic_ingest.connectors.rule_shapes import object_problems
+from elastic_ingest.connectors.source import (
     LAZY,
     BaseDataSource,
     ConfigField,
@@ -23,7 +20,9 @@ from connectors.source import (
     content_hash,
     lazy,
 )
-from connectors.sources.bson_json import document_id, to_json
+from elastic_ingest.connectors.sources.bson_json import document_id, to_json
+from pymongo import AsyncMongoClient
+from pymongo.errors import OperationFailure, PyMongoError
 
 
 def without_credentials(uri: str) -> str:

@@ -13,9 +13,8 @@ from typing import Any, ClassVar
 import aioboto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
-
-from connectors.rule_shapes import object_problems, string_list_problems
-from connectors.source import (
+from elastic_ingest.connectors.rule_shapes import object_problems, string_list_problems
+from elastic_ingest.connectors.source import (
     LAZY,
     BaseDataSource,
     ConfigField,
@@ -27,7 +26,7 @@ from connectors.source import (
     lazy,
     listing_started,
 )
-from connectors.sources.text import (
+from elastic_ingest.connectors.sources.text import (
     content_kind,
     decode_text,
     extraction_refusal,

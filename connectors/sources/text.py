@@ -6,7 +6,7 @@ from __future__ import annotations
 import mimetypes
 from html.parser import HTMLParser
 
-from connectors.extraction import is_extractable
+from elastic_ingest.connectors.extraction import is_extractable
 
 TEXT_TYPES = ("text/", "application/json", "application/xml", "application/x-yaml")
 TEXT_SUFFIXES = frozenset(

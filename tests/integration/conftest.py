@@ -5,11 +5,11 @@ import uuid
 
 import aioboto3
 import pytest
+from elastic_ingest.connectors.config import load_settings, parse_settings
+from elastic_ingest.connectors.es.client import create_client
+from elastic_ingest.connectors.es.indices import delete_indices
+from elastic_ingest.connectors.protocol import ensure_protocol_indices, protocol_for
 
-from connectors.config import load_settings, parse_settings
-from connectors.es.client import create_client
-from connectors.es.indices import delete_indices
-from connectors.protocol import ensure_protocol_indices, protocol_for
 from tests.integration.jobs import ConnectorHarness
 
 
@@ -22,10 +22,10 @@ def make_settings(**sections):
             "jobs_index": f"test-jobs-{uuid.uuid4().hex[:8]}",
         },
         "sources": {
-            "memory": "connectors.sources.memory:MemoryDataSource",
-            "mongodb": "connectors.sources.mongo:MongoDataSource",
-            "s3": "connectors.sources.s3:S3DataSource",
-            "directory": "connectors.sources.directory:DirectoryDataSource",
+            "memory": "elastic_ingest.connectors.sources.memory:MemoryDataSource",
+            "mongodb": "elastic_ingest.connectors.sources.mongo:MongoDataSource",
+            "s3": "elastic_ingest.connectors.sources.s3:S3DataSource",
+            "directory": "elastic_ingest.connectors.sources.directory:DirectoryDataSource",
             "slow": "tests.integration.slow_source:SlowDataSource",
             "gated": "tests.integration.gated_source:GatedDataSource",
         },

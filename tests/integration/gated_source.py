@@ -2,7 +2,7 @@
 
 from typing import ClassVar
 
-from connectors.source import BaseDataSource, ConfigField, SourceError
+from elastic_ingest.connectors.source import BaseDataSource, ConfigField, SourceError
 
 
 class GatedDataSource(BaseDataSource):

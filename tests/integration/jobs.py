@@ -8,13 +8,17 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
-from connectors.config import Settings
-from connectors.job_run import run_job
-from connectors.poll import claim_jobs, heartbeat_and_publish
-from connectors.protocol import ConnectorStatus, Job, ensure_protocol_indices, protocol_for
-from connectors.protocol.connector import new_connector_document
-from connectors.registry import source_class_for
+from elastic_ingest.connectors.config import Settings
+from elastic_ingest.connectors.job_run import run_job
+from elastic_ingest.connectors.poll import claim_jobs, heartbeat_and_publish
+from elastic_ingest.connectors.protocol import (
+    ConnectorStatus,
+    Job,
+    ensure_protocol_indices,
+    protocol_for,
+)
+from elastic_ingest.connectors.protocol.connector import new_connector_document
+from elastic_ingest.connectors.registry import source_class_for
 
 
 @dataclass
@@ -96,7 +100,7 @@ class ConnectorHarness:
     async def run(self, job_id: str, via: str = "plain") -> Synced:
         """Run a claimed job: `plain` (connectors.job_run.run_job) or `flow` (the sync flow)."""
         if via == "flow":
-            from flows.sync import sync
+            from elastic_ingest.flows.sync import sync
 
             state = await sync(
                 job_id,

@@ -39,11 +39,14 @@ def stop(process: subprocess.Popen) -> None:
 class PrivatePrefect:
     """`prefect server start` on a free port with its own home; stoppable and restartable."""
 
-    def __init__(self, home: Path):
+    def __init__(self, home: Path, database_url: str | None = None):
+        """`database_url`: a PostgreSQL database (postgresql+asyncpg://...) instead of SQLite."""
         self.home = home
         self.port = free_port()
         self.api = f"http://127.0.0.1:{self.port}/api"
         self.env = {**os.environ, **server_env(self.port), "PREFECT_HOME": str(home)}
+        if database_url:
+            self.env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = database_url
         self.process: subprocess.Popen | None = None
 
     @property

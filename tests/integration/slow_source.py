@@ -3,7 +3,7 @@
 import asyncio
 from typing import ClassVar
 
-from connectors.source import BaseDataSource, ConfigField
+from elastic_ingest.connectors.source import BaseDataSource, ConfigField
 
 
 class SlowDataSource(BaseDataSource):

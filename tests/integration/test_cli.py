@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from elastic_ingest.connectors.protocol import JobStatus
+from elastic_ingest.connectors.protocol.connector import new_connector_document
+from elastic_ingest.flows.poll import poll_forever
 
-from connectors.protocol import JobStatus
-from connectors.protocol.connector import new_connector_document
-from flows.poll import poll_forever
 from tests.integration.processes import wait_ended
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -40,8 +40,8 @@ def config_file(tmp_path):
             "jobs_index": f"cli-jobs-{suffix}",
         },
         "sources": {
-            "directory": "connectors.sources.directory:DirectoryDataSource",
-            "mongodb": "connectors.sources.mongo:MongoDataSource",
+            "directory": "elastic_ingest.connectors.sources.directory:DirectoryDataSource",
+            "mongodb": "elastic_ingest.connectors.sources.mongo:MongoDataSource",
         },
     }
     path = tmp_path / "config.yml"

@@ -12,14 +12,14 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from elastic_ingest.connectors.config import load_settings
+from elastic_ingest.connectors.es.client import create_client
+from elastic_ingest.connectors.es.indices import delete_indices
+from elastic_ingest.connectors.poll import claim_jobs
+from elastic_ingest.connectors.protocol import JobStatus, ensure_protocol_indices, protocol_for
+from elastic_ingest.connectors.protocol.connector import new_connector_document
+from elastic_ingest.connectors.sources.directory import DirectoryDataSource
 
-from connectors.config import load_settings
-from connectors.es.client import create_client
-from connectors.es.indices import delete_indices
-from connectors.poll import claim_jobs
-from connectors.protocol import JobStatus, ensure_protocol_indices, protocol_for
-from connectors.protocol.connector import new_connector_document
-from connectors.sources.directory import DirectoryDataSource
 from tests.integration.private_prefect import PREFECT, PrivatePrefect, stop
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -58,7 +58,7 @@ async def test_deploy_and_run_sync_directory_through_a_worker(prefect_env, tmp_p
                     "jobs_index": f"dep-jobs-{suffix}",
                 },
                 "sources": {
-                    "directory": "connectors.sources.directory:DirectoryDataSource",
+                    "directory": "elastic_ingest.connectors.sources.directory:DirectoryDataSource",
                     "slow": "tests.integration.slow_source:SlowDataSource",
                 },
                 "service": {"heartbeat_interval": 1},
@@ -91,7 +91,7 @@ async def test_deploy_and_run_sync_directory_through_a_worker(prefect_env, tmp_p
         ui_settings = httpx.get(api.removesuffix("/api") + "/ui-settings").json()
         assert ui_settings["api_url"] == api  # the UI follows the server's port (not 4200)
         deployed = httpx.get(f"{api}/deployments/name/sync/directory").json()
-        assert deployed["entrypoint"] == "flows.sync:sync"
+        assert deployed["entrypoint"] == "elastic_ingest.flows.sync:sync"
         assert not deployed["pull_steps"]  # nothing tied to this checkout's path
         worker_log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115 - closed with the worker
         # No pull step and no variable: the worker imports the installed package from its own

@@ -5,9 +5,8 @@ import os
 import uuid
 
 import aioboto3
+from elastic_ingest.connectors.protocol.connector import new_connector_document
 from pymongo import AsyncMongoClient
-
-from connectors.protocol.connector import new_connector_document
 
 
 def field(value, label, sensitive=False, kind="str", display="text", order=1):

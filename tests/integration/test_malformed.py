@@ -7,9 +7,10 @@ import sys
 import uuid
 from pathlib import Path
 
-from connectors.protocol import JobStatus
-from connectors.protocol.connector import new_connector_document
-from connectors.protocol.indices import CONNECTOR_MAPPINGS
+from elastic_ingest.connectors.protocol import JobStatus
+from elastic_ingest.connectors.protocol.connector import new_connector_document
+from elastic_ingest.connectors.protocol.indices import CONNECTOR_MAPPINGS
+
 from tests.integration.conftest import make_settings
 from tests.integration.jobs import ConnectorHarness
 

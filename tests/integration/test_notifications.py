@@ -45,7 +45,7 @@ def test_a_failed_sync_run_is_posted_to_the_webhook(tmp_path, inbox, settings):
     try:
         env = server.client_env
         installed = subprocess.run(
-            [sys.executable, "-m", "deployments.notify", "--webhook", inbox],
+            [sys.executable, "-m", "elastic_ingest.deployments.notify", "--webhook", inbox],
             env=env, capture_output=True, text=True, timeout=120,
         )  # fmt: skip
         assert installed.returncode == 0, installed.stderr

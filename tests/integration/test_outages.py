@@ -12,13 +12,13 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import yaml
+from elastic_ingest.connectors.config import load_settings
+from elastic_ingest.connectors.es.client import create_client
+from elastic_ingest.connectors.es.indices import delete_indices
+from elastic_ingest.connectors.job_run import JobRun
+from elastic_ingest.connectors.protocol import JobStatus, ensure_protocol_indices, protocol_for
+from elastic_ingest.connectors.protocol.connector import new_connector_document
 
-from connectors.config import load_settings
-from connectors.es.client import create_client
-from connectors.es.indices import delete_indices
-from connectors.job_run import JobRun
-from connectors.protocol import JobStatus, ensure_protocol_indices, protocol_for
-from connectors.protocol.connector import new_connector_document
 from tests.integration.conftest import make_settings
 from tests.integration.jobs import ConnectorHarness
 from tests.integration.private_prefect import PrivatePrefect, stop
@@ -84,7 +84,9 @@ async def test_the_poll_loop_rides_out_a_prefect_outage(tmp_path):
                     "connectors_index": f"out-connectors-{suffix}",
                     "jobs_index": f"out-jobs-{suffix}",
                 },
-                "sources": {"directory": "connectors.sources.directory:DirectoryDataSource"},
+                "sources": {
+                    "directory": "elastic_ingest.connectors.sources.directory:DirectoryDataSource"
+                },
             }
         )
     )

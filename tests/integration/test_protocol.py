@@ -6,11 +6,16 @@ import socket
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from elastic_ingest.connectors.poll import (
+    claim_jobs,
+    create_due_jobs,
+    heartbeat_and_publish,
+    suspend_unstarted,
+)
+from elastic_ingest.connectors.protocol import IllegalTransition, JobIndex, JobStatus
+from elastic_ingest.connectors.protocol.connector import ConnectorIndex, new_connector_document
+from elastic_ingest.connectors.protocol.stale import fail_stale_jobs
 
-from connectors.poll import claim_jobs, create_due_jobs, heartbeat_and_publish, suspend_unstarted
-from connectors.protocol import IllegalTransition, JobIndex, JobStatus
-from connectors.protocol.connector import ConnectorIndex, new_connector_document
-from connectors.protocol.stale import fail_stale_jobs
 from tests.integration.conftest import make_settings
 
 
@@ -89,6 +94,48 @@ async def test_two_schedulers_on_the_same_due_slot_create_one_job(protocol):
     assert len(scheduled) == 1  # two missed hourly slots run once, not twice
     assert len(await jobs.for_connector(connector.id)) == 1
     assert (await create_due_jobs(connectors, jobs)).scheduled == []
+
+
+async def test_a_launched_job_waiting_for_a_worker_is_not_stale_until_the_launch_timeout(
+    protocol, es
+):
+    """A claimed job whose flow run waits in a full work pool has no heartbeat yet: it is
+    spared while its run is queued, and fails naming the run once it waited too long."""
+    connectors, jobs = protocol
+    await jobs.create(await make_connector(connectors))
+    [job] = await claim_jobs(jobs, limit=1, worker="poller")
+    asked = []
+
+    async def queued_run(candidate):
+        asked.append(candidate.id)
+        return "run-42"
+
+    old = (datetime.now(UTC) - timedelta(minutes=5)).isoformat()  # claimed 5 minutes ago
+    await es.update(
+        index=jobs.index, id=job.id, doc={"last_seen": old, "started_at": old}, refresh=True
+    )
+    assert await fail_stale_jobs(jobs, 60, queued_run=queued_run, launch_timeout=600) == []
+    assert asked == [job.id] and (await jobs.get(job.id)).status == JobStatus.IN_PROGRESS
+    [failed] = await fail_stale_jobs(jobs, 60, queued_run=queued_run, launch_timeout=120)
+    assert failed.status == JobStatus.ERROR
+    assert "flow run run-42 waited more than 120s for a worker" in failed.doc["error"]
+
+
+async def test_a_started_job_without_heartbeats_is_stale_even_if_a_run_is_queued(protocol, es):
+    """Once a sync recorded its start on the job, only heartbeats keep it alive."""
+    connectors, jobs = protocol
+    await jobs.create(await make_connector(connectors))
+    [job] = await claim_jobs(jobs, limit=1, worker="poller")
+    job = await jobs.record_metadata(job, {"flow_run_id": "run-7"})
+    assert job.doc["metadata"]["sync_started_at"] and job.doc["worker_hostname"]
+    old = (datetime.now(UTC) - timedelta(minutes=5)).isoformat()
+    await es.update(index=jobs.index, id=job.id, doc={"last_seen": old}, refresh=True)
+
+    async def queued_run(candidate):
+        raise AssertionError("a started job is not looked up in Prefect")
+
+    [failed] = await fail_stale_jobs(jobs, 60, queued_run=queued_run)
+    assert "no heartbeat" in failed.doc["error"]
 
 
 async def test_seed_era_schedule_shape_is_accepted(protocol):

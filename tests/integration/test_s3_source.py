@@ -5,9 +5,8 @@ import os
 import uuid
 
 import pytest
-
-from connectors.sources.s3 import S3DataSource
-from connectors.testing import read_all
+from elastic_ingest.connectors.sources.s3 import S3DataSource
+from elastic_ingest.connectors.testing import read_all
 
 
 async def make_bucket(s3, objects: dict[str, bytes]) -> str:

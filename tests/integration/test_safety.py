@@ -10,13 +10,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from elastic_ingest.connectors.es.bulk import BulkWriter, Fenced
+from elastic_ingest.connectors.es.indices import ensure_content_index
+from elastic_ingest.connectors.poll import heartbeat_and_publish
+from elastic_ingest.connectors.protocol import JobStatus
+from elastic_ingest.connectors.protocol.connector import new_connector_document
+from elastic_ingest.connectors.protocol.stale import fail_stale_jobs
 
-from connectors.es.bulk import BulkWriter, Fenced
-from connectors.es.indices import ensure_content_index
-from connectors.poll import heartbeat_and_publish
-from connectors.protocol import JobStatus
-from connectors.protocol.connector import new_connector_document
-from connectors.protocol.stale import fail_stale_jobs
 from tests.integration.conftest import make_settings
 from tests.integration.jobs import ConnectorHarness
 from tests.integration.processes import wait_ended

@@ -5,10 +5,9 @@ the reference, and a reference that cannot be read fails with a line naming the 
 import uuid
 
 import pytest
+from elastic_ingest.connectors.poll import heartbeat_and_publish
+from elastic_ingest.tasks.runtime import prefect_secret
 from prefect.blocks.system import Secret
-
-from connectors.poll import heartbeat_and_publish
-from tasks.runtime import prefect_secret
 
 
 @pytest.fixture

@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from elastic_ingest.connectors.protocol import JobStatus
+from elastic_ingest.flows.poll import poll_forever
+from elastic_ingest.tasks.sync_tasks import report_key
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
     ArtifactFilter,
@@ -23,9 +26,6 @@ from prefect.client.schemas.filters import (
 )
 from prefect.states import Cancelling
 
-from connectors.protocol import JobStatus
-from flows.poll import poll_forever
-from tasks.sync_tasks import report_key
 from tests.integration.processes import wait_ended
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -43,10 +43,10 @@ def config_file(tmp_path):
             "jobs_index": f"svc-jobs-{suffix}",
         },
         "sources": {
-            "directory": "connectors.sources.directory:DirectoryDataSource",
+            "directory": "elastic_ingest.connectors.sources.directory:DirectoryDataSource",
             "slow": "tests.integration.slow_source:SlowDataSource",
             "notes": "examples.notes_source:NotesDataSource",
-            "mongodb": "connectors.sources.mongo:MongoDataSource",
+            "mongodb": "elastic_ingest.connectors.sources.mongo:MongoDataSource",
         },
     }
     path = tmp_path / "config.yml"
@@ -112,9 +112,9 @@ def test_action_list_shows_the_three_builtin_sources():
     assert result.returncode == 0
     lines = result.stdout.splitlines()
     for service_type, qualified in (
-        ("mongodb", "connectors.sources.mongo:MongoDataSource"),
-        ("s3", "connectors.sources.s3:S3DataSource"),
-        ("directory", "connectors.sources.directory:DirectoryDataSource"),
+        ("mongodb", "elastic_ingest.connectors.sources.mongo:MongoDataSource"),
+        ("s3", "elastic_ingest.connectors.sources.s3:S3DataSource"),
+        ("directory", "elastic_ingest.connectors.sources.directory:DirectoryDataSource"),
     ):
         assert any(line.split()[:2] == [service_type, qualified] for line in lines)
 

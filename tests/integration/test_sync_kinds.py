@@ -269,8 +269,8 @@ async def test_mongodb_deletion_sync_lists_ids_only(es, harness, index_name, mon
 async def test_two_due_kinds_give_one_job_each_with_three_pollers_and_run_one_at_a_time(
     es, harness, index_name
 ):
-    from connectors.poll import claim_jobs, create_due_jobs, heartbeat_and_publish
-    from connectors.protocol import JobStatus
+    from elastic_ingest.connectors.poll import claim_jobs, create_due_jobs, heartbeat_and_publish
+    from elastic_ingest.connectors.protocol import JobStatus
 
     connector_id = await harness.create("memory", index_name, documents=documents(3))
     connectors, jobs = harness.connectors, harness.jobs
@@ -311,7 +311,7 @@ async def test_two_due_kinds_give_one_job_each_with_three_pollers_and_run_one_at
 async def test_no_incremental_job_is_scheduled_for_a_source_that_cannot_do_one(
     es, harness, index_name
 ):
-    from connectors.poll import create_due_jobs, heartbeat_and_publish
+    from elastic_ingest.connectors.poll import create_due_jobs, heartbeat_and_publish
 
     connector_id = await harness.create(
         "mongodb", index_name, database="nowhere", collection="nothing"

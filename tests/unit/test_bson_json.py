@@ -8,8 +8,7 @@ import orjson
 from bson import Binary, Code, Decimal128, Int64, MaxKey, MinKey, ObjectId, Regex, Timestamp
 from bson.binary import UuidRepresentation
 from bson.dbref import DBRef
-
-from connectors.sources.bson_json import document_id, to_json
+from elastic_ingest.connectors.sources.bson_json import document_id, to_json
 
 
 def test_every_bson_type_has_a_documented_lossless_shape():

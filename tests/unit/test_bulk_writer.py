@@ -1,9 +1,8 @@
 """The bulk writer against a fake of our own `send` interface (no Elasticsearch client patched)."""
 
 import pytest
-
-from connectors.config import BulkSettings
-from connectors.es.bulk import BulkError, BulkWriter, Fenced, TooManyRejections
+from elastic_ingest.connectors.config import BulkSettings
+from elastic_ingest.connectors.es.bulk import BulkError, BulkWriter, Fenced, TooManyRejections
 
 
 class FakeSend:

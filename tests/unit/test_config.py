@@ -1,8 +1,12 @@
 """config.yml: every problem reported at once with its YAML path; secrets never printed."""
 
 import pytest
-
-from connectors.config import SettingsError, config_file, load_settings, parse_settings
+from elastic_ingest.connectors.config import (
+    SettingsError,
+    config_file,
+    load_settings,
+    parse_settings,
+)
 
 
 def test_the_shipped_config_yml_is_valid():
@@ -82,7 +86,9 @@ def test_the_configuration_file_is_found_by_one_rule(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
     monkeypatch.delenv("ELASTIC_INGEST_CONFIG", raising=False)
-    monkeypatch.setattr("connectors.config.DEFAULT_CONFIG", tmp_path / "no-checkout.yml")
+    monkeypatch.setattr(
+        "elastic_ingest.connectors.config.DEFAULT_CONFIG", tmp_path / "no-checkout.yml"
+    )
     assert config_file() is None  # nothing anywhere: the built-in defaults
     assert set(load_settings().sources) == {"mongodb", "s3", "directory"}
 

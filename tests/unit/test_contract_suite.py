@@ -5,9 +5,8 @@ import uuid
 from dataclasses import dataclass, field
 
 import pytest
-
-from connectors.source import BaseDataSource, ConfigField, SourceError
-from connectors.testing import Harness
+from elastic_ingest.connectors.source import BaseDataSource, ConfigField, SourceError
+from elastic_ingest.connectors.testing import Harness
 
 pytest_plugins = ["pytester"]
 
@@ -136,7 +135,7 @@ def shelf_harness(source_class: type[BaseDataSource], *, complete: bool = True) 
 
 SUITE = """
 import pytest
-from connectors.testing import SourceContract
+from elastic_ingest.connectors.testing import SourceContract
 from tests.unit.test_contract_suite import {source}, shelf_harness
 
 class TestShelf(SourceContract):

@@ -15,9 +15,7 @@ import docx
 import openpyxl
 import pptx
 import pytest
-from fpdf import FPDF
-
-from connectors.extraction import (
+from elastic_ingest.connectors.extraction import (
     EXTRACTABLE_SUFFIXES,
     Extracted,
     ExtractionLimits,
@@ -25,6 +23,7 @@ from connectors.extraction import (
     is_extractable,
     reduce_whitespace,
 )
+from fpdf import FPDF
 
 PROJECT = Path(__file__).resolve().parents[2]
 

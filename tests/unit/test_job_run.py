@@ -6,12 +6,11 @@ import asyncio
 import dataclasses
 
 import pytest
+from elastic_ingest.connectors.config import parse_settings
+from elastic_ingest.connectors.job_outcome import Outcome
+from elastic_ingest.connectors.job_run import JobRun
+from elastic_ingest.connectors.protocol import Connector, Job, JobIndex, JobStatus
 from elasticsearch import ConnectionError as ESConnectionError
-
-from connectors.config import parse_settings
-from connectors.job_outcome import Outcome
-from connectors.job_run import JobRun
-from connectors.protocol import Connector, Job, JobIndex, JobStatus
 
 CLAIM = "claim-1"
 
@@ -101,7 +100,9 @@ class Stages:
 
 
 def job_run(jobs: FakeJobs) -> JobRun:
-    settings = parse_settings({"sources": {"memory": "connectors.sources.memory:MemoryDataSource"}})
+    settings = parse_settings(
+        {"sources": {"memory": "elastic_ingest.connectors.sources.memory:MemoryDataSource"}}
+    )
     run = JobRun(None, settings, "j1", claim=CLAIM)
     run.jobs, run.connectors = jobs, FakeConnectors()
     return run

@@ -11,16 +11,21 @@ import pytest
 PROJECT = Path(__file__).resolve().parents[2]
 
 
+def _layer(module: str) -> str:
+    """`elastic_ingest.flows.sync` -> `flows.sync`: installed, the layers live under that name."""
+    return module.removeprefix("elastic_ingest.")
+
+
 def imports_of(path: Path, root: Path = PROJECT) -> set[str]:
-    """Every module a file imports, at any depth (lazy imports inside functions included);
-    relative imports are resolved against the file's package."""
+    """Every module a file imports, at any depth (lazy imports inside functions included),
+    named by its layer; relative imports are resolved against the file's package."""
     found = set()
     package = list(path.relative_to(root).parent.parts) if path.is_relative_to(root) else []
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
+            found.update(_layer(alias.name) for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            found.add(node.module)
+            found.add(_layer(node.module))
         elif isinstance(node, ast.ImportFrom):
             base = package[: len(package) - node.level + 1]
             found.add(".".join([*base, *([node.module] if node.module else [])]))
@@ -74,6 +79,13 @@ def test_the_check_sees_a_wrong_import(tmp_path):
     bad.write_text("def later():\n    from prefect import flow\n    return flow\n")
     assert offenders([bad], ("prefect",)) == [f"{bad}: prefect"]
     assert offenders([bad], ("pref",)) == []  # a package name, not a prefix of one
+
+
+def test_the_check_sees_a_wrong_import_under_the_package_name(tmp_path):
+    """`from elastic_ingest.flows import sync` is an import of the flows layer."""
+    bad = tmp_path / "bad.py"
+    bad.write_text("from elastic_ingest.flows import sync\nimport elastic_ingest.app.cli\n")
+    assert offenders([bad], ("flows", "app")) == [f"{bad}: app.cli", f"{bad}: flows"]
 
 
 def test_relative_imports_are_resolved(tmp_path):

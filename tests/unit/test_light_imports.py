@@ -34,11 +34,11 @@ def test_the_cli_help_and_source_list_load_no_prefect_and_no_elasticsearch_clien
 @pytest.mark.parametrize(
     ("source", "foreign"),
     [
-        ("connectors.sources.mongo", {"aioboto3", "botocore"}),
-        ("connectors.sources.s3", {"pymongo"}),
+        ("elastic_ingest.connectors.sources.mongo", {"aioboto3", "botocore"}),
+        ("elastic_ingest.connectors.sources.s3", {"pymongo"}),
     ],
 )
 def test_a_sync_loads_only_its_own_source_client(source, foreign):
-    loaded = imported("-c", f"import flows.sync, {source}")
+    loaded = imported("-c", f"import elastic_ingest.flows.sync, {source}")
     assert source in loaded
     assert not foreign & loaded

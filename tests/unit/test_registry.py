@@ -1,18 +1,20 @@
 """Source classes resolve by fully-qualified name, with a distinct error for each mistake."""
 
 import pytest
-
-from connectors.registry import (
+from elastic_ingest.connectors.registry import (
     RegistryError,
     load_source_class,
     registered_sources,
     source_class_for,
 )
-from connectors.sources.memory import MemoryDataSource
+from elastic_ingest.connectors.sources.memory import MemoryDataSource
 
 
 def test_a_class_from_this_project_resolves():
-    assert load_source_class("connectors.sources.memory:MemoryDataSource") is MemoryDataSource
+    assert (
+        load_source_class("elastic_ingest.connectors.sources.memory:MemoryDataSource")
+        is MemoryDataSource
+    )
 
 
 def test_a_missing_module_is_named():
@@ -22,7 +24,7 @@ def test_a_missing_module_is_named():
 
 def test_a_missing_attribute_is_named():
     with pytest.raises(RegistryError, match="has no attribute 'Nope'"):
-        load_source_class("connectors.sources.memory:Nope")
+        load_source_class("elastic_ingest.connectors.sources.memory:Nope")
 
 
 def test_a_class_that_is_not_a_source_is_refused():
@@ -41,10 +43,14 @@ def test_an_installed_package_registers_a_source_by_entry_point(tmp_path, monkey
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: notes-plugin\nVersion: 1.0\n")
     (dist / "entry_points.txt").write_text(
-        "[elastic_ingest.sources]\nnotes = connectors.sources.memory:MemoryDataSource\n"
+        "[elastic_ingest.sources]\n"
+        "notes = elastic_ingest.connectors.sources.memory:MemoryDataSource\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    assert registered_sources({})["notes"] == "connectors.sources.memory:MemoryDataSource"
+    assert (
+        registered_sources({})["notes"]
+        == "elastic_ingest.connectors.sources.memory:MemoryDataSource"
+    )
     assert source_class_for({}, "notes") is MemoryDataSource
-    configured = {"notes": "connectors.sources.directory:DirectoryDataSource"}
+    configured = {"notes": "elastic_ingest.connectors.sources.directory:DirectoryDataSource"}
     assert source_class_for(configured, "notes").__name__ == "DirectoryDataSource"  # config wins

@@ -1,10 +1,9 @@
 """Prefect retries only transient failures: never a configuration or source mistake."""
 
+from elastic_ingest.connectors.job_run import JobSetupError
+from elastic_ingest.connectors.source import SourceError
+from elastic_ingest.tasks.runtime import transient_only
 from prefect.states import Failed
-
-from connectors.job_run import JobSetupError
-from connectors.source import SourceError
-from tasks.runtime import transient_only
 
 
 def test_network_trouble_is_retried_and_mistakes_are_not():

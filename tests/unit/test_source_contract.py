@@ -1,8 +1,7 @@
 """BaseDataSource configuration: defaults, type conversion, every bad field named."""
 
 import pytest
-
-from connectors.source import BaseDataSource, ConfigField, ConfigurationError
+from elastic_ingest.connectors.source import BaseDataSource, ConfigField, ConfigurationError
 
 
 class Example(BaseDataSource):

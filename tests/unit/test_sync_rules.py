@@ -2,11 +2,10 @@
 and the advanced-rule checks each built-in source makes."""
 
 import pytest
-
-from connectors.sources.directory import DirectoryDataSource
-from connectors.sources.mongo import MongoDataSource
-from connectors.sources.s3 import S3DataSource
-from connectors.sync_rules import (
+from elastic_ingest.connectors.sources.directory import DirectoryDataSource
+from elastic_ingest.connectors.sources.mongo import MongoDataSource
+from elastic_ingest.connectors.sources.s3 import S3DataSource
+from elastic_ingest.connectors.sync_rules import (
     UNDECIDED,
     SyncRules,
     basic_rule_problems,
@@ -170,6 +169,6 @@ def test_each_source_checks_its_advanced_rules(source, rules, problem):
 def test_features_say_which_rules_a_source_takes():
     features = MongoDataSource.features({})
     assert features["sync_rules"] == {"basic": {"enabled": True}, "advanced": {"enabled": True}}
-    from connectors.sources.memory import MemoryDataSource
+    from elastic_ingest.connectors.sources.memory import MemoryDataSource
 
     assert MemoryDataSource.features({})["sync_rules"]["advanced"] == {"enabled": False}

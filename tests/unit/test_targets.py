@@ -1,9 +1,8 @@
 """Which indices a connector may sync into: valid names, never the protocol's own or hidden ones."""
 
 import pytest
-
-from connectors.config import ProtocolSettings
-from connectors.protocol.targets import resolved_problem, target_problem
+from elastic_ingest.connectors.config import ProtocolSettings
+from elastic_ingest.connectors.protocol.targets import resolved_problem, target_problem
 
 PROTOCOL = ProtocolSettings(connectors_index="my-connectors", jobs_index=".my-jobs")
 

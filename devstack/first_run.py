@@ -20,16 +20,16 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
-from connectors.config import load_settings  # noqa: E402
-from connectors.es.client import check_reachable, create_client  # noqa: E402
-from connectors.protocol import (  # noqa: E402
+from elastic_ingest.connectors.config import load_settings  # noqa: E402
+from elastic_ingest.connectors.es.client import check_reachable, create_client  # noqa: E402
+from elastic_ingest.connectors.protocol import (  # noqa: E402
     ConnectorStatus,
     JobStatus,
     ensure_protocol_indices,
     protocol_for,
 )
-from connectors.protocol.connector import new_connector_document  # noqa: E402
-from connectors.sources.directory import DirectoryDataSource  # noqa: E402
+from elastic_ingest.connectors.protocol.connector import new_connector_document  # noqa: E402
+from elastic_ingest.connectors.sources.directory import DirectoryDataSource  # noqa: E402
 
 
 async def prepare(settings) -> None:
@@ -94,7 +94,7 @@ async def summarize(settings) -> int:
 
 
 def main() -> int:
-    from flows.poll import poll_forever
+    from elastic_ingest.flows.poll import poll_forever
 
     settings = load_settings()
     asyncio.run(prepare(settings))

@@ -1,0 +1,283 @@
+"""Scale-out on a PostgreSQL-backed Prefect server: two process workers as two "machines" (own
+working directory, own ELASTIC_INGEST_HOSTNAME, which a job records as `worker_hostname`), a
+work pool with a concurrency limit, two poll loops and a `poll/service` run at once, 30
+connectors asking for a sync; then one machine is lost in the middle of a sync."""
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from elastic_ingest.connectors.config import load_settings
+from elastic_ingest.connectors.es.client import create_client
+from elastic_ingest.connectors.es.indices import delete_indices
+from elastic_ingest.connectors.protocol import JobStatus, ensure_protocol_indices, protocol_for
+from elastic_ingest.connectors.protocol.connector import new_connector_document
+from elastic_ingest.connectors.sources.directory import DirectoryDataSource
+from elastic_ingest.deployments.register import POOL
+
+from devstack import postgres
+from tests.integration.private_prefect import PREFECT, PrivatePrefect, stop
+
+PROJECT = Path(__file__).resolve().parents[2]
+CONNECTORS = 30
+POOL_LIMIT = 3
+MACHINES = ("machine-a", "machine-b")
+pytestmark = pytest.mark.slow
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (a worker's flow-run processes), from /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def kill_machine(worker: subprocess.Popen) -> None:
+    """A machine lost: the worker and every sync process it started die at once (SIGKILL)."""
+    for pid in [worker.pid, *descendants(worker.pid)]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    worker.wait()
+
+
+def max_overlap(intervals: list[tuple[datetime, datetime]]) -> int:
+    events = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
+    running = peak = 0
+    for _, step in events:  # an end sorts before a start at the same instant
+        running += step
+        peak = max(peak, running)
+    return peak
+
+
+def run_story(api: str, job) -> str:
+    """A failed job's error, its flow run's state and last log lines (what went wrong where)."""
+    run_id = (job.doc.get("metadata") or {}).get("flow_run_id")
+    if not run_id:
+        return f"{job.doc.get('error')} (no flow run recorded)"
+    run = httpx.get(f"{api}/flow_runs/{run_id}", timeout=30).json()
+    logs = httpx.post(
+        f"{api}/logs/filter",
+        json={"logs": {"flow_run_id": {"any_": [run_id]}}, "sort": "TIMESTAMP_ASC", "limit": 200},
+        timeout=30,
+    ).json()
+    lines = "\n".join(f"{log['timestamp']} {log['message'][:300]}" for log in logs[-25:])
+    state = run["state"]
+    return f"{job.doc.get('error')}\nflow run {state['type']}: {state['message']}\n{lines}"
+
+
+@pytest.fixture
+def prefect_on_postgres(tmp_path):
+    """A private Prefect server on a fresh PostgreSQL database of the stack's PostgreSQL."""
+    try:
+        postgres.up()
+    except Exception as error:
+        pytest.fail(f"the stack's PostgreSQL did not start: {error}")
+    database = f"prefect_scale_{uuid.uuid4().hex[:8]}"
+    server = PrivatePrefect(tmp_path / "prefect-home", postgres.fresh_database(database))
+    try:
+        server.start(timeout=180)
+    except RuntimeError as error:
+        pytest.fail(str(error))
+    yield server
+    server.stop()
+    postgres.drop_database(database)
+
+
+async def test_many_workers_run_every_job_exactly_once_and_survive_a_lost_machine(
+    prefect_on_postgres, tmp_path
+):
+    server = prefect_on_postgres
+    suffix = uuid.uuid4().hex[:8]
+    config_file = tmp_path / "config.yml"
+    config_file.write_text(
+        yaml.safe_dump(
+            {
+                "elasticsearch": {"hosts": [os.environ["ELASTICSEARCH_URL"]]},
+                "protocol": {
+                    "connectors_index": f"scale-connectors-{suffix}",
+                    "jobs_index": f"scale-jobs-{suffix}",
+                },
+                "sources": {
+                    "directory": "elastic_ingest.connectors.sources.directory:DirectoryDataSource",
+                    "slow": "tests.integration.slow_source:SlowDataSource",
+                },
+                "service": {
+                    "poll_interval": 2,
+                    "heartbeat_interval": 2,
+                    "stale_job_seconds": 20,
+                    "use_deployments": True,
+                },
+            }
+        )
+    )
+    env = {**server.client_env, "PREFECT_WORKER_QUERY_SECONDS": "1", "PYTHONPATH": str(PROJECT)}
+    env.pop("ELASTIC_INGEST_HOSTNAME", None)
+    settings = load_settings(config_file)
+    es = create_client(settings.elasticsearch)
+    indices = [f"scale-docs-{suffix}-{i}" for i in range(CONNECTORS)] + [f"scale-slow-{suffix}"]
+    processes: dict[str, subprocess.Popen] = {}
+    try:
+        await ensure_protocol_indices(es, settings.protocol)
+        connectors, jobs = protocol_for(es, settings)
+        deployed = subprocess.run(
+            [sys.executable, "-m", "elastic_ingest.app.cli", "deploy", "--max-syncs",
+             str(POOL_LIMIT)],
+            env=env, capture_output=True, text=True, timeout=120, cwd=PROJECT,
+        )  # fmt: skip
+        assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+        pool = httpx.get(f"{server.api}/work_pools/{POOL}", timeout=30).json()
+        assert pool["concurrency_limit"] == POOL_LIMIT
+
+        ids = []
+        for i, index in enumerate(indices[:CONNECTORS]):
+            folder = tmp_path / "folders" / str(i)
+            folder.mkdir(parents=True)
+            for n in range(2):
+                (folder / f"doc{n}.md").write_text(f"connector {i} document {n}")
+            schema = DirectoryDataSource.configuration_schema()
+            schema["path"]["value"] = str(folder)
+            document = new_connector_document("directory", index)
+            document.update(configuration=schema, status="configured", sync_now=True)
+            ids.append(await connectors.create(document))
+
+        for machine in MACHINES:
+            home = tmp_path / machine
+            home.mkdir()
+            log = open(home / "worker.log", "wb")  # noqa: SIM115 - closed with the process
+            processes[machine] = subprocess.Popen(
+                [PREFECT, "worker", "start", "--pool", POOL, "--name", machine],
+                env={**env, "ELASTIC_INGEST_HOSTNAME": machine}, cwd=home,
+                stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+            poll_log = open(home / "poll.log", "wb")  # noqa: SIM115 - closed with the process
+            processes[f"poll-{machine}"] = subprocess.Popen(
+                [sys.executable, "-m", "flows.poll", "-c", str(config_file)],
+                env={**env, "ELASTIC_INGEST_HOSTNAME": f"poller-{machine}"}, cwd=PROJECT,
+                stdout=poll_log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        service_run = subprocess.run(
+            [PREFECT, "deployment", "run", "poll/service", "--param",
+             f"config_file={config_file}"],
+            env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert service_run.returncode == 0, service_run.stdout + service_run.stderr
+
+        deadline = time.monotonic() + 300
+        while True:
+            done = [
+                found
+                for connector_id in ids
+                if (found := await jobs.for_connector(connector_id))
+                and found[0].status in (JobStatus.COMPLETED, JobStatus.ERROR)
+            ]
+            if len(done) == CONNECTORS:
+                break
+            assert time.monotonic() < deadline, f"{len(done)} of {CONNECTORS} synced in 300 s"
+            await asyncio.sleep(1)
+
+        ran_on, finished = set(), []
+        for connector_id, index in zip(ids, indices, strict=False):
+            history = await jobs.for_connector(connector_id)
+            assert len(history) == 1, f"{connector_id}: {len(history)} jobs for one request"
+            [job] = history
+            finished.append(job)
+            assert job.status == JobStatus.COMPLETED, run_story(server.api, job)
+            assert job.doc["indexed_document_count"] == 2
+            ran_on.add(job.doc["worker_hostname"])
+            await es.indices.refresh(index=index)
+            assert (await es.count(index=index))["count"] == 2
+        assert ran_on == set(MACHINES), f"runs were not spread over both workers: {ran_on}"
+        intervals = [  # from the moment a sync had its slot and began, to its end
+            (
+                datetime.fromisoformat(job.doc["metadata"]["sync_started_at"]),
+                datetime.fromisoformat(job.doc["completed_at"]),
+            )
+            for job in finished
+        ]
+        assert max_overlap(intervals) <= POOL_LIMIT
+
+        # A machine is lost in the middle of a sync: its job ends `error` through the stale-job
+        # rule, its flow run is marked Crashed, and the next scheduled sync runs elsewhere.
+        slow = new_connector_document("slow", indices[-1])
+        slow.update(
+            status="configured",
+            sync_now=True,
+            configuration={
+                "count": {"value": 2000},
+                "pause": {"value": 0.25},  # 50 s unless changed
+                "prefix": {"value": "s"},
+            },
+        )
+        slow_id = await connectors.create(slow)
+        deadline = time.monotonic() + 120
+        while not (
+            (found := await jobs.for_connector(slow_id))
+            and found[0].status == JobStatus.IN_PROGRESS
+            and found[0].doc["worker_hostname"] in MACHINES  # its sync began on a worker
+        ):
+            assert time.monotonic() < deadline, "the slow sync did not start in 120 s"
+            await asyncio.sleep(0.5)
+        [lost] = found
+        victim = lost.doc["worker_hostname"]
+        kill_machine(processes.pop(victim))
+        await connectors.patch(  # faster from now on, and due every 5 seconds
+            slow_id,
+            {
+                "configuration": {**slow["configuration"], "pause": {"value": 0}},
+                "scheduling": {"full": {"enabled": True, "interval": "*/5 * * * * ?"}},
+            },
+        )
+        deadline = time.monotonic() + 180
+        while (lost := await jobs.get(lost.id)).status == JobStatus.IN_PROGRESS:
+            assert time.monotonic() < deadline, "the lost machine's job was never failed"
+            await asyncio.sleep(1)
+        assert lost.status == JobStatus.ERROR
+        assert "no heartbeat" in lost.doc["error"]
+        run_id = lost.doc["metadata"]["flow_run_id"]
+        while (state := httpx.get(f"{server.api}/flow_runs/{run_id}").json()["state"])[
+            "type"
+        ] != "CRASHED":
+            assert time.monotonic() < deadline, f"the lost run stays {state['type']}"
+            await asyncio.sleep(1)
+        while not (
+            later := [
+                job
+                for job in await jobs.for_connector(slow_id)
+                if job.id != lost.id and job.status == JobStatus.COMPLETED
+            ]
+        ):
+            assert time.monotonic() < deadline, "no scheduled sync completed after the loss"
+            await asyncio.sleep(1)
+        latest = later[-1]  # the first one to complete after the loss (newest first)
+        survivor = next(machine for machine in MACHINES if machine != victim)
+        assert latest.doc["worker_hostname"] == survivor
+        await es.indices.refresh(index=indices[-1])
+        assert (await es.count(index=indices[-1]))["count"] == 2000
+    finally:
+        for process in processes.values():
+            stop(process)
+        await delete_indices(
+            es, [*indices, settings.protocol.connectors_index, settings.protocol.jobs_index]
+        )
+        await es.close()
