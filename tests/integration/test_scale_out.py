@@ -22,7 +22,7 @@ from elastic_ingest.connectors.es.indices import delete_indices
 from elastic_ingest.connectors.protocol import JobStatus, ensure_protocol_indices, protocol_for
 from elastic_ingest.connectors.protocol.connector import new_connector_document
 from elastic_ingest.connectors.sources.directory import DirectoryDataSource
-from elastic_ingest.deployments.register import POOL
+from elastic_ingest.deployments.register import POOL, PREFECT_FILE
 
 from devstack import postgres
 from tests.integration.private_prefect import PREFECT, PrivatePrefect, stop
@@ -86,15 +86,16 @@ def run_story(api: str, job) -> str:
     return f"{job.doc.get('error')}\nflow run {state['type']}: {state['message']}\n{lines}"
 
 
-@pytest.fixture
-def prefect_on_postgres(tmp_path):
+@pytest.fixture(scope="module")
+def prefect_on_postgres(tmp_path_factory):
     """A private Prefect server on a fresh PostgreSQL database of the stack's PostgreSQL."""
     try:
         postgres.up()
     except Exception as error:
         pytest.fail(f"the stack's PostgreSQL did not start: {error}")
     database = f"prefect_scale_{uuid.uuid4().hex[:8]}"
-    server = PrivatePrefect(tmp_path / "prefect-home", postgres.fresh_database(database))
+    home = tmp_path_factory.mktemp("prefect-home")
+    server = PrivatePrefect(home, postgres.fresh_database(database))
     try:
         server.start(timeout=180)
     except RuntimeError as error:
@@ -216,6 +217,14 @@ async def test_many_workers_run_every_job_exactly_once_and_survive_a_lost_machin
             for job in finished
         ]
         assert max_overlap(intervals) <= POOL_LIMIT
+        waits = sorted(
+            (datetime.fromisoformat(job.doc["metadata"]["sync_started_at"])
+             - datetime.fromisoformat(job.doc["started_at"])).total_seconds()
+            for job in finished
+        )  # fmt: skip
+        spans = sorted((end - start).total_seconds() for start, end in intervals)
+        print(f"claim -> sync began: median {waits[len(waits) // 2]:.1f}s, max {waits[-1]:.1f}s; "
+              f"sync: median {spans[len(spans) // 2]:.1f}s, max {spans[-1]:.1f}s")  # fmt: skip
 
         # A machine is lost in the middle of a sync: its job ends `error` through the stale-job
         # rule, its flow run is marked Crashed, and the next scheduled sync runs elsewhere.
@@ -281,3 +290,57 @@ async def test_many_workers_run_every_job_exactly_once_and_survive_a_lost_machin
             es, [*indices, settings.protocol.connectors_index, settings.protocol.jobs_index]
         )
         await es.close()
+
+
+CONTAINER_POOLS = {  # docs/containers.md: the work pool block of each variant
+    "docker": {
+        "name": "elastic-ingest-docker",
+        "work_queue_name": "default",
+        "job_variables": {
+            "image": "elastic-ingest:0.1.0",
+            "image_pull_policy": "IfNotPresent",
+            "env": {"ELASTICSEARCH_URL": "http://elasticsearch:9200"},
+            "networks": ["elastic"],
+        },
+    },
+    "kubernetes": {
+        "name": "elastic-ingest-k8s",
+        "work_queue_name": "default",
+        "job_variables": {
+            "image": "registry.example.com/elastic-ingest:0.1.0",
+            "namespace": "search",
+            "env": {"ELASTICSEARCH_URL": "https://es-http.search.svc:9200"},
+            "cpu_request": "1",
+            "memory_limit": "512Mi",
+        },
+    },
+}
+
+
+@pytest.mark.parametrize("pool_type", sorted(CONTAINER_POOLS))
+def test_the_container_variants_of_prefect_yaml_deploy(prefect_on_postgres, tmp_path, pool_type):
+    """Docker and Kubernetes pools: the packaged prefect.yaml with only its work pool block
+    changed deploys every deployment there (nothing is run: no container engine here)."""
+    packaged = yaml.safe_load(PREFECT_FILE.read_text())
+    pool = CONTAINER_POOLS[pool_type]
+    for deployment in packaged["deployments"]:
+        deployment["work_pool"] = pool
+    variant = tmp_path / f"prefect.{pool_type}.yaml"
+    variant.write_text(yaml.safe_dump({**packaged, "definitions": {"work_pool": pool}}))
+    env = prefect_on_postgres.client_env
+    for args in (
+        ["work-pool", "create", pool["name"], "--type", pool_type, "--overwrite"],
+        ["--no-prompt", "deploy", "--all", "--prefect-file", str(variant)],
+    ):
+        result = subprocess.run(
+            [PREFECT, *args], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=180
+        )
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    api = prefect_on_postgres.api
+    created = httpx.get(f"{api}/work_pools/{pool['name']}", timeout=30).json()
+    assert created["type"] == pool_type
+    for name in ("sync/mongodb", "sync/connector", "poll/service"):
+        deployment = httpx.get(f"{api}/deployments/name/{name}", timeout=30).json()
+        assert deployment["work_pool_name"] == pool["name"], name
+        assert deployment["job_variables"]["image"] == pool["job_variables"]["image"]
+        assert deployment["entrypoint"].startswith("elastic_ingest.flows.")
