@@ -65,6 +65,7 @@ from bench.report import (  # noqa: E402
     process_verdicts,
     verdicts,
 )
+from bench.scale_out import SLOTS_PER_WORKER, print_rows, scale_rows  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PROJECT = Path(__file__).resolve().parent.parent
@@ -534,7 +535,7 @@ def poll_loop_rss(config_file: Path, seconds: float) -> dict:
             stop(process)
         log.seek(0)
         output = log.read().decode(errors="replace")
-    passes = output.count(" connectors: {")  # the heartbeat step's line, once per pass
+    passes = output.count(" connectors: ")  # the heartbeat step's line, once per pass
     if rss is None or passes < 2 or process.returncode not in (0, -signal.SIGTERM):
         raise RuntimeError(
             f"poll loop: {passes} passes, exit code {process.returncode}:\n{output[-3000:]}"
@@ -590,6 +591,13 @@ async def _versions(settings) -> dict:
     }
 
 
+def write_report(report: dict, documents: int) -> None:
+    output = RESULTS / f"bench-{documents}.json"
+    output.write_text(json.dumps(report, indent=2))
+    (RESULTS / "latest.json").write_text(json.dumps(report, indent=2))
+    print(f"\nwrote {output}", flush=True)
+
+
 async def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--documents", type=int, default=100_000)
@@ -601,6 +609,12 @@ async def main() -> int:
     )
     parser.add_argument(
         "--skip-kinds", action="store_true", help="skip the incremental/deletion MongoDB rows"
+    )
+    parser.add_argument(
+        "--scale-connectors",
+        type=int,
+        default=50,
+        help="small connectors synced through the work pool with 1 and 2 workers (0: skip)",
     )
     args = parser.parse_args()
     bench = Bench(args.documents, args.objects, args.files)
@@ -621,7 +635,7 @@ async def main() -> int:
     print()
     lines = verdicts(bench.results, args.documents)
     for line in lines + process_verdicts(bench.processes, bench.results, args.documents):
-        print(" -", line)
+        print(" -", line, flush=True)
     report = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "machine": {"cores": os.cpu_count(), "platform": platform.platform()},
@@ -632,10 +646,13 @@ async def main() -> int:
         "processes": bench.processes,
         "results": bench.results,
     }
-    output = RESULTS / f"bench-{args.documents}.json"
-    output.write_text(json.dumps(report, indent=2))
-    (RESULTS / "latest.json").write_text(json.dumps(report, indent=2))
-    print(f"\nwrote {output}")
+    write_report(report, args.documents)
+    if args.scale_connectors:  # last: what is above is printed and written even if this fails
+        report["scale_out"] = await scale_rows(args.scale_connectors, [1, 2])
+        print(f"\n{args.scale_connectors} small connectors through the work pool "
+              f"(PostgreSQL-backed Prefect, {SLOTS_PER_WORKER} slots per worker):")  # fmt: skip
+        print_rows(report["scale_out"])
+        write_report(report, args.documents)
     return 0
 
 
