@@ -70,10 +70,11 @@ def healthy() -> bool:
         return False
 
 
-def database() -> str:
-    """`sqlite` or `postgres`: what the stack's server keeps its state in."""
-    chosen = os.environ.get("STACK_PREFECT_DATABASE", "sqlite")
-    if chosen not in ("sqlite", "postgres"):
+def database() -> str | None:
+    """`sqlite` or `postgres` if STACK_PREFECT_DATABASE asks for one; None: whatever the running
+    server uses (a server started on PostgreSQL stays in use by `make test` and `make run`)."""
+    chosen = os.environ.get("STACK_PREFECT_DATABASE") or None
+    if chosen not in (None, "sqlite", "postgres"):
         raise StackError(f"STACK_PREFECT_DATABASE={chosen!r}: expected sqlite or postgres")
     return chosen
 
@@ -87,12 +88,13 @@ def up() -> str:
     pid = read_pid(pid_file(NAME))
     if pid and healthy():
         running = _database_file().read_text().strip() if _database_file().exists() else "sqlite"
-        if running != chosen:
+        if chosen not in (None, running):
             raise StackError(
                 f"prefect: the running server keeps its state in {running}, not {chosen}; "
                 "stop it first (`python -m devstack down prefect`)"
             )
-        return f"prefect: running at {ui_url()} on {chosen} (pid {pid}, reused)" + _profile_note()
+        return f"prefect: running at {ui_url()} on {running} (pid {pid}, reused)" + _profile_note()
+    chosen = chosen or "sqlite"
     check_port_free(port(), "prefect", "STACK_PREFECT_PORT")
     home = stack_dir() / "prefect"
     log = home / "server.log"
