@@ -50,7 +50,8 @@ async def heartbeat_and_publish(
     A connector that cannot be used gets `error` naming what is wrong; the others go on.
     `secret_store` reads `prefect-secret:NAME` values for the source check."""
     statuses = {}
-    every = await connectors.all()
+    await connectors.heartbeat([connector.id for connector in await connectors.all()])
+    every = await connectors.all()  # as they are now, last_seen included
     targets: dict[str, list[str]] = {}
     for connector in every:
         targets.setdefault(connector.index_name, []).append(connector.id)
@@ -71,8 +72,6 @@ async def heartbeat_and_publish(
 async def _check_in(
     settings: Settings, connectors: ConnectorIndex, connector, secret_store, shared: list[str]
 ) -> str:
-    await connectors.patch(connector.id, {"last_seen": clock.iso()})
-    connector = await connectors.get(connector.id) or connector
     problems = connector.problems()
     if not problems:
         problem = target_problem(connector.index_name, settings.protocol)

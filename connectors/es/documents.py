@@ -156,6 +156,27 @@ class DocumentIndex:
             return False
         return True
 
+    async def patch_many(self, document_ids: list[str], fields: dict, batch: int = PAGE) -> int:
+        """Write the same `fields` into many documents, whatever changed meanwhile, in bulk
+        requests (one per `batch`); the count updated (missing documents are skipped)."""
+        updated = 0
+        for start in range(0, len(document_ids), batch):
+            operations = []
+            for document_id in document_ids[start:][:batch]:
+                operations += [
+                    {"update": {"_index": self.index, "_id": document_id, "retry_on_conflict": 5}},
+                    {"doc": fields},
+                ]
+            response = await self.es.bulk(operations=operations, refresh=True)
+            for item in response["items"]:
+                result = item["update"]
+                if result.get("status") not in (200, 404):
+                    raise RuntimeError(
+                        f"{self.index}/{result.get('_id')} not updated: {result.get('error')}"
+                    )
+                updated += result.get("status") == 200
+        return updated
+
 
 def merged(source: dict, fields: dict) -> dict:
     """What Elasticsearch's partial update makes of `source`: objects merge, the rest replaces."""

@@ -178,6 +178,11 @@ class ConnectorIndex:
         if not await self.documents.patch(connector_id, fields):
             logger.warning("connector %s was deleted; not updated", connector_id)
 
+    async def heartbeat(self, connector_ids: list[str]) -> None:
+        """`last_seen` of many connectors in one bulk request per 500 (a poll pass's check-in)."""
+        if connector_ids:
+            await self.documents.patch_many(connector_ids, {"last_seen": clock.iso()})
+
     async def replace(self, connector: Connector, document: dict[str, Any]) -> bool:
         """Write `document` whole, only if nobody changed the connector since it was read."""
         return await self.documents.replace_if_unchanged(connector, document)

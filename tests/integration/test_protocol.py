@@ -138,6 +138,18 @@ async def test_a_started_job_without_heartbeats_is_stale_even_if_a_run_is_queued
     assert "no heartbeat" in failed.doc["error"]
 
 
+async def test_one_bulk_heartbeat_refreshes_every_connector_and_skips_deleted_ones(protocol):
+    connectors, _ = protocol
+    made = [await make_connector(connectors, index=f"hb-{i}") for i in range(3)]
+    before = {c.id: c.doc.get("last_seen") for c in made}
+    await asyncio.sleep(0.01)
+    await connectors.heartbeat([*before, "deleted-meanwhile"])
+    for connector_id, seen in before.items():
+        now = (await connectors.get(connector_id)).doc["last_seen"]
+        assert now and now != seen
+    assert await connectors.get("deleted-meanwhile") is None  # not created by the heartbeat
+
+
 async def test_seed_era_schedule_shape_is_accepted(protocol):
     connectors, jobs = protocol
     since = (datetime.now(UTC) - timedelta(days=2)).isoformat()
