@@ -65,7 +65,8 @@ class Extracted:
 
 
 class _Worker:
-    """One `python -m connectors.extraction` process: a request line + bytes in, a reply out."""
+    """One `python -m elastic_ingest.connectors.extraction` process: a request line + bytes
+    in, a reply out."""
 
     def __init__(self, process: asyncio.subprocess.Process):
         self.process = process
