@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pwd
 import signal
 import socket
 import subprocess
@@ -149,3 +150,18 @@ def stop(name: str, service: str) -> str:
 def venv_bin(command: str) -> str:
     """Path of a console script installed next to the running interpreter."""
     return str(Path(sys.executable).parent / command)
+
+
+def ensure_system_user(name: str) -> pwd.struct_passwd | None:
+    """The dedicated system user a server runs as when we are root (Elasticsearch and
+    PostgreSQL refuse root), created once; None when we are not root."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+            check=True,
+        )
+    return pwd.getpwnam(name)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import pwd
 import re
 import shutil
 import subprocess
@@ -16,6 +15,7 @@ from pathlib import Path
 from devstack.common import (
     StackError,
     check_port_free,
+    ensure_system_user,
     env_port,
     pid_file,
     port_open,
@@ -92,23 +92,7 @@ def _java_home() -> str:
 
 def _ensure_user() -> str | None:
     """The user Elasticsearch runs as: a dedicated system user when we are root."""
-    if os.geteuid() != 0:
-        return None
-    try:
-        pwd.getpwnam(SERVICE_USER)
-    except KeyError:
-        subprocess.run(
-            [
-                "useradd",
-                "--system",
-                "--no-create-home",
-                "--shell",
-                "/usr/sbin/nologin",
-                SERVICE_USER,
-            ],
-            check=True,
-        )
-    return SERVICE_USER
+    return SERVICE_USER if ensure_system_user(SERVICE_USER) else None
 
 
 def _install() -> Path:

@@ -18,6 +18,7 @@ from pathlib import Path
 from devstack.common import (
     StackError,
     check_port_free,
+    ensure_system_user,
     env_port,
     pid_file,
     port_open,
@@ -141,23 +142,7 @@ def _install() -> Path:
 
 def _ensure_user() -> pwd.struct_passwd | None:
     """The user PostgreSQL runs as: a dedicated system user when we are root (it refuses root)."""
-    if os.geteuid() != 0:
-        return None
-    try:
-        return pwd.getpwnam(SERVICE_USER)
-    except KeyError:
-        subprocess.run(
-            [
-                "useradd",
-                "--system",
-                "--no-create-home",
-                "--shell",
-                "/usr/sbin/nologin",
-                SERVICE_USER,
-            ],
-            check=True,
-        )
-    return pwd.getpwnam(SERVICE_USER)
+    return ensure_system_user(SERVICE_USER)
 
 
 def _as_user(command: list[str], user: pwd.struct_passwd | None) -> list[str]:

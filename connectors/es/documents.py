@@ -133,18 +133,7 @@ class DocumentIndex:
         distribution of Elasticsearch has no delete-by-query); the count deleted. Raises on the
         first document that could not be deleted."""
         ids = [hit["_id"] async for hit in self.scan(query)]
-        deleted = 0
-        for start in range(0, len(ids), batch):
-            operations = [{"delete": {"_index": self.index, "_id": i}} for i in ids[start:][:batch]]
-            response = await self.es.bulk(operations=operations, refresh=True)
-            for item in response["items"]:
-                result = item["delete"]
-                if result.get("status") not in (200, 404):
-                    raise RuntimeError(
-                        f"{self.index}/{result.get('_id')} not deleted: {result.get('error')}"
-                    )
-                deleted += result.get("status") == 200
-        return deleted
+        return await self._bulk_by_id(ids, "delete", None, batch)
 
     async def patch(self, document_id: str, fields: dict) -> bool:
         """Write `fields` whatever changed meanwhile; False when the document does not exist."""
@@ -159,23 +148,31 @@ class DocumentIndex:
     async def patch_many(self, document_ids: list[str], fields: dict, batch: int = PAGE) -> int:
         """Write the same `fields` into many documents, whatever changed meanwhile, in bulk
         requests (one per `batch`); the count updated (missing documents are skipped)."""
-        updated = 0
-        for start in range(0, len(document_ids), batch):
-            operations = []
-            for document_id in document_ids[start:][:batch]:
-                operations += [
-                    {"update": {"_index": self.index, "_id": document_id, "retry_on_conflict": 5}},
-                    {"doc": fields},
-                ]
+        return await self._bulk_by_id(
+            document_ids, "update", {"doc": fields}, batch, retry_on_conflict=5
+        )
+
+    async def _bulk_by_id(
+        self, ids: list[str], action: str, body: dict | None, batch: int, **options
+    ) -> int:
+        """One bulk `action` per id (with `body` when it takes one), `batch` ids per request;
+        the count done. A missing document is skipped; any other failure raises."""
+        done = 0
+        for start in range(0, len(ids), batch):
+            operations: list[dict] = []
+            for document_id in ids[start:][:batch]:
+                operations.append({action: {"_index": self.index, "_id": document_id, **options}})
+                if body is not None:
+                    operations.append(body)
             response = await self.es.bulk(operations=operations, refresh=True)
             for item in response["items"]:
-                result = item["update"]
+                result = item[action]
                 if result.get("status") not in (200, 404):
                     raise RuntimeError(
-                        f"{self.index}/{result.get('_id')} not updated: {result.get('error')}"
+                        f"{self.index}/{result.get('_id')} not {action}d: {result.get('error')}"
                     )
-                updated += result.get("status") == 200
-        return updated
+                done += result.get("status") == 200
+        return done
 
 
 def merged(source: dict, fields: dict) -> dict:

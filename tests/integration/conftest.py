@@ -9,6 +9,7 @@ from elastic_ingest.connectors.config import load_settings, parse_settings
 from elastic_ingest.connectors.es.client import create_client
 from elastic_ingest.connectors.es.indices import delete_indices
 from elastic_ingest.connectors.protocol import ensure_protocol_indices, protocol_for
+from pymongo import AsyncMongoClient
 
 from tests.integration.jobs import ConnectorHarness
 
@@ -91,3 +92,13 @@ async def s3():
     )
     async with session.client("s3", endpoint_url=os.environ["S3_ENDPOINT_URL"]) as client:
         yield client
+
+
+@pytest.fixture
+async def mongo_collection():
+    """A fresh collection on the stack's MongoDB-wire server, dropped afterwards."""
+    client = AsyncMongoClient(os.environ["MONGODB_URL"], tz_aware=True)
+    name = f"test_{uuid.uuid4().hex[:8]}"
+    yield client["elastic_ingest_test"][name]
+    await client["elastic_ingest_test"].drop_collection(name)
+    await client.close()

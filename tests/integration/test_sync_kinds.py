@@ -4,10 +4,6 @@ changed (DESIGN.md §4), with the counts a user reads on the job."""
 import asyncio
 import datetime
 import os
-import uuid
-
-import pytest
-from pymongo import AsyncMongoClient
 
 from tests.integration.test_s3_source import config_for, make_bucket
 
@@ -189,15 +185,6 @@ async def test_directory_incremental_and_deletion_syncs(es, harness, index_name,
     assert "f08.txt" not in await indexed(es, index_name)
 
 
-@pytest.fixture
-async def mongo_collection():
-    client = AsyncMongoClient(os.environ["MONGODB_URL"], tz_aware=True)
-    name = f"kinds_{uuid.uuid4().hex[:8]}"
-    yield client["kindstest"][name]
-    await client["kindstest"].drop_collection(name)
-    await client.close()
-
-
 async def test_mongodb_incremental_by_timestamp_field_and_versions_first_resync(
     es, harness, index_name, mongo_collection
 ):
@@ -212,7 +199,7 @@ async def test_mongodb_incremental_by_timestamp_field_and_versions_first_resync(
         "mongodb",
         index_name,
         host=os.environ["MONGODB_URL"],
-        database="kindstest",
+        database=mongo_collection.database.name,
         collection=mongo_collection.name,
         timestamp_field="updated_at",
     )
@@ -250,7 +237,7 @@ async def test_mongodb_deletion_sync_lists_ids_only(es, harness, index_name, mon
         "mongodb",
         index_name,
         host=os.environ["MONGODB_URL"],
-        database="kindstest",
+        database=mongo_collection.database.name,
         collection=mongo_collection.name,
     )
     await harness.sync(connector)

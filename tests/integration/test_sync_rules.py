@@ -6,9 +6,6 @@ import json
 import os
 import uuid
 
-import pytest
-from pymongo import AsyncMongoClient
-
 from tests.integration.test_cli import cli
 from tests.integration.test_s3_source import config_for, make_bucket
 from tests.integration.test_sync_kinds import indexed
@@ -129,15 +126,6 @@ async def test_rules_on_lazy_documents_and_in_incremental_syncs(es, harness, ind
     assert set(await indexed(es, index_name)) == {"d2", "d4"}
 
 
-@pytest.fixture
-async def mongo_collection():
-    client = AsyncMongoClient(os.environ["MONGODB_URL"], tz_aware=True)
-    name = f"rules_{uuid.uuid4().hex[:8]}"
-    yield client["rulestest"][name]
-    await client["rulestest"].drop_collection(name)
-    await client.close()
-
-
 async def test_mongodb_advanced_rules_are_pushed_down_and_basic_rules_filter(
     es, harness, index_name, mongo_collection
 ):
@@ -148,7 +136,7 @@ async def test_mongodb_advanced_rules_are_pushed_down_and_basic_rules_filter(
         "mongodb",
         index_name,
         host=os.environ["MONGODB_URL"],
-        database="rulestest",
+        database=mongo_collection.database.name,
         collection=mongo_collection.name,
     )
     entry = await harness.edit_rules(
