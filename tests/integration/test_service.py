@@ -307,6 +307,12 @@ async def test_two_poll_loops_run_each_requested_sync_exactly_once(service, conf
         index = f"svc-two-{i}-{uuid.uuid4().hex[:6]}"
         made.append(index)
         ids.append(create_connector(config_file, "directory", index, "--sync-now", path=folder))
+    # Each loop may claim every job: a loop lists the jobs it can claim right after creating
+    # its own, so with the default capacity (2) a job the other loop created after that
+    # listing could be left for the next pass, and this test runs one pass per loop.
+    config = yaml.safe_load(Path(config_file).read_text())
+    config["service"]["max_concurrent_syncs"] = len(ids)
+    Path(config_file).write_text(yaml.safe_dump(config))
     command = [sys.executable, "-m", "flows.poll", "--once", "-c", config_file]
     loops = [subprocess.Popen(command, cwd=PROJECT, stderr=subprocess.PIPE) for _ in range(2)]
     for process in loops:
