@@ -115,7 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="[KIND=]CRON",
-        help="a Quartz cron schedule; KIND is full (default), incremental or deletion "
+        help="a Quartz cron schedule; KIND is full (default), incremental, deletion or "
+        "access_control "
         "(repeatable), e.g. '0 0 * * * ?' or 'incremental=0 */10 * * * ?'",
     )
     create.add_argument("--sync-now", action="store_true", help="request a first sync now")
@@ -137,7 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="[KIND=]CRON",
-        help="enable KIND's schedule (full, incremental or deletion; default full) with this "
+        help="enable KIND's schedule (full, incremental, deletion or access_control; default "
+        "full) with this "
         "Quartz cron (repeatable)",
     )
     update.add_argument(
@@ -146,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         choices=SCHEDULED_KINDS,
         metavar="KIND",
-        help="turn off KIND's schedule: full, incremental or deletion (repeatable)",
+        help="turn off KIND's schedule: full, incremental, deletion or access_control (repeatable)",
     )
 
     delete = connector_commands.add_parser(
@@ -165,7 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
         dest="job_type",
         choices=list(SCHEDULED_KINDS),
         default=JobType.FULL.value,
-        help="full (default), incremental (changes since the last sync) or deletion (ids only)",
+        help="full (default), incremental (changes since the last sync), deletion (ids only) "
+        "or access_control (users and groups, with document level security on)",
     )
     sync_now.add_argument(
         "--wait",
@@ -203,6 +206,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rules.add_argument("--clear-advanced", action="store_true", help="remove the advanced rules")
     _add_output(rules, "text")
+
+    api_key = connector_commands.add_parser(
+        "api-key",
+        help="print an API key that searches the connector's index as one user may "
+        "(document level security); made with a user's credentials, not an API key",
+    )
+    api_key.add_argument("connector_id")
+    api_key.add_argument("--user", required=True, help="the user's id in the identities index")
+    api_key.add_argument(
+        "--expiration", default="1d", help="how long the key lasts, e.g. 1h, 7d (default 1d)"
+    )
+    api_key.add_argument(
+        "--es-username",
+        help="the Elasticsearch user who creates the key (password from $ELASTICSEARCH_PASSWORD;"
+        " default: the configuration's username and password)",
+    )
 
     job = commands.add_parser("job", help="list, show, cancel or run sync jobs")
     job_commands = job.add_subparsers(dest="subcommand", required=True)
@@ -262,6 +281,7 @@ COMMANDS = {
     ("connector", "delete"): "elastic_ingest.app.connector_commands:delete_connector",
     ("connector", "sync"): "elastic_ingest.app.connector_commands:request_sync",
     ("connector", "rules"): "elastic_ingest.app.rules_commands:sync_rules",
+    ("connector", "api-key"): "elastic_ingest.app.access_commands:create_search_key",
     ("job", "list"): "elastic_ingest.app.job_commands:list_jobs",
     ("job", "show"): "elastic_ingest.app.job_commands:show_job",
     ("job", "cancel"): "elastic_ingest.app.job_commands:cancel_job",

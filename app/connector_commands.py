@@ -18,6 +18,7 @@ from elastic_ingest.app.values import (
     parse_values,
     typed_values,
 )
+from elastic_ingest.connectors.access_control import acl_index
 from elastic_ingest.connectors.es.documents import merged
 from elastic_ingest.connectors.es.indices import concrete_indices, delete_indices
 from elastic_ingest.connectors.protocol import (
@@ -275,6 +276,9 @@ async def delete_connector(args, ctx: Context) -> None:
             deleted.append(f"index {index}")
         else:
             deleted.append(f"no index {index} (it did not exist)")
+        if await concrete_indices(ctx.es, acl_index(index)):
+            await delete_indices(ctx.es, [acl_index(index)])
+            deleted.append(f"index {acl_index(index)}")
     ctx.out(f"deleted {', '.join(deleted)}")
 
 
@@ -336,6 +340,11 @@ async def request_sync(args, ctx: Context) -> None:
         raise UsageError(
             f"connector {connector.id} cannot run incremental syncs "
             "(its source does not support them with this configuration)"
+        )
+    if args.job_type == JobType.ACCESS_CONTROL and not connector.dls_on:
+        raise UsageError(
+            f"connector {connector.id} has no access-control sync: document level security is "
+            "off (set use_document_level_security=true; its source must support it)"
         )
     job_id = await ctx.jobs.create(connector, JobType(args.job_type), TriggerMethod.ON_DEMAND)
     if not args.wait:

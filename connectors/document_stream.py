@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import orjson
+from elastic_ingest.connectors.access_control import ACCESS_CONTROL, identities
 from elastic_ingest.connectors.es.bulk import BulkWriter
 from elastic_ingest.connectors.extraction import reduce_whitespace
 from elastic_ingest.connectors.progress import SyncProgress
@@ -49,6 +50,9 @@ class SyncOptions:
     refetch: bool = False  # read every lazy document again (content settings changed)
     extractor: Extractor | None = None  # text from binary files; None: metadata only
     reduce_whitespace: bool = False  # collapse whitespace runs in extracted text
+    # document-level security: every written document carries `_allow_access_control` (an
+    # empty list when the source gave none: visible to nobody); off: never carries it
+    access_control: bool = False
 
 
 class DocumentStream:
@@ -174,6 +178,10 @@ class DocumentStream:
         if READ_ERROR in document:  # kept as it is in the index; retried next sync
             self.writer.reject(str(document["_id"]), document[READ_ERROR])
             return
+        if self.options.access_control:
+            document[ACCESS_CONTROL] = identities(document.get(ACCESS_CONTROL))
+        else:
+            document.pop(ACCESS_CONTROL, None)
         document_id, body = _encode(document)
         self.progress.volume += len(body)
         await self.writer.index(document_id, body)

@@ -17,7 +17,17 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
+from elastic_ingest.connectors.access_control import (
+    acl_index,
+    content_index,
+    dls_enabled,
+    identity_document,
+)
 from elastic_ingest.connectors.config import Settings
+from elastic_ingest.connectors.es.access_control import (
+    access_control_field,
+    ensure_identities_index,
+)
 from elastic_ingest.connectors.es.bulk import BulkWriter
 from elastic_ingest.connectors.es.client import ESClient
 from elastic_ingest.connectors.es.documents import VersionConflict
@@ -45,6 +55,7 @@ from elastic_ingest.connectors.sync import (
     delete_stale,
     describe_error,
     index_changes,
+    index_listed,
     mark_listed,
 )
 from elastic_ingest.connectors.sync import index_documents as stream_and_index
@@ -57,7 +68,7 @@ from elastic_ingest.connectors.sync_rules import (
 
 logger = logging.getLogger(__name__)
 
-SUPPORTED_JOB_TYPES = (JobType.FULL, JobType.INCREMENTAL, JobType.DELETION)
+SUPPORTED_JOB_TYPES = (JobType.FULL, JobType.INCREMENTAL, JobType.DELETION, JobType.ACCESS_CONTROL)
 OWNER_CHECK_SECONDS = 1.0
 KEPT_REJECTIONS = 10
 
@@ -70,6 +81,7 @@ class Stages(Protocol):
     async def write_documents(self) -> dict: ...
     async def write_changes(self) -> dict: ...
     async def list_ids(self) -> int: ...
+    async def write_identities(self) -> dict: ...
     async def delete_stale(self) -> int: ...
     async def finish(self) -> JobStatus: ...
 
@@ -112,6 +124,7 @@ class JobRun:
         self.outcome: Outcome | None = None
         self.watch: JobWatch | None = None
         self._snapshot: IndexSnapshot | None = None
+        self._target: str | None = None  # the index a full, deletion or access sync snapshots
         self._workdir: str | None = None
         self._owner_checked_at = -float("inf")
         self._finished: Job | None = None
@@ -143,6 +156,9 @@ class JobRun:
                             await stages.snapshot_index()
                             await stages.list_ids()
                             await stages.delete_stale()
+                        elif self.kind == JobType.ACCESS_CONTROL:
+                            await stages.write_identities()
+                            await stages.delete_stale()
                         else:
                             await stages.snapshot_index()
                             await stages.write_documents()
@@ -173,6 +189,8 @@ class JobRun:
     async def check_changed(self) -> bool:
         """Reach the source and ask whether anything changed since the last successful sync."""
         await self.source.ping()
+        if self.kind == JobType.ACCESS_CONTROL:
+            return True  # users and groups carry no version to compare: always listed
         if self.rules_changed or self.content_settings_changed:
             return True  # the same source read another way: every document is looked at again
         return await self.source.changed(self.inputs.sync_cursor)
@@ -184,10 +202,21 @@ class JobRun:
         await self._check_target(index)
         await self._check_sole_target(index)
         await ensure_content_index(self.es, index)
+        await self._map_access_control(index)
+        return await self._snapshot_of(index)
+
+    async def _snapshot_of(self, index: str) -> int:
         self._workdir = self._workdir or tempfile.mkdtemp(prefix="elastic-ingest-")
         self._snapshot = await snapshot_index(self.es, index, self._workdir)
+        self._target = index
         self.source.index_holds = self._snapshot.count
         return self._snapshot.count
+
+    async def _map_access_control(self, index: str) -> str | None:
+        """With document-level security on, the keyword field identities are matched on."""
+        if not self.source.dls_enabled:
+            return None
+        return await access_control_field(self.es, index)
 
     async def write_documents(self) -> dict:
         """Stream the source, skip unchanged documents, bulk-write the rest."""
@@ -210,6 +239,7 @@ class JobRun:
         index = self.inputs.index_name
         await self._check_target(index)
         await ensure_content_index(self.es, index)
+        await self._map_access_control(index)
 
         async def held(ids: list[str]) -> dict[str, str | None]:
             return await indexed_versions(self.es, index, ids)
@@ -233,12 +263,36 @@ class JobRun:
         await mark_listed(self.source, self._snapshot, self.progress, self.check_in)
         return self.progress.seen
 
+    async def write_identities(self) -> dict:
+        """Access control: every user the source lists, with the identities they hold, into
+        the content index's `.search-acl-filter-` index (unchanged users are not rewritten)."""
+        content = content_index(self.inputs.index_name)
+        await self._check_target(content)
+        await ensure_content_index(self.es, content)
+        field = await access_control_field(self.es, content)
+        identities = acl_index(content)
+        await ensure_identities_index(self.es, identities)
+        await self._snapshot_of(identities)
+        users = (identity_document(user, field) async for user in self.source.get_access_control())
+        try:
+            await index_listed(
+                self.source,
+                users,
+                self._snapshot,
+                self._writer(identities),
+                self.progress,
+                self.check_in,
+            )
+        finally:
+            await self._refresh_quietly()
+        return self.progress.report()
+
     async def delete_stale(self) -> int:
         """Delete what the source no longer has; refuses unless the source was read to the end.
         Ownership is asked before every delete request, not from a recent answer."""
-        writer = self._writer(owner_answer_lasts=0.0)
+        writer = self._writer(self._target, owner_answer_lasts=0.0)
         deleted = await delete_stale(self._snapshot, writer, self.check_in)
-        await refresh(self.es, self.inputs.index_name)
+        await refresh(self.es, self._target)
         return deleted
 
     async def finish(self, patient: bool = True) -> JobStatus:
@@ -310,14 +364,14 @@ class JobRun:
         live = await self.connectors.get(job.connector_id)
         if live is None:
             raise JobSetupError(f"connector {job.connector_id} was deleted")
-        if job.job_type not in SUPPORTED_JOB_TYPES:
+        if job.job_type not in set(SUPPORTED_JOB_TYPES):
             raise JobSetupError(
                 f"job type {job.job_type!r} is not supported for service type "
                 f"{job.service_type!r} (supported: {', '.join(SUPPORTED_JOB_TYPES)})"
             )
         self.inputs = JobInputs.of(job, live)
         self.kind = JobType(job.job_type)
-        problem = target_problem(self.inputs.index_name, self.settings.protocol)
+        problem = target_problem(content_index(self.inputs.index_name), self.settings.protocol)
         if problem:
             raise JobSetupError(f"connector {job.connector_id}: {problem}")
         try:
@@ -332,12 +386,31 @@ class JobRun:
             raise JobSetupError(
                 f"connector {job.connector_id} configuration: {'; '.join(error.problems)}"
             ) from None
+        self._check_access_control(source_class)
         self.rules = checked_rules(self.inputs, source_class)
         self.source.advanced_rules = self.rules.advanced
         if self.inputs.pipeline.extract_binary_content:
             self.source.extract_binary_up_to = self.settings.extraction.max_bytes
         self.pipeline_name = await ingest_pipeline(self.es, self.inputs)
         self._plan()
+
+    def _check_access_control(self, source_class) -> None:
+        """Document-level security only where the source can do it and the connector asks."""
+        asked = dls_enabled(self.inputs.values())
+        if (asked or self.kind == JobType.ACCESS_CONTROL) and not source_class.supports_dls():
+            raise JobSetupError(
+                f"connector {self.inputs.connector_id}: {source_class.name} does not support "
+                "document level security (features.document_level_security is off); turn off "
+                "use_document_level_security"
+                if asked
+                else f"connector {self.inputs.connector_id}: {source_class.name} does not "
+                "support document level security, so it has no access-control sync"
+            )
+        if self.kind == JobType.ACCESS_CONTROL and not asked:
+            raise JobSetupError(
+                f"connector {self.inputs.connector_id}: document level security is off "
+                "(configuration use_document_level_security): nothing to sync for access control"
+            )
 
     def _options(self) -> SyncOptions:
         """How this job treats listed documents: its rules, and what it does with content."""
@@ -349,6 +422,7 @@ class JobRun:
             refetch=self.content_settings_changed,
             extractor=self._extractor,
             reduce_whitespace=self.inputs.pipeline.reduce_whitespace,
+            access_control=self.source.dls_enabled,
         )
 
     @property
@@ -361,7 +435,16 @@ class JobRun:
         """Whether extraction or whitespace settings differ from the last sync's: every file
         is then read again, changed or not."""
         stored = self.inputs.remembered.get(CONTENT_CURSOR_KEY, "")
-        return self.inputs.pipeline.content_fingerprint != stored
+        return self.content_fingerprint != stored
+
+    @property
+    def content_fingerprint(self) -> str:
+        """What the documents written depend on besides the source: extraction, whitespace,
+        and whether they carry identities (turning DLS on or off rewrites every document)."""
+        fingerprint = self.inputs.pipeline.content_fingerprint
+        if self.source is not None and self.source.dls_enabled:
+            fingerprint += ";dls"
+        return fingerprint
 
     def _plan(self) -> None:
         """An incremental job needs a source that can do one and a cursor to start from;
@@ -404,7 +487,10 @@ class JobRun:
                 "(give each connector its own index)"
             )
 
-    def _writer(self, owner_answer_lasts: float = OWNER_CHECK_SECONDS) -> BulkWriter:
+    def _writer(
+        self, index: str | None = None, owner_answer_lasts: float = OWNER_CHECK_SECONDS
+    ) -> BulkWriter:
+        """A bulk writer into `index` (the connector's content index by default)."""
         # A job is only taken over after `stale_job_seconds` without a heartbeat, so an answer
         # younger than a small fraction of that is still true; a frozen process resumes with an
         # old answer and asks again before its next request.
@@ -416,11 +502,12 @@ class JobRun:
             await self.jobs.check_owner(self.job_id, self.claim)
             self._owner_checked_at = time.monotonic()
 
+        index = index or self.inputs.index_name
         return BulkWriter.for_index(
             self.es,
-            self.inputs.index_name,
+            index,
             self.settings.bulk,
-            pipeline=self.pipeline_name,
+            pipeline=self.pipeline_name if index == self.inputs.index_name else None,
             stats=self.progress.writes,
             version=self.generation,
             check_owner=check_owner,
@@ -439,7 +526,7 @@ class JobRun:
             return None
         remembered = {
             RULES_CURSOR_KEY: self.rules.fingerprint,
-            CONTENT_CURSOR_KEY: self.inputs.pipeline.content_fingerprint,
+            CONTENT_CURSOR_KEY: self.content_fingerprint,
         }
         return with_framework(self.source.sync_cursor(), remembered)
 
@@ -474,7 +561,7 @@ class JobRun:
     async def _refresh_quietly(self) -> None:
         """Make what was written searchable; a failure here must not hide the sync's own."""
         try:
-            await refresh(self.es, self.inputs.index_name)
+            await refresh(self.es, self._target or self.inputs.index_name)
         except Exception as error:
             logger.warning("job %s: refresh failed: %s", self.job_id, describe_error(error))
 

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
+from elastic_ingest.connectors.access_control import DLS_SETTING, dls_enabled
 from elastic_ingest.connectors.config import Settings
 from elastic_ingest.connectors.es.documents import VersionConflict
 from elastic_ingest.connectors.protocol import (
@@ -87,6 +88,12 @@ async def _check_in(
             source_class = source_class_for(settings.sources, connector.service_type)
         except RegistryError as error:
             problems = [f"service_type: {error}"]
+        else:
+            if dls_enabled(connector.configuration_values()) and not source_class.supports_dls():
+                problems = [
+                    f"configuration.{DLS_SETTING}: {source_class.name} does not support "
+                    "document level security; turn it off"
+                ]
     if problems:
         error = f"connector {connector.id}: " + "; ".join(problems)
         if connector.doc.get("error") != error or connector.status != ConnectorStatus.ERROR:
@@ -172,6 +179,8 @@ async def _create_due(connectors, jobs, connector, outcome: ScheduleOutcome) -> 
             continue
         if kind == JobType.INCREMENTAL and not connector.supports("incremental_sync"):
             continue  # the source says it cannot: never an incremental job for it
+        if kind == JobType.ACCESS_CONTROL and not connector.dls_on:
+            continue  # no identities to sync while document-level security is off
         slot = await connectors.take_due_slot(connector, kind, clock.now())
         connector = await connectors.get(connector.id) or connector  # slot fields moved
         if slot is None:

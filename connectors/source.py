@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 import orjson
+from elastic_ingest.connectors.access_control import User, dls_enabled
 
 logger = logging.getLogger(__name__)
 
@@ -127,6 +128,17 @@ class ConfigField:
         except (TypeError, ValueError):
             raise ValueError(f"{name}: expected {self.type}, got {value!r}") from None
 
+
+DLS_FIELD = ConfigField(
+    "Enable document level security",
+    "bool",
+    False,
+    display="toggle",
+    tooltip="Each document carries the identities allowed to see it, and an access-control "
+    "sync writes each user's identities: search with `elastic-ingest connector api-key` keys.",
+)
+"""The configuration toggle of a source that supports document-level security, as
+`use_document_level_security` (the name Kibana shows)."""
 
 READ_ERROR = "_read_error"
 
@@ -289,6 +301,21 @@ class BaseDataSource:
         async for document in self.get_docs():
             yield str(document["_id"])
 
+    def get_access_control(self) -> AsyncIterator[User]:
+        """Every user and the identities they hold, for an access-control sync; raise if the
+        listing is partial. A source that implements it declares `DLS_FIELD` in CONFIGURATION
+        and, when `self.dls_enabled`, puts `_allow_access_control` on every document."""
+        raise NotImplementedError
+
+    @classmethod
+    def supports_dls(cls) -> bool:
+        return cls.get_access_control is not BaseDataSource.get_access_control
+
+    @property
+    def dls_enabled(self) -> bool:
+        """Whether this connector's documents carry the identities allowed to see them."""
+        return self.supports_dls() and dls_enabled(self.config)
+
     @classmethod
     def advanced_rules_problems(cls, rules: Any) -> list[str]:
         """What is wrong with an advanced sync rules snippet for this source (empty: valid).
@@ -312,7 +339,7 @@ class BaseDataSource:
                 "basic": {"enabled": True},
                 "advanced": {"enabled": cls.supports_advanced_rules()},
             },
-            "document_level_security": {"enabled": False},
+            "document_level_security": {"enabled": cls.supports_dls()},
         }
 
     async def close(self) -> None:

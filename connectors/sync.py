@@ -6,6 +6,7 @@
   index_changes    -> incremental: what the source lists since its cursor, diffed against the
                       index by id, fetched and upserted; deletions the source reports applied
   mark_listed      -> deletion: stream the source's ids only; mark what was seen
+  index_listed     -> access control: the users' identity documents, as index_documents
   delete_stale     -> delete ids the source did not produce (only after a complete listing)
 The order, the heartbeat and the job's final status belong to connectors/job_run.py.
 Memory is ~17 bytes per indexed document (two hash arrays and a mark), never a dict of ids.
@@ -14,7 +15,7 @@ Memory is ~17 bytes per indexed document (two hash arrays and a mark), never a d
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import numpy as np
 import orjson
@@ -50,6 +51,20 @@ async def index_documents(
     Raises (and writes no stale mask) if the source fails, the job must stop, or the writer
     fails; in every such case `delete_stale` refuses to run.
     """
+    await index_listed(source, source.get_docs(), snapshot, writer, progress, check_in, options)
+
+
+async def index_listed(
+    source: BaseDataSource,
+    documents: AsyncIterator[Document],
+    snapshot: IndexSnapshot,
+    writer: BulkWriter,
+    progress: SyncProgress,
+    check_in: CheckIn = keep_going,
+    options: SyncOptions | None = None,
+) -> None:
+    """`index_documents` for any listing of `source` (an access-control sync lists its users'
+    identity documents); writes the stale mask only after the listing ended without error."""
     snapshot.stale_path.unlink(missing_ok=True)
     indexed = IndexedVersions(snapshot)
 
@@ -57,7 +72,7 @@ async def index_documents(
         return _versions_match(batch, indexed)
 
     stream = DocumentStream(source, unchanged, writer, progress, options)
-    await stream.write(source.get_docs(), check_in)
+    await stream.write(documents, check_in)
     check_in()
     indexed.save_stale(snapshot.stale_path)
 

@@ -1,4 +1,5 @@
-"""Elasticsearch from the official integration-test zip on Maven Central, run as a non-root user."""
+"""Elasticsearch from the official integration-test zip on Maven Central, run as a non-root user
+with security on (plain HTTP on loopback); es_security.py holds its password, licence and keys."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ import re
 import shutil
 import subprocess
 import sys
-import urllib.request
 import zipfile
 from pathlib import Path
 
+from devstack import es_security
 from devstack.common import (
     StackError,
     check_port_free,
@@ -31,6 +32,9 @@ ARTIFACT = f"org.elasticsearch.distribution.integ-test-zip:elasticsearch:{VERSIO
 SERVICE_USER = "elasticsearch"
 HEAP = os.environ.get("STACK_ES_HEAP", "1g")
 NAME = "elasticsearch"
+
+superuser = es_security.superuser
+service_api_key = es_security.service_api_key
 
 
 def port() -> int:
@@ -118,8 +122,11 @@ def _install() -> Path:
         "path.logs": str(logs),
         "cluster.routing.allocation.disk.threshold_enabled": False,
         "action.destructive_requires_name": False,
-        # Plain HTTP on loopback: security would auto-configure TLS and passwords on first start.
-        "xpack.security.enabled": False,
+        # Security as on real clusters, but plain HTTP and transport on loopback (single-node
+        # discovery allows a transport without TLS); no auto-configured certificates.
+        "xpack.security.enabled": True,
+        "xpack.security.http.ssl.enabled": False,
+        "xpack.security.transport.ssl.enabled": False,
         "xpack.security.autoconfiguration.enabled": False,
     }
     config.write_text("".join(f"{k}: {json.dumps(v)}\n" for k, v in settings.items()))
@@ -127,20 +134,40 @@ def _install() -> Path:
     (target / "config" / "jvm.options.d" / "heap.options").write_text(f"-Xms{HEAP}\n-Xmx{HEAP}\n")
     for path in (data, logs):
         path.mkdir(parents=True, exist_ok=True)
+    es_security.ensure_password()
     user = _ensure_user()
     if user:
         stack_dir().chmod(0o755)
-        for path in (target, stack_dir() / "elasticsearch", pid_file(NAME).parent):
+        # not -R on stack_dir()/elasticsearch: its secret files stay the invoking user's own
+        subprocess.run(["chown", f"{user}:", str(data.parent)], check=True)
+        for path in (target, data, logs, pid_file(NAME).parent):
             subprocess.run(["chown", "-R", f"{user}:", str(path)], check=True)
     return target
 
 
 def health() -> dict | None:
+    """The cluster health, asked as the superuser; None when the node does not answer it."""
     try:
-        with urllib.request.urlopen(f"{url()}/_cluster/health", timeout=2) as response:
-            return json.load(response)
-    except (OSError, ValueError):
+        status, body = es_security.request(
+            url(), "GET", "/_cluster/health", None, es_security.basic_authorization(), timeout=2
+        )
+    except OSError:
         return None
+    return body if status == 200 else None
+
+
+def _answer(authorized: bool) -> int | None:
+    """The HTTP status of `GET /`, with or without the superuser; None when nothing answers."""
+    authorization = es_security.basic_authorization() if authorized else None
+    try:
+        return es_security.request(url(), "GET", "/", None, authorization, timeout=2)[0]
+    except OSError:
+        return None
+
+
+def _unsecured() -> bool:
+    """A node started before the stack turned security on answers anyone."""
+    return _answer(authorized=False) == 200
 
 
 def _ready() -> bool:
@@ -150,22 +177,37 @@ def _ready() -> bool:
 
 def up() -> str:
     pid = read_pid(pid_file(NAME))
-    if pid and _ready():
-        return f"elasticsearch: running at {url()} (pid {pid}, reused)"
+    restarted = ""
+    if pid and _unsecured():
+        down()
+        restarted = ", restarted with security on"
+    elif pid and _ready():
+        secured = es_security.secure(url())
+        return f"elasticsearch: running at {url()} (pid {pid}, reused; {secured})"
+    elif pid and _answer(authorized=True) == 401:
+        es_security.check_superuser(url())
     check_port_free(port(), "elasticsearch", "STACK_ES_PORT")
+    _start()
+    secured = es_security.secure(url())
+    pid = read_pid(pid_file(NAME))
+    return f"elasticsearch: started at {url()} (pid {pid}{restarted}; {secured})"
+
+
+def _start() -> None:
+    """Install or update the node, hand it the superuser password, start it, wait until ready."""
     target = _install()
     user = _ensure_user()
+    env = {**os.environ, "ES_JAVA_HOME": _java_home(), "ES_JAVA_OPTS": ""}
+    es_security.write_keystore(target, user, env)
     command = [str(target / "bin" / "elasticsearch"), "-d", "-p", str(pid_file(NAME))]
     if user:
         command = ["runuser", "-u", user, "--", *command]
-    env = {**os.environ, "ES_JAVA_HOME": _java_home(), "ES_JAVA_OPTS": ""}
     log = stack_dir() / "elasticsearch" / "logs" / "elastic-ingest-stack.log"
     result = subprocess.run(command, env=env, capture_output=True, text=True, cwd=target)
     if result.returncode != 0:
         output = (result.stdout + result.stderr)[-3000:]
         raise StackError(f"elasticsearch failed to start:\n{output}")
     wait_until(_ready, 120, "elasticsearch", log)
-    return f"elasticsearch: started at {url()} (pid {read_pid(pid_file(NAME))})"
 
 
 def down() -> str:
@@ -176,7 +218,12 @@ def status() -> str:
     pid = read_pid(pid_file(NAME))
     state = health()
     if pid and state:
-        return f"elasticsearch: running at {url()} (pid {pid}, cluster {state['status']})"
+        security = ", security off: `up` restarts it with security" if _unsecured() else ""
+        return f"elasticsearch: running at {url()} (pid {pid}, cluster {state['status']}{security})"
+    if pid and _answer(authorized=True) == 401:
+        return f"elasticsearch: running at {url()} (pid {pid}) but it refuses the stored password"
+    if pid and port_open(port()):
+        return f"elasticsearch: running at {url()} (pid {pid}, not ready)"
     if port_open(port()):
         return f"elasticsearch: port {port()} answers but not started by this stack"
     return "elasticsearch: stopped"

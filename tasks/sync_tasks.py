@@ -107,6 +107,22 @@ async def list_ids(job_id: str) -> int:
     return listed
 
 
+@task(name="write-identities", cache_policy=NO_CACHE)
+async def write_identities(job_id: str) -> dict:
+    """Access control: each user's identities into the connector's `.search-acl-filter-` index."""
+    run = current_job(job_id)
+    counts = await run.write_identities()
+    progress = run.progress
+    get_run_logger().info(
+        "listed %d users, wrote %d (%d new), %d unchanged",
+        progress.seen,
+        progress.indexed,
+        progress.created,
+        progress.skipped,
+    )
+    return {key: value for key, value in counts.items() if key != "failures"}
+
+
 @task(name="delete-stale", cache_policy=NO_CACHE, retries=1, **RETRY_TRANSIENT)
 async def delete_stale(job_id: str) -> int:
     """Delete what the source no longer has; refuses unless the source was read to the end."""
@@ -183,6 +199,9 @@ class TaskStages:
 
     async def list_ids(self) -> int:
         return await list_ids(self.job_id)
+
+    async def write_identities(self) -> dict:
+        return await write_identities(self.job_id)
 
     async def delete_stale(self) -> int:
         return await delete_stale(self.job_id)

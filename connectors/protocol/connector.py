@@ -7,6 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from elastic_ingest.connectors.access_control import dls_enabled
 from elastic_ingest.connectors.cron import CronError, QuartzCron
 from elastic_ingest.connectors.es.client import ESClient
 from elastic_ingest.connectors.es.documents import (
@@ -68,6 +69,11 @@ class Connector(VersionedDocument):
         features = self.doc.get("features")
         value = features.get(feature) if isinstance(features, dict) else None
         return bool(value.get("enabled")) if isinstance(value, dict) else bool(value)
+
+    @property
+    def dls_on(self) -> bool:
+        """Document-level security: the source can do it and the connector turned it on."""
+        return self.supports("document_level_security") and dls_enabled(self.configuration_values())
 
     def problems(self) -> list[str]:
         """What in this document the service cannot use, each naming its field (none: sound).
@@ -132,6 +138,9 @@ def new_connector_document(
         "last_sync_scheduled_at": None,
         "last_incremental_sync_scheduled_at": None,
         "last_deletion_sync_scheduled_at": None,
+        "last_access_control_sync_scheduled_at": None,
+        "last_access_control_sync_status": None,
+        "last_access_control_sync_error": None,
         "sync_cursor": None,
         "pipeline": {
             "name": "search-default-ingestion",

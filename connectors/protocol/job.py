@@ -8,6 +8,7 @@ import socket
 import uuid
 from typing import Any
 
+from elastic_ingest.connectors.access_control import acl_index
 from elastic_ingest.connectors.es.client import ESClient
 from elastic_ingest.connectors.es.documents import DocumentIndex, VersionConflict, VersionedDocument
 from elastic_ingest.connectors.protocol import clock
@@ -107,7 +108,10 @@ def new_job_document(
         "connector": {
             "id": connector.id,
             "service_type": connector.service_type,
-            "index_name": connector.index_name,
+            # as Kibana writes it: an access-control job names the identities index
+            "index_name": acl_index(connector.index_name)
+            if job_type == JobType.ACCESS_CONTROL
+            else connector.index_name,
             "language": doc.get("language"),
             "configuration": redacted_configuration(connector.configuration, sensitive),
             # As Elastic's service does: the active rules only (a draft never reaches a job).

@@ -31,8 +31,8 @@ class JobType(StrEnum):
     DELETION = "deletion"  # this service's extension of the protocol: ids only, deletes only
 
 
-SCHEDULED_KINDS = (JobType.FULL, JobType.INCREMENTAL, JobType.DELETION)
-"""Job types with a schedule (`scheduling.<kind>`); access-control syncs are not built yet."""
+SCHEDULED_KINDS = (JobType.FULL, JobType.INCREMENTAL, JobType.DELETION, JobType.ACCESS_CONTROL)
+"""Job types with a schedule (`scheduling.<kind>`)."""
 
 CONTENT_JOB_TYPES = (JobType.FULL, JobType.INCREMENTAL)
 """Job types that write content and advance the connector's `sync_cursor`."""

@@ -11,11 +11,14 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import ClassVar
 
+from elastic_ingest.connectors.access_control import ACCESS_CONTROL, DLS_SETTING, User
 from elastic_ingest.connectors.rule_shapes import object_problems, string_list_problems
 from elastic_ingest.connectors.source import (
+    DLS_FIELD,
     LAZY,
     BaseDataSource,
     ConfigField,
+    ConfigurationError,
     Document,
     IncompleteListing,
     SourceError,
@@ -25,11 +28,15 @@ from elastic_ingest.connectors.source import (
     listing_started,
     unreadable,
 )
+from elastic_ingest.connectors.sources.posix_accounts import Accounts, AccountsError
 from elastic_ingest.connectors.sources.text import content_kind, decode_text, extraction_refusal
 
 
 class DirectoryDataSource(BaseDataSource):
     """Files under a folder (recursive); patterns match the path relative to it, `*` spans `/`.
+
+    With document level security, a file's readers follow its owner, group and mode bits
+    (a chmod or chown moves its ctime, so it is written again).
 
     A file's version is the later of its mtime and ctime: ctime moves on every write, rename,
     replacement (a new inode) and size change, and no tool can set it back (`touch -d`,
@@ -43,7 +50,27 @@ class DirectoryDataSource(BaseDataSource):
         "include": ConfigField("Include patterns", type="list", default=["*"]),
         "exclude": ConfigField("Exclude patterns", type="list", default=[]),
         "max_content_bytes": ConfigField("Largest file whose text is indexed", "int", 1_048_576),
+        DLS_SETTING: DLS_FIELD,
+        "passwd_file": ConfigField(
+            "Users file (format of /etc/passwd) for document level security",
+            tooltip="For a folder copied from another system: its users and groups. Empty: "
+            "this system's.",
+        ),
+        "group_file": ConfigField("Groups file (format of /etc/group), with the users file"),
     }
+
+    @classmethod
+    def validate_configuration(cls, configuration, strict: bool = False):
+        values = super().validate_configuration(configuration, strict)
+        if bool(values["passwd_file"]) != bool(values["group_file"]):
+            raise ConfigurationError(
+                ["passwd_file, group_file: set both (accounts of another system) or neither"]
+            )
+        return values
+
+    def __init__(self, configuration=None):
+        super().__init__(configuration)
+        self._known_accounts: Accounts | None = None
 
     @property
     def root(self) -> Path:
@@ -144,6 +171,26 @@ class DirectoryDataSource(BaseDataSource):
             if count % 100 == 0:
                 await asyncio.sleep(0)
 
+    async def get_access_control(self) -> AsyncIterator[User]:
+        """The users of this system (or of the configured files), with their groups."""
+        await self.ping()
+        for user in self._accounts().users_with_groups():
+            yield user
+
+    def _accounts(self) -> Accounts:
+        if self._known_accounts is None:
+            try:
+                if self.config["passwd_file"]:
+                    accounts = Accounts.from_files(
+                        self.config["passwd_file"], self.config["group_file"]
+                    )
+                else:
+                    accounts = Accounts.of_system()
+            except AccountsError as error:
+                raise SourceError(str(error)) from None
+            self._known_accounts = accounts
+        return self._known_accounts
+
     def _listed(self, relative: str, path: Path, stat: os.stat_result) -> Document:
         """A file's document from its stat; its text is read later, only if it changed."""
         modified = datetime.fromtimestamp(stat.st_mtime_ns / 1e9, UTC).isoformat()
@@ -157,6 +204,8 @@ class DirectoryDataSource(BaseDataSource):
             "size": stat.st_size,
             "modified_at": modified,
         }
+        if self.dls_enabled:
+            document[ACCESS_CONTROL] = self._accounts().file_identities(stat)
         kind = self._content_kind(path.name, stat.st_size)
         if kind:
             lazy(document, (path, kind))

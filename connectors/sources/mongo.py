@@ -10,11 +10,23 @@ from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 from bson import json_util
+from elastic_ingest.connectors.access_control import (
+    ACCESS_CONTROL,
+    DLS_SETTING,
+    EVERYONE,
+    User,
+    dls_enabled,
+    group_identity,
+    identities,
+    user_identity,
+)
 from elastic_ingest.connectors.rule_shapes import object_problems
 from elastic_ingest.connectors.source import (
+    DLS_FIELD,
     LAZY,
     BaseDataSource,
     ConfigField,
+    ConfigurationError,
     Document,
     SourceError,
     content_hash,
@@ -68,7 +80,29 @@ class MongoDataSource(BaseDataSource):
         "pipeline": ConfigField("Aggregation pipeline instead of find (JSON list)", "json"),
         "batch_size": ConfigField("Documents per batch from the server", "int", 1000),
         "timeout_ms": ConfigField("Server selection timeout (ms)", "int", 10000),
+        DLS_SETTING: DLS_FIELD,
+        "access_control_field": ConfigField(
+            "Field listing who may see each document",
+            default=ACCESS_CONTROL,
+            tooltip="User names, group:NAME or everyone; a document without it is visible to "
+            "nobody (with document level security on).",
+        ),
+        "users_collection": ConfigField(
+            "Collection of users (document level security)",
+            tooltip="One document per user: _id is the user name, groups_field their groups.",
+        ),
+        "groups_field": ConfigField("Field of a user's groups", default="groups"),
     }
+
+    @classmethod
+    def validate_configuration(cls, configuration, strict: bool = False):
+        values = super().validate_configuration(configuration, strict)
+        if dls_enabled(values) and not values["users_collection"]:
+            raise ConfigurationError(
+                ["users_collection: missing value (needed with document level security)"]
+            )
+        return values
+
     ALIASES: ClassVar = {"ssl_enabled": "tls"}  # Elastic's MongoDB connector's name
 
     def __init__(self, configuration=None):
@@ -216,6 +250,8 @@ class MongoDataSource(BaseDataSource):
         field = self.config["timestamp_field"]
         stamp = document.get(field) if field else None
         document["_timestamp"] = str(stamp) if stamp else content_hash(document)
+        if self.dls_enabled:
+            document[ACCESS_CONTROL] = identities(document.get(self.config["access_control_field"]))
         if self._newest is not None:
             self._newest.see(raw.get(field))
         return document
@@ -260,6 +296,19 @@ class MongoDataSource(BaseDataSource):
             rows = self._rows(self._find(projection={"_id": 1}))
         async for raw in rows:
             yield document_id(raw.get("_id"))
+
+    async def get_access_control(self) -> AsyncIterator[User]:
+        """One user per document of `users_collection`, with their groups."""
+        users = self.client[self.config["database"]][self.config["users_collection"]]
+        groups_field = self.config["groups_field"]
+        async for raw in self._rows(users.find({}, projection={groups_field: 1})):
+            name = document_id(raw.get("_id"))
+            groups = raw.get(groups_field)
+            groups = [groups] if isinstance(groups, str) else groups
+            held = [
+                group_identity(g.removeprefix("group:")) for g in groups or [] if isinstance(g, str)
+            ]
+            yield User(name, {"username": name}, [user_identity(name), *held, EVERYONE])
 
     async def close(self) -> None:
         if self._client is not None:
