@@ -100,12 +100,13 @@ def write_config(name: str = "bench", **service) -> Path:
             {
                 "elasticsearch": {
                     "hosts": [os.environ["ELASTICSEARCH_URL"]],
+                    "api_key": os.environ["ELASTICSEARCH_API_KEY"],
                     "request_timeout": 120,
                 },
                 "service": {"use_deployments": False, **service},
                 "protocol": {
-                    "connectors_index": f"{name}-connectors",
-                    "jobs_index": f"{name}-jobs",
+                    "connectors_index": f".elastic-connectors-{name}",
+                    "jobs_index": f".elastic-connectors-sync-jobs-{name}",
                 },
                 "sources": SOURCES,
             }

@@ -84,10 +84,13 @@ async def one_run(server: PrivatePrefect, connectors: int, workers: int, work: P
     config_file.write_text(
         yaml.safe_dump(
             {
-                "elasticsearch": {"hosts": [os.environ["ELASTICSEARCH_URL"]]},
+                "elasticsearch": {
+                    "hosts": [os.environ["ELASTICSEARCH_URL"]],
+                    "api_key": os.environ["ELASTICSEARCH_API_KEY"],
+                },
                 "protocol": {
-                    "connectors_index": f"bench-scale-connectors-{suffix}",
-                    "jobs_index": f"bench-scale-jobs-{suffix}",
+                    "connectors_index": f".elastic-connectors-bench-scale-{suffix}",
+                    "jobs_index": f".elastic-connectors-sync-jobs-bench-scale-{suffix}",
                 },
                 "service": {"poll_interval": 2, "heartbeat_interval": 5},
             }

@@ -23,7 +23,10 @@ from pydantic import (
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config.yml"  # a checkout's own
 CONFIG_VARIABLE = "ELASTIC_INGEST_CONFIG"
 BUILTIN_DEFAULTS = {
-    "elasticsearch": {"hosts": ["${ELASTICSEARCH_URL:-http://127.0.0.1:9200}"]},
+    "elasticsearch": {
+        "hosts": ["${ELASTICSEARCH_URL:-http://127.0.0.1:9200}"],
+        "api_key": "${ELASTICSEARCH_API_KEY:-}",
+    },
     "sources": {
         "mongodb": "elastic_ingest.connectors.sources.mongo:MongoDataSource",
         "s3": "elastic_ingest.connectors.sources.s3:S3DataSource",
@@ -56,6 +59,12 @@ class ElasticsearchSettings(_Section):
     ca_certs: str | None = None
     verify_certs: bool = True
     request_timeout: Annotated[float, Field(gt=0)] = 30.0
+
+    @field_validator("api_key", "username", "password", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: Any) -> Any:
+        """`${VAR:-}` of an unset variable: no credential, rather than an empty one."""
+        return None if value == "" else value
 
     @field_validator("hosts")
     @classmethod

@@ -88,29 +88,31 @@ async def _check_in(
             source_class = source_class_for(settings.sources, connector.service_type)
         except RegistryError as error:
             problems = [f"service_type: {error}"]
-        else:
-            if dls_enabled(connector.configuration_values()) and not source_class.supports_dls():
-                problems = [
-                    f"configuration.{DLS_SETTING}: {source_class.name} does not support "
-                    "document level security; turn it off"
-                ]
     if problems:
-        error = f"connector {connector.id}: " + "; ".join(problems)
-        if connector.doc.get("error") != error or connector.status != ConnectorStatus.ERROR:
-            logger.warning("%s", error)  # once, when it starts: the connector keeps saying it
-            await connectors.patch(
-                connector.id, {"status": ConnectorStatus.ERROR.value, "error": error}
-            )
-        return ConnectorStatus.ERROR.value
+        return await _report(connectors, connector, problems)
     connector = await connectors.publish_schema(
         connector,
         source_class.configuration_schema(),
         source_class.is_configured,
         source_class.features,
     )
+    if dls_enabled(connector.configuration_values()) and not source_class.supports_dls():
+        problem = f"configuration.{DLS_SETTING}: {source_class.name} does not support "
+        return await _report(connectors, connector, [problem + "document level security"])
     connector = await _review_rules(connectors, connector, source_class)
     connector = await _check_source(settings, connectors, connector, source_class, secret_store)
     return connector.status
+
+
+async def _report(connectors: ConnectorIndex, connector, problems: list[str]) -> str:
+    """Show what makes a connector unusable on it (status `error`), logged once."""
+    error = f"connector {connector.id}: " + "; ".join(problems)
+    if connector.doc.get("error") != error or connector.status != ConnectorStatus.ERROR:
+        logger.warning("%s", error)  # once, when it starts: the connector keeps saying it
+        await connectors.patch(
+            connector.id, {"status": ConnectorStatus.ERROR.value, "error": error}
+        )
+    return ConnectorStatus.ERROR.value
 
 
 async def _review_rules(connectors: ConnectorIndex, connector, source_class):

@@ -27,6 +27,7 @@ from elastic_ingest.connectors.document_stream import (
     keep_going,
 )
 from elastic_ingest.connectors.es.bulk import BulkWriter
+from elastic_ingest.connectors.es.errors import credentials_problem
 from elastic_ingest.connectors.index_snapshot import IndexedVersions, IndexSnapshot, hash64
 from elastic_ingest.connectors.progress import SyncProgress
 from elastic_ingest.connectors.protocol.secrets import redact_uris
@@ -166,6 +167,9 @@ async def delete_stale(
 def describe_error(error: BaseException) -> str:
     """One line for the job document: the error's type and message, no traceback, no URI
     password (client errors like to quote the connection string)."""
+    refused = credentials_problem(error)
+    if refused:
+        return refused
     message = str(error).strip().splitlines()[0] if str(error).strip() else ""
     message = redact_uris(message)
     return f"{type(error).__name__}: {message}" if message else type(error).__name__

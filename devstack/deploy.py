@@ -8,11 +8,13 @@ import sys
 
 from elastic_ingest.deployments.register import DeployError, register
 
-from devstack import prefect_server, worker
+from devstack import worker
+from devstack.__main__ import environment
 
 
 def main() -> int:
-    os.environ.setdefault("PREFECT_API_URL", prefect_server.api_url())
+    for key, value in environment().items():  # the worker's syncs reach the stack with these
+        os.environ.setdefault(key, value)
     try:
         names = register(dict(os.environ))
     except DeployError as error:

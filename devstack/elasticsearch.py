@@ -9,10 +9,12 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
-from devstack import es_security
+from devstack import es_analysis, es_security
 from devstack.common import (
     StackError,
     check_port_free,
@@ -134,6 +136,7 @@ def _install() -> Path:
     (target / "config" / "jvm.options.d" / "heap.options").write_text(f"-Xms{HEAP}\n-Xmx{HEAP}\n")
     for path in (data, logs):
         path.mkdir(parents=True, exist_ok=True)
+    es_analysis.ensure_plugin(target, _java_home(), VERSION)
     es_security.ensure_password()
     user = _ensure_user()
     if user:
@@ -145,29 +148,30 @@ def _install() -> Path:
     return target
 
 
-def health() -> dict | None:
-    """The cluster health, asked as the superuser; None when the node does not answer it."""
-    try:
-        status, body = es_security.request(
-            url(), "GET", "/_cluster/health", None, es_security.basic_authorization(), timeout=2
-        )
-    except OSError:
-        return None
-    return body if status == 200 else None
-
-
-def _answer(authorized: bool) -> int | None:
-    """The HTTP status of `GET /`, with or without the superuser; None when nothing answers."""
+def _ask_health(authorized: bool) -> tuple[int, dict] | None:
+    """(status, body) of the cluster health, asked as the superuser or as nobody; None when
+    nothing answers (`GET /` is no probe: the zip lacks the module behind it, so it says 405)."""
     authorization = es_security.basic_authorization() if authorized else None
     try:
-        return es_security.request(url(), "GET", "/", None, authorization, timeout=2)[0]
+        return es_security.request(url(), "GET", "/_cluster/health", None, authorization, 2)
     except OSError:
         return None
+
+
+def health() -> dict | None:
+    answer = _ask_health(authorized=True)
+    return answer[1] if answer and answer[0] == 200 else None
 
 
 def _unsecured() -> bool:
     """A node started before the stack turned security on answers anyone."""
-    return _answer(authorized=False) == 200
+    answer = _ask_health(authorized=False)
+    return bool(answer) and answer[0] == 200
+
+
+def _refuses_password() -> bool:
+    answer = _ask_health(authorized=True)
+    return bool(answer) and answer[0] == 401
 
 
 def _ready() -> bool:
@@ -184,7 +188,7 @@ def up() -> str:
     elif pid and _ready():
         secured = es_security.secure(url())
         return f"elasticsearch: running at {url()} (pid {pid}, reused; {secured})"
-    elif pid and _answer(authorized=True) == 401:
+    elif pid and _refuses_password():
         es_security.check_superuser(url())
     check_port_free(port(), "elasticsearch", "STACK_ES_PORT")
     _start()
@@ -207,7 +211,25 @@ def _start() -> None:
     if result.returncode != 0:
         output = (result.stdout + result.stderr)[-3000:]
         raise StackError(f"elasticsearch failed to start:\n{output}")
-    wait_until(_ready, 120, "elasticsearch", log)
+    wait_until(_ready_or_refusing(), 120, "elasticsearch", log)
+
+
+def _ready_or_refusing(grace: float = 20) -> Callable[[], bool]:
+    """A readiness probe that fails in one line on a password the node keeps refusing; a node
+    still reading its security index refuses even the right one, but only for a few seconds."""
+    refused_since: float | None = None
+
+    def ready() -> bool:
+        nonlocal refused_since
+        if _refuses_password():
+            refused_since = refused_since or time.monotonic()
+            if time.monotonic() - refused_since > grace:
+                es_security.check_superuser(url())
+            return False
+        refused_since = None
+        return _ready()
+
+    return ready
 
 
 def down() -> str:
@@ -220,7 +242,7 @@ def status() -> str:
     if pid and state:
         security = ", security off: `up` restarts it with security" if _unsecured() else ""
         return f"elasticsearch: running at {url()} (pid {pid}, cluster {state['status']}{security})"
-    if pid and _answer(authorized=True) == 401:
+    if pid and _refuses_password():
         return f"elasticsearch: running at {url()} (pid {pid}) but it refuses the stored password"
     if pid and port_open(port()):
         return f"elasticsearch: running at {url()} (pid {pid}, not ready)"

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import http.client
 import json
 import os
 import secrets
 import subprocess
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -91,7 +93,7 @@ def request(
     timeout: float = 10,
 ) -> tuple[int, Any]:
     """One JSON call; HTTP errors come back as (status, body) so the caller decides.
-    Raises OSError only when nothing answers."""
+    Raises OSError only when nothing (or something other than HTTP) answers."""
     headers = {"Content-Type": "application/json"}
     if authorization:
         headers["Authorization"] = authorization
@@ -102,6 +104,8 @@ def request(
             return response.status, _json(response.read())
     except urllib.error.HTTPError as error:
         return error.code, _json(error.read())
+    except http.client.HTTPException as error:
+        raise ConnectionError(f"{base_url}: not an HTTP answer ({type(error).__name__})") from None
 
 
 def _json(raw: bytes) -> Any:
@@ -150,23 +154,32 @@ def check_superuser(base_url: str) -> None:
         raise StackError(
             f"elasticsearch: the node refuses the `elastic` password in "
             f"{secret_path(PASSWORD_FILE)} (its data has another one); restore that file, or "
-            "reset it: bin/elasticsearch-reset-password -u elastic as the service user"
+            f"write into it the one `bin/elasticsearch-reset-password -u elastic -a -s --url "
+            f"{base_url}` prints (as the service user, with ES_JAVA_HOME set)"
         )
     if status != 200:
         raise StackError(f"elasticsearch: cannot authenticate as elastic ({_reason(status, body)})")
 
 
+def _licence(base_url: str, timeout: float = 30) -> dict[str, Any]:
+    """The cluster's licence; a new cluster answers 404 until it has generated its basic one."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status, body = request(base_url, "GET", "/_license", None, basic_authorization())
+        if status == 200 and "license" in body:
+            return body["license"]
+        if status != 404 or time.monotonic() > deadline:
+            raise StackError(f"elasticsearch: cannot read the licence ({_reason(status, body)})")
+        time.sleep(0.5)
+
+
 def ensure_trial(base_url: str) -> str:
     """Document-level security needs a trial (or paid) licence: start the trial on `basic`."""
-    authorization = basic_authorization()
-    status, body = request(base_url, "GET", "/_license", None, authorization)
-    if status != 200:
-        raise StackError(f"elasticsearch: cannot read the licence ({_reason(status, body)})")
-    licence = body.get("license", {})
+    licence = _licence(base_url)
     if licence.get("type") != "basic":
         return f"licence {licence.get('type')} ({licence.get('status')})"
     path = "/_license/start_trial?acknowledge=true"
-    status, body = request(base_url, "POST", path, None, authorization)
+    status, body = request(base_url, "POST", path, None, basic_authorization())
     if status == 200 and body.get("trial_was_started"):
         return "licence trial (started now)"
     return "licence basic: the trial was used up, no document-level security (new data dir fixes)"
@@ -179,8 +192,15 @@ def role_digest() -> str:
 
 
 def _key_works(base_url: str, key: str) -> bool:
+    """Whether the stored key still authenticates: only a 401 (invalidated, expired, or from
+    another cluster) retires it; a node that cannot answer now is an error, not a reason."""
     status, body = request(base_url, "GET", "/_security/_authenticate", None, f"ApiKey {key}")
-    return status == 200 and body.get("api_key", {}).get("name") == KEY_NAME
+    if status == 401:
+        return False
+    if status != 200:
+        reason = _reason(status, body)
+        raise StackError(f"elasticsearch: cannot check the service API key ({reason})")
+    return body.get("api_key", {}).get("name") == KEY_NAME
 
 
 def ensure_service_key(base_url: str) -> str:

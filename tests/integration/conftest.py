@@ -9,18 +9,21 @@ from elastic_ingest.connectors.config import load_settings, parse_settings
 from elastic_ingest.connectors.es.client import create_client
 from elastic_ingest.connectors.es.indices import delete_indices
 from elastic_ingest.connectors.protocol import ensure_protocol_indices, protocol_for
+from elasticsearch import AsyncElasticsearch
 from pymongo import AsyncMongoClient
 
+from devstack import elasticsearch as stack_es
 from tests.integration.jobs import ConnectorHarness
+from tests.integration.stack import elasticsearch_section
 
 
 def make_settings(**sections):
     raw = {
-        "elasticsearch": {"hosts": [os.environ["ELASTICSEARCH_URL"]]},
+        "elasticsearch": elasticsearch_section(),
         "service": {"heartbeat_interval": 0.5},
         "protocol": {
-            "connectors_index": f"test-connectors-{uuid.uuid4().hex[:8]}",
-            "jobs_index": f"test-jobs-{uuid.uuid4().hex[:8]}",
+            "connectors_index": f".elastic-connectors-test-{uuid.uuid4().hex[:8]}",
+            "jobs_index": f".elastic-connectors-sync-jobs-test-{uuid.uuid4().hex[:8]}",
         },
         "sources": {
             "memory": "elastic_ingest.connectors.sources.memory:MemoryDataSource",
@@ -50,6 +53,16 @@ async def es(settings):
     names = [settings.protocol.connectors_index, settings.protocol.jobs_index, *created]
     await delete_indices(client, names)
     await client.close()
+
+
+@pytest.fixture
+async def admin_es():
+    """The stack's superuser, for what a test does as an administrator (aliases, pipelines,
+    keys), never for what the service does."""
+    async with AsyncElasticsearch(
+        os.environ["ELASTICSEARCH_URL"], basic_auth=stack_es.superuser()
+    ) as client:
+        yield client
 
 
 @pytest.fixture

@@ -51,7 +51,7 @@ class ConnectorHarness:
         self.settings = settings
         self.connectors, self.jobs = protocol_for(es, settings)
         self.config_file = config_dir / "config.yml"
-        self.config_file.write_text(yaml.safe_dump(settings.model_dump(mode="json")))
+        self.config_file.write_text(yaml.safe_dump(_revealed(settings)))
         self._by_index: dict[str, str] = {}
         self._claims: dict[str, str] = {}
 
@@ -87,6 +87,11 @@ class ConnectorHarness:
         await self.connectors.patch(connector_id, {"filtering": filtering})
         await heartbeat_and_publish(self.settings, self.connectors)
         return (await self.connectors.get(connector_id)).doc["filtering"][0]
+
+    async def publish(self) -> None:
+        """One poll pass's check-in: schemas, features and statuses, as the service publishes
+        them (what `features.document_level_security` says, for instance)."""
+        await heartbeat_and_publish(self.settings, self.connectors)
 
     async def claim(self, connector_id: str, job_type: str = "full") -> str:
         """A new job for the connector, claimed the way a poll pass claims it."""
@@ -131,6 +136,17 @@ class ConnectorHarness:
         else:
             await self.configure(connector_id, **values)
         return await self.sync(connector_id)
+
+
+def _revealed(settings: Settings) -> dict[str, Any]:
+    """The settings as a configuration file holds them: credentials in clear (a dump masks
+    them), for the flows and CLI processes a test starts."""
+    raw = settings.model_dump(mode="json")
+    for name in ("api_key", "password"):
+        secret = getattr(settings.elasticsearch, name)
+        if secret is not None:
+            raw["elasticsearch"][name] = secret.get_secret_value()
+    return raw
 
 
 def _flow_counts(result: Any) -> dict[str, Any]:

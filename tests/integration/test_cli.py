@@ -19,6 +19,7 @@ from elastic_ingest.connectors.protocol.connector import new_connector_document
 from elastic_ingest.flows.poll import poll_forever
 
 from tests.integration.processes import wait_ended
+from tests.integration.stack import elasticsearch_section
 
 PROJECT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "app.cli"]
@@ -28,7 +29,7 @@ CLI = [sys.executable, "-m", "app.cli"]
 def config_file(tmp_path):
     suffix = uuid.uuid4().hex[:8]
     config = {
-        "elasticsearch": {"hosts": [os.environ["ELASTICSEARCH_URL"]]},
+        "elasticsearch": elasticsearch_section(),
         "service": {
             "heartbeat_interval": 0.5,
             "poll_interval": 1,
@@ -36,8 +37,8 @@ def config_file(tmp_path):
             "max_concurrent_syncs": 4,
         },
         "protocol": {
-            "connectors_index": f"cli-connectors-{suffix}",
-            "jobs_index": f"cli-jobs-{suffix}",
+            "connectors_index": f".elastic-connectors-cli-{suffix}",
+            "jobs_index": f".elastic-connectors-sync-jobs-cli-{suffix}",
         },
         "sources": {
             "directory": "elastic_ingest.connectors.sources.directory:DirectoryDataSource",

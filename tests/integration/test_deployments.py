@@ -2,7 +2,6 @@
 and `sync/directory` run by the worker to a completed job."""
 
 import asyncio
-import os
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from elastic_ingest.connectors.protocol.connector import new_connector_document
 from elastic_ingest.connectors.sources.directory import DirectoryDataSource
 
 from tests.integration.private_prefect import PREFECT, PrivatePrefect, stop
+from tests.integration.stack import elasticsearch_section
 
 PROJECT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -52,10 +52,10 @@ async def test_deploy_and_run_sync_directory_through_a_worker(prefect_env, tmp_p
     config_file.write_text(
         yaml.safe_dump(
             {
-                "elasticsearch": {"hosts": [os.environ["ELASTICSEARCH_URL"]]},
+                "elasticsearch": elasticsearch_section(),
                 "protocol": {
-                    "connectors_index": f"dep-connectors-{suffix}",
-                    "jobs_index": f"dep-jobs-{suffix}",
+                    "connectors_index": f".elastic-connectors-dep-{suffix}",
+                    "jobs_index": f".elastic-connectors-sync-jobs-dep-{suffix}",
                 },
                 "sources": {
                     "directory": "elastic_ingest.connectors.sources.directory:DirectoryDataSource",

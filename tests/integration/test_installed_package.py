@@ -27,6 +27,7 @@ from elastic_ingest.connectors.es.indices import delete_indices
 from elastic_ingest.connectors.protocol import JobStatus, protocol_for
 
 from tests.integration.private_prefect import PrivatePrefect, stop
+from tests.integration.stack import elasticsearch_section
 
 PROJECT = Path(__file__).resolve().parents[2]
 PACKAGED = ["pyproject.toml", "README.md", "elastic_ingest", "connectors", "flows", "tasks", "app",
@@ -110,10 +111,10 @@ async def test_the_installed_package_deploys_itself_and_its_worker_syncs_a_folde
     config_file.write_text(
         yaml.safe_dump(
             {
-                "elasticsearch": {"hosts": [os.environ["ELASTICSEARCH_URL"]]},
+                "elasticsearch": elasticsearch_section(),
                 "protocol": {
-                    "connectors_index": f"pkg-connectors-{suffix}",
-                    "jobs_index": f"pkg-jobs-{suffix}",
+                    "connectors_index": f".elastic-connectors-pkg-{suffix}",
+                    "jobs_index": f".elastic-connectors-sync-jobs-pkg-{suffix}",
                 },
             }
         )

@@ -22,6 +22,7 @@ from elastic_ingest.connectors.protocol.connector import new_connector_document
 from tests.integration.conftest import make_settings
 from tests.integration.jobs import ConnectorHarness
 from tests.integration.private_prefect import PrivatePrefect, stop
+from tests.integration.stack import elasticsearch_section
 from tests.integration.tcp_proxy import TcpProxy
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -78,11 +79,11 @@ async def test_the_poll_loop_rides_out_a_prefect_outage(tmp_path):
     config_file.write_text(
         yaml.safe_dump(
             {
-                "elasticsearch": {"hosts": [os.environ["ELASTICSEARCH_URL"]]},
+                "elasticsearch": elasticsearch_section(),
                 "service": {"poll_interval": 1, "use_deployments": False},
                 "protocol": {
-                    "connectors_index": f"out-connectors-{suffix}",
-                    "jobs_index": f"out-jobs-{suffix}",
+                    "connectors_index": f".elastic-connectors-out-{suffix}",
+                    "jobs_index": f".elastic-connectors-sync-jobs-out-{suffix}",
                 },
                 "sources": {
                     "directory": "elastic_ingest.connectors.sources.directory:DirectoryDataSource"

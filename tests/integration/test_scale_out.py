@@ -26,6 +26,7 @@ from elastic_ingest.deployments.register import POOL, PREFECT_FILE
 
 from devstack import postgres
 from tests.integration.private_prefect import PREFECT, PrivatePrefect, stop
+from tests.integration.stack import elasticsearch_section
 
 PROJECT = Path(__file__).resolve().parents[2]
 CONNECTORS = 30
@@ -114,10 +115,10 @@ async def test_many_workers_run_every_job_exactly_once_and_survive_a_lost_machin
     config_file.write_text(
         yaml.safe_dump(
             {
-                "elasticsearch": {"hosts": [os.environ["ELASTICSEARCH_URL"]]},
+                "elasticsearch": elasticsearch_section(),
                 "protocol": {
-                    "connectors_index": f"scale-connectors-{suffix}",
-                    "jobs_index": f"scale-jobs-{suffix}",
+                    "connectors_index": f".elastic-connectors-scale-{suffix}",
+                    "jobs_index": f".elastic-connectors-sync-jobs-scale-{suffix}",
                 },
                 "sources": {
                     "directory": "elastic_ingest.connectors.sources.directory:DirectoryDataSource",

@@ -27,6 +27,7 @@ from prefect.client.schemas.filters import (
 from prefect.states import Cancelling
 
 from tests.integration.processes import wait_ended
+from tests.integration.stack import elasticsearch_section
 
 PROJECT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "app.cli"]
@@ -36,11 +37,11 @@ CLI = [sys.executable, "-m", "app.cli"]
 def config_file(tmp_path):
     suffix = uuid.uuid4().hex[:8]
     config = {
-        "elasticsearch": {"hosts": [os.environ["ELASTICSEARCH_URL"]]},
+        "elasticsearch": elasticsearch_section(),
         "service": {"heartbeat_interval": 0.5, "poll_interval": 1, "use_deployments": False},
         "protocol": {
-            "connectors_index": f"svc-connectors-{suffix}",
-            "jobs_index": f"svc-jobs-{suffix}",
+            "connectors_index": f".elastic-connectors-svc-{suffix}",
+            "jobs_index": f".elastic-connectors-sync-jobs-svc-{suffix}",
         },
         "sources": {
             "directory": "elastic_ingest.connectors.sources.directory:DirectoryDataSource",

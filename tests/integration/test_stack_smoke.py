@@ -4,18 +4,26 @@ import os
 import uuid
 
 import aioboto3
-from elasticsearch import AsyncElasticsearch
+import pytest
+from elasticsearch import AsyncElasticsearch, AuthenticationException
 from prefect import flow, task
 from pymongo import AsyncMongoClient
 
 
 async def test_elasticsearch_answers_with_its_version_and_passes_the_product_check():
-    async with AsyncElasticsearch(os.environ["ELASTICSEARCH_URL"]) as es:
+    key = os.environ["ELASTICSEARCH_API_KEY"]
+    async with AsyncElasticsearch(os.environ["ELASTICSEARCH_URL"], api_key=key) as es:
         nodes = await es.nodes.info(node_id="_local", filter_path="nodes.*.version")
         versions = {node["version"] for node in nodes["nodes"].values()}
         health = await es.cluster.health()
     assert versions and all(version.startswith("8.") for version in versions)
     assert health["status"] in ("yellow", "green")
+
+
+async def test_elasticsearch_refuses_a_request_without_credentials():
+    async with AsyncElasticsearch(os.environ["ELASTICSEARCH_URL"]) as es:
+        with pytest.raises(AuthenticationException):
+            await es.info()
 
 
 async def test_a_document_round_trips_through_pymongo_async_on_ferretdb():
