@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import json
 import logging
 import os
 import sys
@@ -99,7 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--debug", action="store_true", help="asyncio debug mode and debug-level logs"
     )
-    commands = parser.add_subparsers(dest="command", metavar="{connector,job,deploy}")
+    commands = parser.add_subparsers(
+        dest="command", metavar="{connector,job,deploy,service-role}"
+    )
 
     connector = commands.add_parser(
         "connector", help="create, list, show, update, delete or sync connectors"
@@ -238,6 +241,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run_here.add_argument("job_id")
 
+    role = commands.add_parser(
+        "service-role",
+        help="print the request that creates the service's least-privilege API key on your "
+        "cluster (POST /_security/api_key)",
+    )
+    role.add_argument(
+        "--content-indices",
+        action="append",
+        metavar="PATTERN",
+        help="your connectors' index names, e.g. 'search-*' (repeatable; default: every index "
+        "whose name does not begin with a dot)",
+    )
+
     deploy_command = commands.add_parser(
         "deploy",
         help="create the elastic-ingest work pool and the sync/poll deployments on the Prefect "
@@ -269,6 +285,15 @@ def deploy(max_syncs: int | None) -> None:
     if max_syncs is not None:
         print_line(f"at most {max_syncs} syncs at once")
     print_line(f"start a worker: prefect worker start --pool {POOL}")
+
+
+def service_role_request(content_indices: list[str] | None) -> str:
+    """`service-role`: the body of a create-API-key request with the service's role."""
+    from elastic_ingest.connectors.es.privileges import CONTENT_INDICES, service_role
+
+    role = service_role(content_indices or CONTENT_INDICES)
+    body = {"name": "elastic-ingest-service", "role_descriptors": {"elastic-ingest-service": role}}
+    return json.dumps(body, indent=2)
 
 
 # (command, subcommand) -> "module:function"; a command's module (and the Elasticsearch client
@@ -348,6 +373,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "deploy":
             deploy(args.max_syncs)
+        elif args.command == "service-role":
+            print_line(service_role_request(args.content_indices))
         elif action == "list":
             asyncio.run(list_sources(settings, print_line), debug=args.debug)
         elif action == "poll":
