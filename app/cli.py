@@ -100,9 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--debug", action="store_true", help="asyncio debug mode and debug-level logs"
     )
-    commands = parser.add_subparsers(
-        dest="command", metavar="{connector,job,deploy,service-role}"
-    )
+    commands = parser.add_subparsers(dest="command", metavar="{connector,job,deploy,service-role}")
 
     connector = commands.add_parser(
         "connector", help="create, list, show, update, delete or sync connectors"
