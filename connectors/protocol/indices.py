@@ -101,6 +101,17 @@ JOB_MAPPINGS = {
 
 async def ensure_protocol_indices(es: ESClient, settings: ProtocolSettings) -> None:
     """Create both indices (`<name>-v1` behind the alias `<name>`) when neither exists."""
-    single_shard = {"number_of_shards": 1, "auto_expand_replicas": "0-1"}
-    await ensure_aliased_index(es, settings.connectors_index, CONNECTOR_MAPPINGS, single_shard)
-    await ensure_aliased_index(es, settings.jobs_index, JOB_MAPPINGS, single_shard)
+    for name, mappings in (
+        (settings.connectors_index, CONNECTOR_MAPPINGS),
+        (settings.jobs_index, JOB_MAPPINGS),
+    ):
+        await ensure_aliased_index(es, name, mappings, _index_settings(name))
+
+
+def _index_settings(name: str) -> dict:
+    """One shard; hidden when the name begins with a dot, as Elastic's own protocol indices are
+    (Elasticsearch deprecates visible dot-indices)."""
+    settings: dict = {"number_of_shards": 1, "auto_expand_replicas": "0-1"}
+    if name.startswith("."):
+        settings["index.hidden"] = True
+    return settings

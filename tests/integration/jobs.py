@@ -51,7 +51,7 @@ class ConnectorHarness:
         self.settings = settings
         self.connectors, self.jobs = protocol_for(es, settings)
         self.config_file = config_dir / "config.yml"
-        self.config_file.write_text(yaml.safe_dump(_revealed(settings)))
+        self.config_file.write_text(yaml.safe_dump(revealed_settings(settings)))
         self._by_index: dict[str, str] = {}
         self._claims: dict[str, str] = {}
 
@@ -138,7 +138,7 @@ class ConnectorHarness:
         return await self.sync(connector_id)
 
 
-def _revealed(settings: Settings) -> dict[str, Any]:
+def revealed_settings(settings: Settings) -> dict[str, Any]:
     """The settings as a configuration file holds them: credentials in clear (a dump masks
     them), for the flows and CLI processes a test starts."""
     raw = settings.model_dump(mode="json")

@@ -160,14 +160,17 @@ async def test_delete_stale_refuses_without_a_complete_read(es, settings, index_
         await delete_stale(snapshot, BulkWriter.for_index(es, index_name, settings.bulk))
 
 
-async def test_a_job_of_a_kind_not_built_yet_ends_error_and_unlocks_its_connector(
+async def test_a_job_of_a_kind_its_source_cannot_run_ends_error_and_unlocks_its_connector(
     es, harness, index_name
 ):
     connector = await harness.create("memory", index_name, documents=documents(3))
     job_id = await harness.claim(connector, "access_control")
     result = await harness.run(job_id)
     assert result.status == "error"
-    assert "job type 'access_control' is not supported for service type 'memory'" in result.error
+    assert result.error == (
+        f"JobSetupError: connector {connector}: In-memory list does not support document level "
+        "security, so it has no access-control sync"
+    )
     after = await harness.connectors.get(connector)
     assert after.doc["last_access_control_sync_status"] == "error"
     assert after.doc.get("last_sync_status") != "in_progress"

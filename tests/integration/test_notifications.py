@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 import yaml
 
+from tests.integration.jobs import revealed_settings
 from tests.integration.private_prefect import PrivatePrefect
 
 pytestmark = pytest.mark.slow
@@ -50,7 +51,7 @@ def test_a_failed_sync_run_is_posted_to_the_webhook(tmp_path, inbox, settings):
         )  # fmt: skip
         assert installed.returncode == 0, installed.stderr
         config_file = tmp_path / "config.yml"
-        config_file.write_text(yaml.safe_dump(settings.model_dump(mode="json")))
+        config_file.write_text(yaml.safe_dump(revealed_settings(settings)))
         failing = (
             "import asyncio; from flows.sync import sync; "
             f"asyncio.run(sync(connector_id='no-such-connector', config_file='{config_file}',"

@@ -33,7 +33,7 @@ def documents(n, version):
 
 
 async def test_writes_still_throttled_after_their_retries_are_failed_documents_on_the_job(
-    es, index_name, tmp_path
+    es, admin_es, index_name, tmp_path
 ):
     """Elasticsearch answers 429 per item while an index has the flood-stage block."""
     settings = make_settings(bulk={"max_retries": 1, "retry_backoff_seconds": 0.01})
@@ -45,17 +45,17 @@ async def test_writes_still_throttled_after_their_retries_are_failed_documents_o
     # Elasticsearch releases this block by itself when the disk has room (its disk monitor runs
     # every 30 s), unless the disk thresholds are off: keep them off while the block is on.
     no_monitor = {"cluster.routing.allocation.disk.threshold_enabled": False}
-    await es.cluster.put_settings(persistent=no_monitor)
-    await es.indices.put_settings(
+    await admin_es.cluster.put_settings(persistent=no_monitor)
+    await admin_es.indices.put_settings(
         index=index_name, settings={"index.blocks.read_only_allow_delete": True}
     )
     try:
         throttled = await harness.sync(connector)
     finally:
-        await es.indices.put_settings(
+        await admin_es.indices.put_settings(
             index=index_name, settings={"index.blocks.read_only_allow_delete": None}
         )
-        await es.cluster.put_settings(persistent=dict.fromkeys(no_monitor))
+        await admin_es.cluster.put_settings(persistent=dict.fromkeys(no_monitor))
     assert throttled.status == "completed" and throttled.failed == 3
     metadata = throttled.job.doc["metadata"]
     assert metadata["rejected_document_count"] == 3

@@ -44,12 +44,12 @@ async def pipeline_runs(es, name):
     )
 
 
-async def test_every_bulk_request_names_the_connectors_pipeline(es, harness, index_name):
+async def test_every_bulk_request_names_the_connectors_pipeline(es, admin_es, harness, index_name):
     # Elasticsearch skips a pipeline without processors, and this one has a single processor
     # kind: set_security_user, which on a cluster without security rejects every document.
     name = f"{index_name}-pipeline"
     processor = {"set_security_user": {"field": "indexed_by"}}
-    await es.ingest.put_pipeline(id=name, processors=[processor])
+    await admin_es.ingest.put_pipeline(id=name, processors=[processor])
     try:
         documents = [{"_id": f"d{i}", "n": i} for i in range(7)]
         connector = await harness.create("memory", index_name, documents=documents)
@@ -61,7 +61,7 @@ async def test_every_bulk_request_names_the_connectors_pipeline(es, harness, ind
         else:  # a secured cluster: written through it
             assert synced.created == 7
     finally:
-        await es.ingest.delete_pipeline(id=name)
+        await admin_es.ingest.delete_pipeline(id=name)
 
 
 async def test_a_missing_pipeline_fails_the_job_before_anything_is_written(es, harness, index_name):

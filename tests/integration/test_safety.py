@@ -31,7 +31,7 @@ async def ids_and_versions(es, index):
 
 
 async def test_a_connector_aimed_at_a_protocol_index_is_refused_everywhere(
-    es, harness, settings, index_name
+    es, admin_es, harness, settings, index_name
 ):
     connectors_index = settings.protocol.connectors_index
     jobs_index = settings.protocol.jobs_index
@@ -63,7 +63,7 @@ async def test_a_connector_aimed_at_a_protocol_index_is_refused_everywhere(
     assert await harness.connectors.get(healthy) is not None
 
     # An alias that points at a protocol index is refused when the job resolves it.
-    await es.indices.put_alias(index=f"{jobs_index}-v1", name=f"{index_name}-alias")
+    await admin_es.indices.put_alias(index=f"{jobs_index}-v1", name=f"{index_name}-alias")
     aliased = await harness.create("memory", f"{index_name}-alias", documents=[])
     synced = await harness.sync(aliased)
     assert synced.status == "error" and f"is an alias of '{jobs_index}-v1'" in synced.error
