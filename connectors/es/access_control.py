@@ -28,8 +28,9 @@ async def ensure_identities_index(es: AsyncElasticsearch, name: str) -> bool:
 
 async def access_control_field(es: AsyncElasticsearch, index: str) -> str:
     """The keyword field holding a document's identities in `index`: `_allow_access_control`
-    itself (mapped as keyword here when no document has it yet), or the keyword sub-field an
-    index made by Kibana (`.enum`) or by dynamic mapping (`.keyword`) gives it."""
+    itself (as the service maps it in the indices it creates, or here, in an index made elsewhere
+    that no document with it reached yet), or the keyword sub-field an index made by Kibana
+    (`.enum`) or by dynamic mapping (`.keyword`) gives it."""
     mapped = await _mapped(es, index)
     if mapped is None:
         await es.indices.put_mapping(index=index, properties={ACCESS_CONTROL: {"type": "keyword"}})

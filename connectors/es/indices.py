@@ -63,9 +63,14 @@ async def delete_indices(es: AsyncElasticsearch, names: list[str]) -> None:
 CONTENT_INDEX_SETTINGS = {"index.gc_deletes": "1h"}
 
 
+# The identities of document-level security are matched exactly; mapped when the index is made
+# (unused while DLS is off), so no later mapping update is needed.
+CONTENT_INDEX_MAPPINGS = {"properties": {"_allow_access_control": {"type": "keyword"}}}
+
+
 async def ensure_content_index(es: AsyncElasticsearch, name: str) -> bool:
     """Create a connector's target index unless it (or an alias) exists; True when created."""
-    return await ensure_index(es, name, settings=CONTENT_INDEX_SETTINGS)
+    return await ensure_index(es, name, CONTENT_INDEX_MAPPINGS, CONTENT_INDEX_SETTINGS)
 
 
 async def refresh(es: AsyncElasticsearch, index: str) -> None:

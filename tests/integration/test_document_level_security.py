@@ -4,10 +4,12 @@ user's API key (made by `elastic-ingest connector api-key`) finds exactly that u
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from elastic_ingest.connectors.access_control import acl_index
+from elastic_ingest.connectors.poll import create_due_jobs
 from elasticsearch import AsyncElasticsearch
 
 from devstack import elasticsearch as stack_es
@@ -255,3 +257,37 @@ async def test_s3_refuses_document_level_security_with_a_clear_message(harness, 
     assert doc["features"]["document_level_security"] == {"enabled": False}
     assert doc["status"] == "error"
     assert "S3" in doc["error"] and "does not support document level security" in doc["error"]
+
+
+async def test_access_control_syncs_are_scheduled_only_with_security_on(
+    harness, index_name, folder
+):
+    files, accounts = folder
+    hour_slots = {"enabled": True, "interval": "0 0 * * * ?"}
+    two_hours_ago = (datetime.now(UTC) - timedelta(hours=2, minutes=30)).isoformat()
+    ids = {}
+    for dls in (True, False):
+        ids[dls] = await harness.create(
+            "directory",
+            f"{index_name}-{str(dls).lower()}",
+            path=str(files),
+            use_document_level_security=dls,
+            passwd_file=str(accounts / "passwd"),
+            group_file=str(accounts / "group"),
+        )
+        await harness.connectors.patch(
+            ids[dls],
+            {
+                "scheduling": {"access_control": hour_slots},
+                "last_access_control_sync_scheduled_at": two_hours_ago,
+            },
+        )
+    await harness.publish()
+    scheduled = (await create_due_jobs(harness.connectors, harness.jobs)).scheduled
+    assert len(scheduled) == 1
+    job = await harness.jobs.get(scheduled[0])
+    assert job.connector_id == ids[True] and job.job_type == "access_control"
+    assert job.doc["trigger_method"] == "scheduled"
+    slot = (await harness.connectors.get(ids[True])).doc["last_access_control_sync_scheduled_at"]
+    assert slot > two_hours_ago
+    assert (await create_due_jobs(harness.connectors, harness.jobs)).scheduled == []
