@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed-stamp
 N ?= 100000
 
-.PHONY: install test lint format unit integration run stack down status deploy worker notify bench clean
+.PHONY: install test lint format unit integration run stack down status env deploy worker notify bench clean
 
 $(INSTALLED): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,9 @@ stack: $(INSTALLED)  ## start Elasticsearch, FerretDB, the S3 server and Prefect
 
 status: $(INSTALLED)
 	@$(PY) -m devstack status
+
+env: $(INSTALLED)  ## print the stack's variables (its service API key too): eval "$$(make -s env)"
+	@$(PY) -m devstack env
 
 down: $(INSTALLED)  ## stop every process the stack started, nothing else
 	@$(PY) -m devstack down

@@ -78,10 +78,10 @@ async def summarize(settings) -> int:
             f"deleted: {d['deleted_document_count']}, read: {d['total_document_count']}"
         )
     print(f"index {INDEX} now holds {total} documents")
-    print("search it:")
+    print('search it (the stack\'s Elasticsearch needs a key: `eval "$(make -s env)"` sets it):')
     print(
         f"  curl -s '{host}/{INDEX}/_search?q=body:sync&size=3&_source=path' "
-        "-H 'content-type: application/json'"
+        '-H "Authorization: ApiKey $ELASTICSEARCH_API_KEY"'
     )
     url = (d.get("metadata") or {}).get("flow_run_url")
     ui = os.environ["PREFECT_API_URL"].removesuffix("/api")
