@@ -48,8 +48,13 @@ from elastic_ingest.connectors.protocol.secrets import (
 from elastic_ingest.connectors.protocol.targets import resolved_problem, target_problem
 from elastic_ingest.connectors.protocol.watch import JobWatch
 from elastic_ingest.connectors.registry import RegistryError, source_class_for
-from elastic_ingest.connectors.source import BaseDataSource, ConfigurationError
+from elastic_ingest.connectors.source import (
+    PARTITIONS_SETTING,
+    BaseDataSource,
+    ConfigurationError,
+)
 from elastic_ingest.connectors.sync import (
+    FullListing,
     SyncCanceled,
     SyncOptions,
     delete_stale,
@@ -58,7 +63,6 @@ from elastic_ingest.connectors.sync import (
     index_listed,
     mark_listed,
 )
-from elastic_ingest.connectors.sync import index_documents as stream_and_index
 from elastic_ingest.connectors.sync_rules import (
     CONTENT_CURSOR_KEY,
     RULES_CURSOR_KEY,
@@ -79,6 +83,8 @@ class Stages(Protocol):
     async def check_changed(self) -> bool: ...
     async def snapshot_index(self) -> int: ...
     async def write_documents(self) -> dict: ...
+    async def plan_partitions(self) -> int: ...
+    async def write_partition(self, number: int) -> dict: ...
     async def write_changes(self) -> dict: ...
     async def list_ids(self) -> int: ...
     async def write_identities(self) -> dict: ...
@@ -125,6 +131,10 @@ class JobRun:
         self.watch: JobWatch | None = None
         self._snapshot: IndexSnapshot | None = None
         self._target: str | None = None  # the index a full, deletion or access sync snapshots
+        self.parts: list[dict] = []  # the parts of a partitioned full sync (see `partitions`)
+        self._listing: FullListing | None = None  # their shared listing
+        self._source_class: type[BaseDataSource] | None = None
+        self._values: dict = {}
         self._workdir: str | None = None
         self._owner_checked_at = -float("inf")
         self._finished: Job | None = None
@@ -161,7 +171,17 @@ class JobRun:
                             await stages.delete_stale()
                         else:
                             await stages.snapshot_index()
-                            await stages.write_documents()
+                            parts = await stages.plan_partitions()
+                            if parts > 1:
+                                try:
+                                    await _all_or_none(
+                                        stages.write_partition(n) for n in range(parts)
+                                    )
+                                finally:
+                                    await self._refresh_quietly()
+                                self._listing.complete()
+                            else:
+                                await stages.write_documents()
                             await stages.delete_stale()
                 finally:
                     await self._close()
@@ -220,17 +240,60 @@ class JobRun:
 
     async def write_documents(self) -> dict:
         """Stream the source, skip unchanged documents, bulk-write the rest."""
+        listing = FullListing(self._snapshot)
         try:
-            await stream_and_index(
+            await listing.read(
                 self.source,
-                self._snapshot,
+                self.source.get_docs(),
                 self._writer(),
                 self.progress,
                 self.check_in,
                 self._options(),
             )
+            listing.complete()
         finally:
             await self._refresh_quietly()
+        return self.progress.report()
+
+    async def plan_partitions(self) -> int:
+        """How many parts a full sync reads at once: what the connector asks for
+        (`sync_partitions`) and the source can split into; 1: read as one."""
+        wanted = int(self.source.config.get(PARTITIONS_SETTING) or 1)
+        if self.kind != JobType.FULL or wanted < 2:
+            return 1
+        self.parts = await self.source.partitions(wanted)
+        if len(self.parts) > 1:
+            self._listing = FullListing(self._snapshot)
+            self.source.cursor = None  # each part lists its own; the next sync looks at all
+        return max(1, len(self.parts))
+
+    async def write_partition(self, number: int) -> dict:
+        """Read one part of the listing with a source of its own, upserting only; nothing is
+        deleted until every part was read to its end. A failure names the part."""
+        part = self.parts[number]
+        source = self._source_class(self._values)
+        source.partition = part
+        source.advanced_rules = self.source.advanced_rules
+        source.extract_binary_up_to = self.source.extract_binary_up_to
+        source.index_holds = self.source.index_holds
+        try:
+            await self._listing.read(
+                source,
+                source.get_docs(),
+                self._writer(),
+                self.progress,
+                self.check_in,
+                self._options(),
+            )
+        except (SyncCanceled, JobLost):
+            raise
+        except Exception as error:
+            raise PartitionFailed(
+                f"part {number + 1} of {len(self.parts)} ({part.get('label') or part}): "
+                f"{describe_error(error)}"
+            ) from error
+        finally:
+            await source.close()
         return self.progress.report()
 
     async def write_changes(self) -> dict:
@@ -378,6 +441,7 @@ class JobRun:
             source_class = source_class_for(self.settings.sources, job.service_type)
             values = await with_resolved_secrets(self.inputs.values(), self.secret_store)
             self.source = source_class(values)
+            self._source_class, self._values = source_class, values
         except RegistryError as error:
             raise JobSetupError(str(error)) from None
         except SecretUnavailable as error:
@@ -543,6 +607,8 @@ class JobRun:
             metadata["filtered_by_rule"] = dict(self.progress.filtered)
         if self.kind_note:
             metadata.update(ran_as=self.kind.value, ran_as_reason=self.kind_note)
+        if len(self.parts) > 1:
+            metadata["partitions"] = [part.get("label") or str(part) for part in self.parts]
         if self.progress.failed:
             kept = self.progress.writes.failures[:KEPT_REJECTIONS]
             metadata["rejected_document_count"] = self.progress.failed
@@ -579,6 +645,22 @@ class JobRun:
                 await self.source.close()
             except Exception as error:
                 logger.warning("job %s: closing the source: %s", self.job_id, error)
+
+
+class PartitionFailed(RuntimeError):
+    """One part of a partitioned full sync failed: nothing is deleted; the message names it."""
+
+
+async def _all_or_none(runs) -> None:
+    """Run every coroutine at once; on the first failure cancel the others and raise it."""
+    tasks = [asyncio.ensure_future(run) for run in runs]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 def _being_stopped() -> bool:

@@ -140,6 +140,16 @@ DLS_FIELD = ConfigField(
 """The configuration toggle of a source that supports document-level security, as
 `use_document_level_security` (the name Kibana shows)."""
 
+PARTITIONS_SETTING = "sync_partitions"
+PARTITIONS_FIELD = ConfigField(
+    "Parts a full sync reads at once",
+    "int",
+    1,
+    tooltip="A big source read in this many parts in parallel (each its own task run); "
+    "documents the source no longer has are deleted once every part was read to its end.",
+)
+"""The configuration field of a source that can split its full listing (`partitions`)."""
+
 READ_ERROR = "_read_error"
 
 
@@ -200,6 +210,8 @@ class BaseDataSource:
         # The job's advanced sync rules (validated by `advanced_rules_problems`), which a source
         # that supports them pushes down into its listing; None: no advanced rules.
         self.advanced_rules: Any = None
+        # The part of the listing `get_docs` reads, one of `partitions()`; None: all of it.
+        self.partition: dict[str, Any] | None = None
 
     @classmethod
     def configuration_schema(cls) -> dict[str, dict[str, Any]]:
@@ -300,6 +312,12 @@ class BaseDataSource:
         """Every id the source holds, for a deletion sync; raise if the listing is partial."""
         async for document in self.get_docs():
             yield str(document["_id"])
+
+    async def partitions(self, count: int) -> list[dict[str, Any]]:
+        """Up to `count` disjoint parts (JSON-safe descriptions) that together hold every
+        document, for a full sync read in parallel: `get_docs` then lists `self.partition`
+        only. [] when this source, or its configuration, cannot be split."""
+        return []
 
     def get_access_control(self) -> AsyncIterator[User]:
         """Every user and the identities they hold, for an access-control sync; raise if the

@@ -2,7 +2,7 @@
 
   snapshot_index   -> an on-disk snapshot of the index (connectors/index_snapshot.py)
   index_documents  -> full: stream the source, skip unchanged, fetch and upsert the rest;
-                      mark what was seen
+                      mark what was seen (FullListing: also in parts read at once)
   index_changes    -> incremental: what the source lists since its cursor, diffed against the
                       index by id, fetched and upserted; deletions the source reports applied
   mark_listed      -> deletion: stream the source's ids only; mark what was seen
@@ -66,16 +66,41 @@ async def index_listed(
 ) -> None:
     """`index_documents` for any listing of `source` (an access-control sync lists its users'
     identity documents); writes the stale mask only after the listing ended without error."""
-    snapshot.stale_path.unlink(missing_ok=True)
-    indexed = IndexedVersions(snapshot)
+    listing = FullListing(snapshot)
+    await listing.read(source, documents, writer, progress, check_in, options)
+    listing.complete()
 
-    async def unchanged(batch: list[Document]) -> list[bool]:
-        return _versions_match(batch, indexed)
 
-    stream = DocumentStream(source, unchanged, writer, progress, options)
-    await stream.write(documents, check_in)
-    check_in()
-    indexed.save_stale(snapshot.stale_path)
+class FullListing:
+    """A full listing against an index snapshot, in one part or in several read at once: each
+    part marks the indexed ids it saw, and the stale mask (what `delete_stale` deletes) is
+    written only by `complete()`, once every part was read to its end."""
+
+    def __init__(self, snapshot: IndexSnapshot):
+        snapshot.stale_path.unlink(missing_ok=True)
+        self.snapshot = snapshot
+        self.indexed = IndexedVersions(snapshot)
+
+    async def read(
+        self,
+        source: BaseDataSource,
+        documents: AsyncIterator[Document],
+        writer: BulkWriter,
+        progress: SyncProgress,
+        check_in: CheckIn = keep_going,
+        options: SyncOptions | None = None,
+    ) -> None:
+        """Upsert what is new or changed in one part (or all) of the listing."""
+
+        async def unchanged(batch: list[Document]) -> list[bool]:
+            return _versions_match(batch, self.indexed)
+
+        stream = DocumentStream(source, unchanged, writer, progress, options)
+        await stream.write(documents, check_in)
+        check_in()
+
+    def complete(self) -> None:
+        self.indexed.save_stale(self.snapshot.stale_path)
 
 
 async def index_changes(

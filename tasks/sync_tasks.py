@@ -69,6 +69,29 @@ async def write_documents(job_id: str) -> dict:
     return {key: value for key, value in counts.items() if key != "failures"}
 
 
+@task(name="plan-partitions", cache_policy=NO_CACHE, retries=2, **RETRY_TRANSIENT)
+async def plan_partitions(job_id: str) -> int:
+    """How many parts the full listing is read in, at once (1: as one)."""
+    run = current_job(job_id)
+    parts = await run.plan_partitions()
+    if parts > 1:
+        labels = ", ".join(str(part.get("label") or part) for part in run.parts)
+        get_run_logger().info("the source is read in %d parts at once: %s", parts, labels)
+    return parts
+
+
+@task(
+    name="stream-and-index-part",
+    task_run_name="stream-and-index-part-{number}",
+    cache_policy=NO_CACHE,
+)
+async def write_partition(job_id: str, number: int) -> dict:
+    """One part of a partitioned full sync: stream it, upsert what is new or changed."""
+    counts = await current_job(job_id).write_partition(number)
+    get_run_logger().info("part %d read to its end", number + 1)
+    return {key: value for key, value in counts.items() if key != "failures"}
+
+
 async def _follow(artifact, run: JobRun) -> None:
     """Move the progress artifact every few seconds while documents stream."""
     while True:
@@ -193,6 +216,12 @@ class TaskStages:
 
     async def write_documents(self) -> dict:
         return await write_documents(self.job_id)
+
+    async def plan_partitions(self) -> int:
+        return await plan_partitions(self.job_id)
+
+    async def write_partition(self, number: int) -> dict:
+        return await write_partition(self.job_id, number)
 
     async def write_changes(self) -> dict:
         return await write_changes(self.job_id)

@@ -16,6 +16,8 @@ from elastic_ingest.connectors.rule_shapes import object_problems, string_list_p
 from elastic_ingest.connectors.source import (
     DLS_FIELD,
     LAZY,
+    PARTITIONS_FIELD,
+    PARTITIONS_SETTING,
     BaseDataSource,
     ConfigField,
     ConfigurationError,
@@ -50,6 +52,7 @@ class DirectoryDataSource(BaseDataSource):
         "include": ConfigField("Include patterns", type="list", default=["*"]),
         "exclude": ConfigField("Exclude patterns", type="list", default=[]),
         "max_content_bytes": ConfigField("Largest file whose text is indexed", "int", 1_048_576),
+        PARTITIONS_SETTING: PARTITIONS_FIELD,
         DLS_SETTING: DLS_FIELD,
         "passwd_file": ConfigField(
             "Users file (format of /etc/passwd) for document level security",
@@ -87,8 +90,12 @@ class DirectoryDataSource(BaseDataSource):
         def fail(error: OSError) -> None:
             raise IncompleteListing(f"cannot list {error.filename}: {error.strerror}")
 
+        part = self.partition
         for folder, subfolders, files in os.walk(root, onerror=fail):
             subfolders.sort()
+            if part is not None and folder == str(root):  # this part's subfolders only
+                subfolders[:] = [name for name in subfolders if name in part["folders"]]
+                files = files if part["top_files"] else []
             for name in sorted(files):
                 path = Path(folder) / name
                 relative = path.relative_to(root).as_posix()
@@ -110,6 +117,25 @@ class DirectoryDataSource(BaseDataSource):
         excludes = self.config["exclude"] + rules.get("exclude", [])
         included = all(any(fnmatchcase(relative, p) for p in patterns) for patterns in includes)
         return included and not any(fnmatchcase(relative, p) for p in excludes)
+
+    async def partitions(self, count: int) -> list[dict]:
+        """The top-level subfolders in `count` groups of neighbours (by name); the files at
+        the top go with the first group."""
+        await self.ping()
+        folders = sorted(entry.name for entry in os.scandir(self.root) if _real_folder(entry))
+        if len(folders) < 2:
+            return []
+        size = -(-len(folders) // min(count, len(folders)))  # ceiling division
+        groups = [folders[start : start + size] for start in range(0, len(folders), size)]
+        return [
+            {
+                "label": f"{group[0]}/ .. {group[-1]}/"
+                + (" and top-level files" if n == 0 else ""),
+                "folders": group,
+                "top_files": n == 0,
+            }
+            for n, group in enumerate(groups)
+        ]
 
     @classmethod
     def advanced_rules_problems(cls, rules) -> list[str]:
@@ -234,6 +260,11 @@ class DirectoryDataSource(BaseDataSource):
         if body is not None:
             document["body"] = body
         return document
+
+
+def _real_folder(entry: os.DirEntry) -> bool:
+    """A subfolder the walk enters (it does not follow links)."""
+    return entry.is_dir(follow_symlinks=False)
 
 
 def _stat_line(relative: str, stat: os.stat_result) -> bytes:

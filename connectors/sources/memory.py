@@ -7,6 +7,8 @@ from typing import ClassVar
 
 from elastic_ingest.connectors.source import (
     LAZY,
+    PARTITIONS_FIELD,
+    PARTITIONS_SETTING,
     BaseDataSource,
     ConfigField,
     Document,
@@ -30,7 +32,26 @@ class MemoryDataSource(BaseDataSource):
         "lazy": ConfigField("List versions first, fetch changed documents", "bool", False),
         "fail_after": ConfigField("Raise after this many documents (tests)", "int"),
         "incomplete": ConfigField("Report the listing incomplete (tests)", "bool", False),
+        PARTITIONS_SETTING: PARTITIONS_FIELD,
+        "fail_part": ConfigField("Raise while reading this part, from 1 (tests)", "int"),
     }
+
+    async def partitions(self, count: int) -> list[dict]:
+        """Consecutive slices of the list."""
+        total = len(self.config["documents"])
+        size = -(-total // count) if total else 0
+        if total < 2 or count < 2:
+            return []
+        starts = range(0, total, size)
+        return [
+            {
+                "label": f"documents {start + 1}-{min(start + size, total)}",
+                "start": start,
+                "stop": start + size,
+                "number": n + 1,
+            }
+            for n, start in enumerate(starts)
+        ]
 
     def _versioned(self) -> list[Document]:
         return [
@@ -41,9 +62,14 @@ class MemoryDataSource(BaseDataSource):
     async def get_docs(self) -> AsyncIterator[Document]:
         fail_after = self.config["fail_after"]
         documents = self._versioned()
+        part = self.partition or {"start": 0, "stop": len(documents), "number": None}
         for position, document in enumerate(documents):
+            if not part["start"] <= position < part["stop"]:
+                continue
             if fail_after is not None and position == fail_after:
                 raise RuntimeError(f"source failed after {position} documents")
+            if part["number"] is not None and part["number"] == self.config["fail_part"]:
+                raise RuntimeError(f"part {part['number']} failed")
             if self.config["lazy"]:
                 document = lazy(
                     {"_id": document["_id"], "_timestamp": document["_timestamp"]}, position

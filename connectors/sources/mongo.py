@@ -24,6 +24,8 @@ from elastic_ingest.connectors.rule_shapes import object_problems
 from elastic_ingest.connectors.source import (
     DLS_FIELD,
     LAZY,
+    PARTITIONS_FIELD,
+    PARTITIONS_SETTING,
     BaseDataSource,
     ConfigField,
     ConfigurationError,
@@ -80,6 +82,7 @@ class MongoDataSource(BaseDataSource):
         "pipeline": ConfigField("Aggregation pipeline instead of find (JSON list)", "json"),
         "batch_size": ConfigField("Documents per batch from the server", "int", 1000),
         "timeout_ms": ConfigField("Server selection timeout (ms)", "int", 10000),
+        PARTITIONS_SETTING: PARTITIONS_FIELD,
         DLS_SETTING: DLS_FIELD,
         "access_control_field": ConfigField(
             "Field listing who may see each document",
@@ -235,14 +238,61 @@ class MongoDataSource(BaseDataSource):
             and not self._pipeline
             and self.index_holds != 0  # an empty index: everything is new, read it once
         )
+        part = self._part_query()
         if versions_first:
-            async for raw in self._rows(self._find(projection={"_id": 1, field: 1})):
+            async for raw in self._rows(self._find(part, projection={"_id": 1, field: 1})):
                 yield self._stub(raw)
         else:
-            async for raw in self._rows(self._find()):
+            async for raw in self._rows(self._find(part)):
                 yield self._document(raw)
         if self._newest is not None:
             self.cursor = self._newest.cursor()
+
+    async def partitions(self, count: int) -> list[dict]:
+        """`_id` ranges of about equal size, from the `_id`s at evenly spaced ranks. Only when
+        every `_id` has one type (a range matches one type: the smallest and largest `_id`,
+        in MongoDB's order, tell) and no aggregation pipeline reshapes documents."""
+        if self._pipeline or count < 2:
+            return []
+        ends = [await self._id_at(direction, 0) for direction in (1, -1)]
+        if None in ends or type(ends[0]) is not type(ends[1]):
+            return []
+        total = await self.collection.estimated_document_count()
+        bounds = []
+        for n in range(1, count):
+            bound = await self._id_at(1, n * total // count)
+            if bound is not None and bound not in bounds and bound != ends[0]:
+                bounds.append(bound)
+        edges = [None, *bounds, None]
+        return (
+            [
+                {
+                    "label": f"_id from {low if low is not None else 'the first'} "
+                    f"to {'before ' + str(high) if high is not None else 'the last'}",
+                    "from": json_util.dumps(low) if low is not None else None,
+                    "to": json_util.dumps(high) if high is not None else None,
+                }
+                for low, high in zip(edges, edges[1:], strict=False)
+            ]
+            if bounds
+            else []
+        )
+
+    async def _id_at(self, direction: int, rank: int) -> Any:
+        cursor = self.collection.find({}, {"_id": 1}).sort("_id", direction).skip(rank).limit(1)
+        rows = [row async for row in self._rows(cursor)]
+        return rows[0]["_id"] if rows else None
+
+    def _part_query(self) -> dict | None:
+        """The `_id` range of the part this source reads (None: all of it)."""
+        if self.partition is None:
+            return None
+        bounds = {}
+        if self.partition.get("from"):
+            bounds["$gte"] = json_util.loads(self.partition["from"])
+        if self.partition.get("to"):
+            bounds["$lt"] = json_util.loads(self.partition["to"])
+        return {"_id": bounds} if bounds else None
 
     def _document(self, raw: dict) -> Document:
         document = to_json(raw)

@@ -87,6 +87,9 @@ class Stages:
     async def snapshot_index(self):
         return 0
 
+    async def plan_partitions(self):
+        return 1
+
     async def write_documents(self):
         if self.fail:
             await self.fail()
