@@ -22,7 +22,7 @@ import aioboto3
 import prefect
 import yaml
 
-from devstack import ferretdb
+from devstack import elasticsearch, ferretdb
 from devstack.__main__ import environment
 
 for _key, _value in environment().items():
@@ -34,6 +34,7 @@ from elastic_ingest.connectors.es.client import create_client  # noqa: E402
 from elastic_ingest.connectors.protocol import ensure_protocol_indices, protocol_for  # noqa: E402
 from elastic_ingest.connectors.protocol.connector import new_connector_document  # noqa: E402
 from elastic_ingest.connectors.protocol.states import JobType, TriggerMethod  # noqa: E402
+from elasticsearch import AsyncElasticsearch  # noqa: E402
 
 from bench.baselines import (  # noqa: E402
     raw_bulk_load,
@@ -154,6 +155,7 @@ def cpu_columns(spent: dict[str, float | None], seconds: float) -> dict:
 class Bench:
     def __init__(self, documents: int, objects: int, files: int = 2000):
         self.documents, self.objects, self.files = documents, objects, files
+        self.partitions: list[int] = []  # first full syncs also read in this many parts
         self.config_file = write_config()
         self.settings = load_settings(self.config_file)
         self.rows: list[dict] = []
@@ -298,6 +300,7 @@ class Bench:
         )
         first = await self.measured_sync("first full sync (mongodb)", connector, index)
         assert first["indexed"] == n, first
+        await self.partitioned(url, collection, first)
         noop = await self.measured_sync("no-op resync", connector, index)
         assert noop["indexed"] == 0 and noop["deleted"] == 0, noop
         expected = await change_one_percent_each(url, "bench", collection, n)
@@ -315,6 +318,26 @@ class Bench:
             "peak_rss_mb": max(r.get("peak_rss_mb") or 0 for r in self.rows),
         }
         self.processes["first_full_sync"] = {key: first[key] for key in PROCESS_KEYS}
+
+    async def partitioned(self, url: str, collection: str, whole: dict) -> None:
+        """The same first full sync read in 2 and 4 `_id` ranges at once (issue 13): wall
+        time against the one-part sync, with every process's CPU, into fresh indices."""
+        speedups = {}
+        for parts in self.partitions:
+            index = f"bench-mongo-{self.documents}-p{parts}"
+            values = {"host": url, "database": "bench", "collection": collection}
+            connector = await self.create_connector(
+                "mongodb", index, {**values, "sync_partitions": parts}
+            )
+            row = await self.measured_sync(f"first full sync, {parts} parts", connector, index)
+            assert row["indexed"] == self.documents, row
+            speedups[parts] = whole["seconds"] / row["seconds"]
+            es = create_client(self.settings.elasticsearch)
+            try:
+                await es.indices.delete(index=index)
+            finally:
+                await es.close()
+        self.results["partitions"] = speedups
 
     async def kinds(self) -> None:
         """Incremental, versions-first full and deletion jobs on a collection with `updated_at`,
@@ -571,9 +594,12 @@ def write_text_files(folder: Path, count: int) -> list[Path]:
     return paths
 
 
-async def _index_operations(es, index: str) -> int:
-    """Index + delete operations Elasticsearch performed on `index` (its bulk write count)."""
-    stats = await es.options(ignore_status=404).indices.stats(index=index, metric="indexing")
+async def _index_operations(_es, index: str) -> int:
+    """Index + delete operations Elasticsearch performed on `index` (its bulk write count),
+    read as the stack's superuser: the service's key has no `monitor` on content indices."""
+    url = os.environ["ELASTICSEARCH_URL"]
+    async with AsyncElasticsearch(url, basic_auth=elasticsearch.superuser()) as admin:
+        stats = await admin.options(ignore_status=404).indices.stats(index=index, metric="indexing")
     totals = stats.get("_all", {}).get("primaries", {}).get("indexing", {})
     return totals.get("index_total", 0) + totals.get("delete_total", 0)
 
@@ -612,6 +638,11 @@ async def main() -> int:
         "--skip-kinds", action="store_true", help="skip the incremental/deletion MongoDB rows"
     )
     parser.add_argument(
+        "--partitions",
+        default="2,4",
+        help="first full syncs read in this many parts at once, compared with one (empty: skip)",
+    )
+    parser.add_argument(
         "--scale-connectors",
         type=int,
         default=50,
@@ -619,6 +650,7 @@ async def main() -> int:
     )
     args = parser.parse_args()
     bench = Bench(args.documents, args.objects, args.files)
+    bench.partitions = [int(parts) for parts in args.partitions.split(",") if parts.strip()]
     started = time.time()
     await bench.mongodb()
     if not args.skip_kinds:

@@ -79,6 +79,8 @@ def verdicts(results: dict, documents: int) -> list[str]:
         f"no-change sync overhead = {results['overhead_seconds']:+.2f}s vs an empty flow run "
         "(target <= 0.5)",
     ]
+    for parts, speedup in (results.get("partitions") or {}).items():
+        lines.append(f"first full sync in {parts} parts at once = {speedup:.2f} x faster than one")
     if "kinds" in results:
         lines += kind_verdicts(results["kinds"])
     if "s3" in results:
