@@ -174,12 +174,15 @@ class JobRun:
                             parts = await stages.plan_partitions()
                             if parts > 1:
                                 try:
-                                    await _all_or_none(
+                                    done = await _all_or_none(
                                         stages.write_partition(n) for n in range(parts)
                                     )
                                 finally:
                                     await self._refresh_quietly()
-                                self._listing.complete()
+                                if any(counts.get(ELSEWHERE) for counts in done):
+                                    await self._list_after_parts(stages, done)
+                                else:
+                                    self._listing.complete()
                             else:
                                 await stages.write_documents()
                             await stages.delete_stale()
@@ -296,6 +299,40 @@ class JobRun:
             await source.close()
         return self.progress.report()
 
+    async def run_part(self, part: dict) -> dict:
+        """One part of a partitioned full sync in a run of its own (another process, maybe
+        another machine): upsert what is new or changed in it against a snapshot of its own,
+        delete nothing. The job's own run heartbeats it meanwhile and, once every part ended,
+        lists the source's ids and deletes what is stale. Raises JobLost if the job is no
+        longer under this run's claim."""
+        job = await self._claimed_job()
+        try:
+            await self._resolve(job)
+            self.source.partition = part
+            await self._snapshot_of(self.inputs.index_name)
+            listing = FullListing(self._snapshot)
+            await listing.read(
+                self.source,
+                self.source.get_docs(),
+                self._writer(),
+                self.progress,
+                self.check_in,
+                self._options(),
+            )
+        finally:
+            await self._refresh_quietly()
+            await self._close()
+        return {**self.progress.report(), ELSEWHERE: True}
+
+    async def _list_after_parts(self, stages: Stages, done: list[dict]) -> None:
+        """Parts synced by other processes marked nothing here: count what they did, then list
+        every id of the source (nothing fetched) to find what is stale."""
+        for counts in done:
+            self.progress.add(counts)
+        seen = self.progress.seen
+        await stages.list_ids()
+        self.progress.seen = seen
+
     async def write_changes(self) -> dict:
         """Incremental: upsert what the source lists as changed since the job's cursor, and
         delete what it reports deleted; nothing else is deleted."""
@@ -404,7 +441,10 @@ class JobRun:
     # -- helpers ----------------------------------------------------------------------------
 
     def check_in(self) -> None:
-        """Called while documents stream: stop at once when the job must stop."""
+        """Called while documents stream: stop at once when the job must stop (a part's run
+        has no watch: the job's own run watches, and the writers check the claim)."""
+        if self.watch is None:
+            return
         if self.watch.lost:
             raise self.watch.lost
         if self.watch.canceled:
@@ -651,11 +691,15 @@ class PartitionFailed(RuntimeError):
     """One part of a partitioned full sync failed: nothing is deleted; the message names it."""
 
 
-async def _all_or_none(runs) -> None:
+ELSEWHERE = "synced_elsewhere"
+"""Marks the counts of a part that another process synced (`run_part`)."""
+
+
+async def _all_or_none(runs) -> list:
     """Run every coroutine at once; on the first failure cancel the others and raise it."""
     tasks = [asyncio.ensure_future(run) for run in runs]
     try:
-        await asyncio.gather(*tasks)
+        return await asyncio.gather(*tasks)
     except BaseException:
         for task in tasks:
             task.cancel()

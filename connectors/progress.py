@@ -52,6 +52,19 @@ class SyncProgress:
             "total_document_count": self.seen,
         }
 
+    def add(self, counts: dict) -> None:
+        """Add the counts of a part synced by another process (its `report()`)."""
+        self.seen += counts.get("seen", 0)
+        self.skipped += counts.get("skipped", 0)
+        self.fetched += counts.get("fetched", 0)
+        self.not_fetched += counts.get("not_fetched", 0)
+        self.volume += counts.get("volume", 0)
+        for rule, excluded in (counts.get("filtered_by_rule") or {}).items():
+            self.filtered[rule] = self.filtered.get(rule, 0) + excluded
+        self.writes.created += counts.get("created", 0)
+        self.writes.updated += counts.get("updated", 0)
+        self.writes.failed += counts.get("failed", 0)
+
     def report(self) -> dict:
         """Every count, plus the first rejected documents, for the run's report."""
         return {

@@ -23,7 +23,6 @@ from elastic_ingest.connectors.protocol.states import FINAL, may_sync
 from elastic_ingest.connectors.sync import describe_error
 from elastic_ingest.deployments.register import SYNC_SLOTS
 from elastic_ingest.tasks.runtime import flow_runtime, prefect_secret
-from elastic_ingest.tasks.sync_tasks import TaskStages
 from prefect import flow, get_run_logger, tags
 from prefect.client.orchestration import get_client
 from prefect.concurrency.asyncio import concurrency
@@ -83,11 +82,15 @@ async def sync(
     config_file: str | None = None,
     claim: str | None = None,
     job_type: str = "full",
+    part: dict | None = None,
 ):
     """Sync one claimed job, or every configured connector of a service type (see module doc).
     `claim` is the claim the job was launched for; a run of a job that someone else has since
-    claimed stops without writing. `job_type` (full, incremental, deletion) is the kind of the
-    jobs a run without `job_id` creates; with `job_id` the job's own kind rules."""
+    claimed stops without writing. `job_type` (full, incremental, deletion, access_control) is
+    the kind of the jobs a run without `job_id` creates; with `job_id` the job's own kind rules.
+    `part`: this run syncs one part of the job's partitioned full sync (flows/parts.py)."""
+    if part is not None and job_id is not None:
+        return await sync_part(job_id, config_file, claim, part)
     if job_id is None:
         if job_type not in set(JobType):
             return Failed(message=f"job_type {job_type!r}: expected one of {', '.join(JobType)}")
@@ -130,9 +133,11 @@ async def sync_job(job_id: str, config_file: str | None, claim: str | None = Non
             claim=claim,
             secret_store=prefect_secret,
         )
+        from elastic_ingest.flows.parts import DistributedStages  # it imports this module
+
         try:
             async with sync_slot():  # the job records its start only once it has a slot
-                outcome = await runtime.job.run(TaskStages(job_id))
+                outcome = await runtime.job.run(DistributedStages(job_id))
         except JobLost as lost:
             return Failed(message=f"job {job_id}: {lost}")
         summary = {
@@ -149,6 +154,22 @@ async def sync_job(job_id: str, config_file: str | None, claim: str | None = Non
     if outcome.status == JobStatus.CANCELED:
         return Cancelled(message=f"job {job_id} canceled; nothing was deleted", data=summary)
     return Completed(message=_counts_line(summary), data=summary)
+
+
+async def sync_part(job_id: str, config_file: str | None, claim: str | None, part: dict):
+    """One part of a job's partitioned full sync, launched by the job's own run: it takes no
+    sync slot (the job holds one) and leaves its counts on the job for that run."""
+    async with flow_runtime(config_file) as runtime:
+        run = JobRun(runtime.es, runtime.settings, job_id, claim=claim, secret_store=prefect_secret)
+        runtime.job = run
+        try:
+            counts = await run.run_part(part)
+        except JobLost as lost:
+            return Failed(message=f"job {job_id}: {lost}")
+        except Exception as error:  # one line for the job's run to quote, no traceback
+            return Failed(message=describe_error(error))
+        await run.jobs.record_part_counts(job_id, str(flow_run.id), counts)
+    return Completed(message=f"part of job {job_id}: {counts['seen']} documents read")
 
 
 def _counts_line(summary: dict) -> str:

@@ -343,6 +343,17 @@ class JobIndex:
                 job = await self.check_owner(job.id, claim)
         return job
 
+    async def record_part_counts(self, job_id: str, run_id: str, counts: dict) -> None:
+        """What the run of one part of a partitioned sync did, for the job's own run to add
+        up (under `metadata.parts_done`, by run id)."""
+        kept = {key: value for key, value in counts.items() if key != "failures"}
+        await self.documents.patch(job_id, {"metadata": {"parts_done": {run_id: kept}}})
+
+    async def part_counts(self, job_id: str, run_id: str) -> dict | None:
+        job = await self.get(job_id)
+        done = ((job.doc.get("metadata") or {}).get("parts_done") or {}) if job else {}
+        return done.get(run_id)
+
     async def set_metadata(self, job_id: str, metadata: dict[str, Any]) -> None:
         """Record where the job runs (the Prefect flow run id and its UI link)."""
         await self.documents.patch(job_id, {"metadata": metadata})

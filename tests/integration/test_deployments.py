@@ -21,6 +21,7 @@ from elastic_ingest.connectors.sources.directory import DirectoryDataSource
 
 from tests.integration.private_prefect import PREFECT, PrivatePrefect, stop
 from tests.integration.stack import elasticsearch_section
+from tests.integration.test_partitions import make_tree
 
 PROJECT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -151,6 +152,42 @@ async def test_deploy_and_run_sync_directory_through_a_worker(prefect_env, tmp_p
         assert (latest.doc["job_type"], latest.status) == ("incremental", JobStatus.COMPLETED)
         assert latest.doc["indexed_document_count"] == 1
         assert latest.doc["metadata"].get("ran_as") is None  # it had a cursor to start from
+
+        # A connector read in three parts: each part a flow run on the pool, the deletion once.
+        make_tree(tmp_path / "tree")
+        schema = DirectoryDataSource.configuration_schema()
+        schema["path"]["value"] = str(tmp_path / "tree")
+        schema["sync_partitions"]["value"] = 3
+        parted = new_connector_document("directory", f"{index}-parts")
+        parted.update(configuration=schema, status="configured")
+        parted_id = await connectors.create(parted)
+        for removed in (None, tmp_path / "tree" / "beta" / "sub0" / "beta-2.txt"):
+            if removed is not None:
+                removed.unlink()
+            before = len(await jobs.for_connector(parted_id))
+            prefect(
+                prefect_env, "deployment", "run", "sync/directory",
+                "--param", f"connector_id={parted_id}", "--param", f"config_file={config_file}",
+            )  # fmt: skip
+            deadline = time.monotonic() + 180
+            while len(found := await jobs.for_connector(parted_id)) == before or found[
+                0
+            ].status not in (JobStatus.COMPLETED, JobStatus.ERROR):
+                assert time.monotonic() < deadline, "the partitioned sync did not end in 180 s"
+                await asyncio.sleep(1)
+            parted_job = found[0]
+            assert parted_job.status == JobStatus.COMPLETED, parted_job.doc.get("error")
+            assert len(parted_job.doc["metadata"]["partitions"]) == 3
+            assert len(parted_job.doc["metadata"]["parts_done"]) == 3
+            part_runs = httpx.post(
+                f"{api}/flow_runs/filter",
+                json={"flow_runs": {"tags": {"all_": ["part", f"job:{parted_job.id}"]}}},
+            ).json()
+            assert sorted(run["state"]["type"] for run in part_runs) == ["COMPLETED"] * 3
+            assert {run["deployment_id"] for run in part_runs} == {deployed["id"]}
+        assert parted_job.doc["deleted_document_count"] == 1
+        await es.indices.refresh(index=f"{index}-parts")
+        assert (await es.count(index=f"{index}-parts"))["count"] == 24
 
         # A failed sync the poller launched, retried from Prefect once its folder exists, syncs
         # the connector again as a new job; the failed job keeps its end.
