@@ -80,7 +80,9 @@ def verdicts(results: dict, documents: int) -> list[str]:
         "(target <= 0.5)",
     ]
     for parts, speedup in (results.get("partitions") or {}).items():
-        lines.append(f"first full sync in {parts} parts at once = {speedup:.2f} x faster than one")
+        lines.append(
+            f"first full sync in {parts} parts at once = {speedup:.2f} x the speed of one part"
+        )
     if "kinds" in results:
         lines += kind_verdicts(results["kinds"])
     if "s3" in results:

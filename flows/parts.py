@@ -1,20 +1,28 @@
 """The parts of a partitioned full sync as flow runs of the sync deployments: the work pool
-places each on any worker, in a process of its own, on any machine. Without a deployment (or
-with `use_deployments: false`) the parts run as task runs of the job's own flow run."""
+places each on any worker, in a process of its own, on any machine. Without a deployment, with
+`use_deployments: false`, or on a pool with a concurrency limit, the parts run as task runs of
+the job's own flow run instead."""
 
 from __future__ import annotations
 
+import asyncio
+
+from elastic_ingest.connectors.job_run import PartitionFailed
 from elastic_ingest.flows.launch import GENERIC_DEPLOYMENT, _deployment
 from elastic_ingest.flows.sync import run_tags
 from elastic_ingest.tasks.runtime import current, current_job
 from elastic_ingest.tasks.sync_tasks import TaskStages
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.client.orchestration import get_client
 from prefect.deployments import run_deployment
+from prefect.states import Cancelling
+
+POLL_SECONDS = 1.0
 
 
 class DistributedStages(TaskStages):
-    """TaskStages whose parts run on the work pool when a sync deployment exists."""
+    """TaskStages whose parts run on the work pool when a sync deployment can take them."""
 
     async def write_partition(self, number: int) -> dict:
         deployment = await _part_deployment()
@@ -25,20 +33,34 @@ class DistributedStages(TaskStages):
 
 async def _part_deployment() -> str | None:
     """`sync/<service_type>` or the generic `sync/connector`, when the service launches syncs
-    through deployments and one exists."""
+    through deployments, one exists, and its pool has no concurrency limit: under a limit, the
+    job's own run holds a slot, and parts waiting for slots that running jobs hold would never
+    start."""
     runtime = current()
     if not runtime.settings.service.use_deployments:
         return None
     for name in (f"sync/{runtime.job.inputs.service_type}", GENERIC_DEPLOYMENT):
-        if await _deployment(name) is not None:
-            return name
+        deployment = await _deployment(name)
+        if deployment is None:
+            continue
+        if deployment.work_pool_name:
+            async with get_client() as client:
+                pool = await client.read_work_pool(deployment.work_pool_name)
+            if pool.concurrency_limit is not None:
+                get_run_logger().info(
+                    "work pool %s has a concurrency limit: the parts run in this flow run",
+                    pool.name,
+                )
+                return None
+        return name
     return None
 
 
 @task(name="part-on-the-pool", task_run_name="part-{number}-on-the-pool", cache_policy=NO_CACHE)
 async def run_part_elsewhere(job_id: str, number: int, deployment: str) -> dict:
-    """Run one part as a flow run of `deployment` and wait for it; its counts come back
-    through the job document (a worker on another machine keeps its results to itself)."""
+    """Run one part as a flow run of `deployment` and wait for its end (cancelled with this
+    task); its counts come back through the job document (a worker on another machine keeps
+    its results to itself)."""
     run = current_job(job_id)
     part = run.parts[number]
     inputs = run.inputs
@@ -50,17 +72,25 @@ async def run_part_elsewhere(job_id: str, number: int, deployment: str) -> dict:
             "part": part,
             "config_file": current().config_file,
         },
-        timeout=None,
+        timeout=0,
         as_subflow=True,
         tags=[*run_tags(job_id, inputs.connector_id, inputs.service_type, "full"), "part"],
     )
     label = f"part {number + 1} of {len(run.parts)} ({part.get('label') or part})"
-    if child.state is None or not child.state.is_completed():
-        state = child.state.name if child.state else "unknown"
-        message = child.state.message if child.state else ""
-        raise RuntimeError(f"{label}: flow run {child.name} ended {state}: {message}")
+    async with get_client() as client:
+        try:
+            while child.state is None or not child.state.is_final():
+                await asyncio.sleep(POLL_SECONDS)
+                child = await client.read_flow_run(child.id)
+        except asyncio.CancelledError:  # another part failed, or the job stops
+            await client.set_flow_run_state(child.id, Cancelling(), force=True)
+            raise
+    if not child.state.is_completed():
+        raise PartitionFailed(
+            f"{label}: flow run {child.name} ended {child.state.name}: {child.state.message}"
+        )
     counts = await run.jobs.part_counts(job_id, str(child.id))
     if counts is None:
-        raise RuntimeError(f"{label}: flow run {child.name} left no counts on the job")
+        raise PartitionFailed(f"{label}: flow run {child.name} left no counts on the job")
     get_run_logger().info("%s synced by flow run %s", label, child.name)
     return counts

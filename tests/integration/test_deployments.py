@@ -189,6 +189,30 @@ async def test_deploy_and_run_sync_directory_through_a_worker(prefect_env, tmp_p
         await es.indices.refresh(index=f"{index}-parts")
         assert (await es.count(index=f"{index}-parts"))["count"] == 24
 
+        # Under a pool limit the parts run inside the job's own run: a part waiting for a slot
+        # that running jobs hold would never start.
+        prefect(prefect_env, "work-pool", "set-concurrency-limit", "elastic-ingest", "4")
+        (tmp_path / "tree" / "alpha" / "sub1" / "alpha-1.txt").unlink()
+        before = len(await jobs.for_connector(parted_id))
+        prefect(
+            prefect_env, "deployment", "run", "sync/directory",
+            "--param", f"connector_id={parted_id}", "--param", f"config_file={config_file}",
+        )  # fmt: skip
+        deadline = time.monotonic() + 180
+        while len(found := await jobs.for_connector(parted_id)) == before or found[
+            0
+        ].status not in (
+            JobStatus.COMPLETED,
+            JobStatus.ERROR,
+        ):
+            assert time.monotonic() < deadline, "the limited partitioned sync did not end"
+            await asyncio.sleep(1)
+        assert found[0].status == JobStatus.COMPLETED, found[0].doc.get("error")
+        assert found[0].doc["deleted_document_count"] == 1
+        assert len(found[0].doc["metadata"]["partitions"]) == 3
+        assert "parts_done" not in found[0].doc["metadata"]  # no part ran elsewhere
+        prefect(prefect_env, "work-pool", "clear-concurrency-limit", "elastic-ingest")
+
         # A failed sync the poller launched, retried from Prefect once its folder exists, syncs
         # the connector again as a new job; the failed job keeps its end.
         missing = tmp_path / "later"
