@@ -18,16 +18,9 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from elastic_ingest.connectors.access_control import (
-    acl_index,
     content_index,
-    dls_enabled,
-    identity_document,
 )
 from elastic_ingest.connectors.config import Settings
-from elastic_ingest.connectors.es.access_control import (
-    access_control_field,
-    ensure_identities_index,
-)
 from elastic_ingest.connectors.es.bulk import BulkWriter
 from elastic_ingest.connectors.es.client import ESClient
 from elastic_ingest.connectors.es.documents import VersionConflict
@@ -35,9 +28,11 @@ from elastic_ingest.connectors.es.errors import is_transient
 from elastic_ingest.connectors.es.indices import concrete_indices, ensure_content_index, refresh
 from elastic_ingest.connectors.es.scan import indexed_versions
 from elastic_ingest.connectors.index_snapshot import IndexSnapshot, snapshot_index
+from elastic_ingest.connectors.job_access import AccessControlStages
 from elastic_ingest.connectors.job_inputs import JobInputs, JobSetupError
 from elastic_ingest.connectors.job_options import checked_rules, extractor_for, ingest_pipeline
 from elastic_ingest.connectors.job_outcome import Outcome, outcome_of, settle
+from elastic_ingest.connectors.job_parts import ELSEWHERE, PartsOfAFullSync, all_or_none
 from elastic_ingest.connectors.progress import SyncProgress
 from elastic_ingest.connectors.protocol import Job, JobLost, JobStatus, JobType, protocol_for
 from elastic_ingest.connectors.protocol.secrets import (
@@ -49,7 +44,6 @@ from elastic_ingest.connectors.protocol.targets import resolved_problem, target_
 from elastic_ingest.connectors.protocol.watch import JobWatch
 from elastic_ingest.connectors.registry import RegistryError, source_class_for
 from elastic_ingest.connectors.source import (
-    PARTITIONS_SETTING,
     BaseDataSource,
     ConfigurationError,
 )
@@ -60,7 +54,6 @@ from elastic_ingest.connectors.sync import (
     delete_stale,
     describe_error,
     index_changes,
-    index_listed,
     mark_listed,
 )
 from elastic_ingest.connectors.sync_rules import (
@@ -92,7 +85,7 @@ class Stages(Protocol):
     async def finish(self) -> JobStatus: ...
 
 
-class JobRun:
+class JobRun(PartsOfAFullSync, AccessControlStages):
     """A claimed job and everything its sync needs: one client, one source, one set of inputs."""
 
     def __init__(
@@ -174,7 +167,7 @@ class JobRun:
                             parts = await stages.plan_partitions()
                             if parts > 1:
                                 try:
-                                    done = await _all_or_none(
+                                    done = await all_or_none(
                                         stages.write_partition(n) for n in range(parts)
                                     )
                                 finally:
@@ -235,12 +228,6 @@ class JobRun:
         self.source.index_holds = self._snapshot.count
         return self._snapshot.count
 
-    async def _map_access_control(self, index: str) -> str | None:
-        """With document-level security on, the keyword field identities are matched on."""
-        if not self.source.dls_enabled:
-            return None
-        return await access_control_field(self.es, index)
-
     async def write_documents(self) -> dict:
         """Stream the source, skip unchanged documents, bulk-write the rest."""
         listing = FullListing(self._snapshot)
@@ -257,81 +244,6 @@ class JobRun:
         finally:
             await self._refresh_quietly()
         return self.progress.report()
-
-    async def plan_partitions(self) -> int:
-        """How many parts a full sync reads at once: what the connector asks for
-        (`sync_partitions`) and the source can split into; 1: read as one."""
-        wanted = int(self.source.config.get(PARTITIONS_SETTING) or 1)
-        if self.kind != JobType.FULL or wanted < 2:
-            return 1
-        self.parts = await self.source.partitions(wanted)
-        if len(self.parts) > 1:
-            self._listing = FullListing(self._snapshot)
-            self.source.cursor = None  # each part lists its own; the next sync looks at all
-        return max(1, len(self.parts))
-
-    async def write_partition(self, number: int) -> dict:
-        """Read one part of the listing with a source of its own, upserting only; nothing is
-        deleted until every part was read to its end. A failure names the part."""
-        part = self.parts[number]
-        source = self._source_class(self._values)
-        source.partition = part
-        source.advanced_rules = self.source.advanced_rules
-        source.extract_binary_up_to = self.source.extract_binary_up_to
-        source.index_holds = self.source.index_holds
-        try:
-            await self._listing.read(
-                source,
-                source.get_docs(),
-                self._writer(),
-                self.progress,
-                self.check_in,
-                self._options(),
-            )
-        except (SyncCanceled, JobLost):
-            raise
-        except Exception as error:
-            raise PartitionFailed(
-                f"part {number + 1} of {len(self.parts)} ({part.get('label') or part}): "
-                f"{describe_error(error)}"
-            ) from error
-        finally:
-            await source.close()
-        return self.progress.report()
-
-    async def run_part(self, part: dict) -> dict:
-        """One part of a partitioned full sync in a run of its own (another process, maybe
-        another machine): upsert what is new or changed in it against a snapshot of its own,
-        delete nothing. The job's own run heartbeats it meanwhile and, once every part ended,
-        lists the source's ids and deletes what is stale. Raises JobLost if the job is no
-        longer under this run's claim."""
-        job = await self._claimed_job()
-        try:
-            await self._resolve(job)
-            self.source.partition = part
-            await self._snapshot_of(self.inputs.index_name)
-            listing = FullListing(self._snapshot)
-            await listing.read(
-                self.source,
-                self.source.get_docs(),
-                self._writer(),
-                self.progress,
-                self.check_in,
-                self._options(),
-            )
-        finally:
-            await self._refresh_quietly()
-            await self._close()
-        return {**self.progress.report(), ELSEWHERE: True}
-
-    async def _list_after_parts(self, stages: Stages, done: list[dict]) -> None:
-        """Parts synced by other processes marked nothing here: count what they did, then list
-        every id of the source (nothing fetched) to find what is stale."""
-        for counts in done:
-            self.progress.add(counts)
-        seen = self.progress.seen
-        await stages.list_ids()
-        self.progress.seen = seen
 
     async def write_changes(self) -> dict:
         """Incremental: upsert what the source lists as changed since the job's cursor, and
@@ -362,30 +274,6 @@ class JobRun:
         """Deletion: list the source's ids (nothing fetched, nothing written), mark them seen."""
         await mark_listed(self.source, self._snapshot, self.progress, self.check_in)
         return self.progress.seen
-
-    async def write_identities(self) -> dict:
-        """Access control: every user the source lists, with the identities they hold, into
-        the content index's `.search-acl-filter-` index (unchanged users are not rewritten)."""
-        content = content_index(self.inputs.index_name)
-        await self._check_target(content)
-        await ensure_content_index(self.es, content)
-        field = await access_control_field(self.es, content)
-        identities = acl_index(content)
-        await ensure_identities_index(self.es, identities)
-        await self._snapshot_of(identities)
-        users = (identity_document(user, field) async for user in self.source.get_access_control())
-        try:
-            await index_listed(
-                self.source,
-                users,
-                self._snapshot,
-                self._writer(identities),
-                self.progress,
-                self.check_in,
-            )
-        finally:
-            await self._refresh_quietly()
-        return self.progress.report()
 
     async def delete_stale(self) -> int:
         """Delete what the source no longer has; refuses unless the source was read to the end.
@@ -497,24 +385,6 @@ class JobRun:
             self.source.extract_binary_up_to = self.settings.extraction.max_bytes
         self.pipeline_name = await ingest_pipeline(self.es, self.inputs)
         self._plan()
-
-    def _check_access_control(self, source_class) -> None:
-        """Document-level security only where the source can do it and the connector asks."""
-        asked = dls_enabled(self.inputs.values())
-        if (asked or self.kind == JobType.ACCESS_CONTROL) and not source_class.supports_dls():
-            raise JobSetupError(
-                f"connector {self.inputs.connector_id}: {source_class.name} does not support "
-                "document level security (features.document_level_security is off); turn off "
-                "use_document_level_security"
-                if asked
-                else f"connector {self.inputs.connector_id}: {source_class.name} does not "
-                "support document level security, so it has no access-control sync"
-            )
-        if self.kind == JobType.ACCESS_CONTROL and not asked:
-            raise JobSetupError(
-                f"connector {self.inputs.connector_id}: document level security is off "
-                "(configuration use_document_level_security): nothing to sync for access control"
-            )
 
     def _options(self) -> SyncOptions:
         """How this job treats listed documents: its rules, and what it does with content."""
@@ -685,26 +555,6 @@ class JobRun:
                 await self.source.close()
             except Exception as error:
                 logger.warning("job %s: closing the source: %s", self.job_id, error)
-
-
-class PartitionFailed(RuntimeError):
-    """One part of a partitioned full sync failed: nothing is deleted; the message names it."""
-
-
-ELSEWHERE = "synced_elsewhere"
-"""Marks the counts of a part that another process synced (`run_part`)."""
-
-
-async def _all_or_none(runs) -> list:
-    """Run every coroutine at once; on the first failure cancel the others and raise it."""
-    tasks = [asyncio.ensure_future(run) for run in runs]
-    try:
-        return await asyncio.gather(*tasks)
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
 
 
 def _being_stopped() -> bool:

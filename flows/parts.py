@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 
-from elastic_ingest.connectors.job_run import PartitionFailed
+from elastic_ingest.connectors.job_parts import PartitionFailed
 from elastic_ingest.flows.launch import GENERIC_DEPLOYMENT, _deployment
 from elastic_ingest.flows.sync import run_tags
 from elastic_ingest.tasks.runtime import current, current_job

@@ -263,20 +263,10 @@ class MongoDataSource(BaseDataSource):
             bound = await self._id_at(1, n * total // count)
             if bound is not None and bound not in bounds and bound != ends[0]:
                 bounds.append(bound)
+        if not bounds:
+            return []
         edges = [None, *bounds, None]
-        return (
-            [
-                {
-                    "label": f"_id from {low if low is not None else 'the first'} "
-                    f"to {'before ' + str(high) if high is not None else 'the last'}",
-                    "from": json_util.dumps(low) if low is not None else None,
-                    "to": json_util.dumps(high) if high is not None else None,
-                }
-                for low, high in zip(edges, edges[1:], strict=False)
-            ]
-            if bounds
-            else []
-        )
+        return [_id_range(low, high) for low, high in zip(edges, edges[1:], strict=False)]
 
     async def _id_at(self, direction: int, rank: int) -> Any:
         cursor = self.collection.find({}, {"_id": 1}).sort("_id", direction).skip(rank).limit(1)
@@ -403,6 +393,16 @@ class Newest:
             moment = datetime.datetime.fromisoformat(value)
             return moment - overlap if overlap else moment
         return value
+
+
+def _id_range(low: Any, high: Any) -> dict:
+    """A part of the collection: `low <= _id < high` (None: open), as extended JSON."""
+    return {
+        "label": f"_id from {low if low is not None else 'the first'} "
+        f"to {'before ' + str(high) if high is not None else 'the last'}",
+        "from": json_util.dumps(low) if low is not None else None,
+        "to": json_util.dumps(high) if high is not None else None,
+    }
 
 
 def _kind(value: Any) -> str | None:
