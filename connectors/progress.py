@@ -63,6 +63,7 @@ class SyncProgress:
             self.filtered[rule] = self.filtered.get(rule, 0) + excluded
         self.writes.created += counts.get("created", 0)
         self.writes.updated += counts.get("updated", 0)
+        self.writes.deleted += counts.get("deleted", 0)  # an excluded document's older version
         self.writes.failed += counts.get("failed", 0)
 
     def report(self) -> dict:
