@@ -16,6 +16,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from elastic_ingest.connectors.rule_shapes import object_problems, string_list_problems
 from elastic_ingest.connectors.source import (
     LAZY,
+    PARTITIONS_FIELD,
+    PARTITIONS_SETTING,
     BaseDataSource,
     ConfigField,
     Document,
@@ -54,6 +56,7 @@ class S3DataSource(BaseDataSource):
         "connect_timeout": ConfigField("Connect timeout (s)", "int", 5),
         "read_timeout": ConfigField("Read timeout (s)", "int", 30),
         "max_attempts": ConfigField("Attempts per request (botocore retries)", "int", 3),
+        PARTITIONS_SETTING: PARTITIONS_FIELD,
         "max_content_bytes": ConfigField("Largest object whose text is indexed", "int", 1_048_576),
     }
     ALIASES: ClassVar = {  # Elastic's S3 connector's names
@@ -132,29 +135,71 @@ class S3DataSource(BaseDataSource):
             except (ClientError, BotoCoreError) as error:
                 raise SourceError(self._explain(bucket, error)) from None
 
-    async def _list(self, bucket: str, prefix: str) -> AsyncIterator[list[dict]]:
+    async def _list(
+        self, bucket: str, prefix: str, folders: list[str] | None = None
+    ) -> AsyncIterator[list[dict]]:
+        """Pages of the objects under `prefix`; with `folders` (a list to fill), only the objects
+        directly under it, and the "folders" below it (common prefixes) go into the list."""
         client = await self._client()
         paginator = client.get_paginator("list_objects_v2")
+        options = {"Delimiter": "/"} if folders is not None else {}
         pages = paginator.paginate(
             Bucket=bucket,
             Prefix=prefix,
             PaginationConfig={"PageSize": self.config["page_size"]},
+            **options,
         )
         try:
             async for page in pages:
+                if folders is not None:
+                    folders += [common["Prefix"] for common in page.get("CommonPrefixes", [])]
                 yield page.get("Contents", [])
         except (ClientError, BotoCoreError) as error:
             raise IncompleteListing(f"listing failed: {self._explain(bucket, error)}") from None
 
     async def _objects(self) -> AsyncIterator[tuple[str, dict]]:
         """(bucket, listing entry) of every selected object: each bucket is listed once, under
-        the prefix its rules share, so an object two rules select comes once."""
+        the prefix its rules share, so an object two rules select comes once. A part lists
+        its own prefixes (and, for the first part, the objects directly under each bucket's)."""
         for bucket, rules in self._scopes().items():
             prefix = os.path.commonprefix([rule.get("prefix", "") for rule in rules])
-            async for page in self._list(bucket, prefix):
-                for item in page:
-                    if any(_selects(rule, item["Key"]) for rule in rules):
-                        yield bucket, item
+            if self.partition is None:
+                listings = [self._list(bucket, prefix)]
+            else:
+                listings = [
+                    self._list(bucket, sub) for sub in self.partition["prefixes"].get(bucket, [])
+                ]
+                if self.partition["direct"]:
+                    listings.append(self._list(bucket, prefix, folders=[]))
+            for listing in listings:
+                async for page in listing:
+                    for item in page:
+                        if any(_selects(rule, item["Key"]) for rule in rules):
+                            yield bucket, item
+
+    async def partitions(self, count: int) -> list[dict]:
+        """The "folders" one level below each bucket's prefix, in `count` groups of neighbours;
+        the objects directly under a bucket's prefix go with the first group."""
+        folders: list[tuple[str, str]] = []
+        for bucket, rules in self._scopes().items():
+            prefix = os.path.commonprefix([rule.get("prefix", "") for rule in rules])
+            found: list[str] = []
+            async for _ in self._list(bucket, prefix, folders=found):
+                pass
+            folders += [(bucket, sub) for sub in sorted(found)]
+        if len(folders) < 2:
+            return []
+        size = -(-len(folders) // min(count, len(folders)))  # ceiling division
+        groups = [folders[start : start + size] for start in range(0, len(folders), size)]
+        parts = []
+        for n, group in enumerate(groups):
+            prefixes: dict[str, list[str]] = {}
+            for bucket, sub in group:
+                prefixes.setdefault(bucket, []).append(sub)
+            first, last = group[0], group[-1]
+            label = f"{first[0]}/{first[1]} .. {last[0]}/{last[1]}"
+            parts.append({"label": label, "prefixes": prefixes, "direct": n == 0})
+        return parts
 
     async def changed(self, cursor: dict | None) -> bool:
         """Compare a fingerprint of the listing (keys, ETags, LastModified) with the cursor's;

@@ -5,6 +5,8 @@ import os
 
 from bson import ObjectId
 
+from tests.integration.test_s3_source import config_for, make_bucket
+
 
 async def indexed(es, index):
     await es.indices.refresh(index=index)
@@ -111,3 +113,24 @@ async def test_a_collection_with_ids_of_several_types_is_read_as_one(
     synced = await harness.sync(connector)
     assert synced.status == "completed" and synced.created == 40
     assert "partitions" not in synced.job.doc["metadata"]  # a range would miss the other type
+
+
+async def test_a_bucket_read_in_folder_groups_gives_the_same_index_as_one_read(
+    es, harness, index_name, s3
+):
+    keys = ["a/1.txt", "a/2.txt", "b/x/3.txt", "c/4.txt", "d/5.txt", "e/6.txt", "top.txt"]
+    bucket = await make_bucket(s3, {key: f"body of {key}".encode() for key in keys})
+    whole = await harness.create("s3", f"{index_name}-whole", **config_for(bucket))
+    parted = await harness.create("s3", index_name, **config_for(bucket), sync_partitions=3)
+    es.created_indices.append(f"{index_name}-whole")
+    assert (await harness.sync(whole)).status == "completed"
+    synced = await harness.sync(parted)
+    assert synced.status == "completed", synced.error
+    assert synced.job.doc["metadata"]["partitions"] == [
+        f"{bucket}/a/ .. {bucket}/b/",
+        f"{bucket}/c/ .. {bucket}/d/",
+        f"{bucket}/e/ .. {bucket}/e/",
+    ]
+    expected = await indexed(es, f"{index_name}-whole")
+    assert len(expected) == len(keys)
+    assert await indexed(es, index_name) == expected
