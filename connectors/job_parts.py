@@ -61,14 +61,7 @@ class PartsOfAFullSync:
         source.extract_binary_up_to = self.source.extract_binary_up_to
         source.index_holds = self.source.index_holds
         try:
-            await self._listing.read(
-                source,
-                source.get_docs(),
-                self._writer(),
-                self.progress,
-                self.check_in,
-                self._options(),
-            )
+            await self._read(self._listing, source)
         except (SyncCanceled, JobLost):
             raise
         except Exception as error:
@@ -91,15 +84,7 @@ class PartsOfAFullSync:
             await self._resolve(job)
             self.source.partition = part
             await self._snapshot_of(self.inputs.index_name)
-            listing = FullListing(self._snapshot)
-            await listing.read(
-                self.source,
-                self.source.get_docs(),
-                self._writer(),
-                self.progress,
-                self.check_in,
-                self._options(),
-            )
+            await self._read(FullListing(self._snapshot), self.source)
         finally:
             await self._refresh_quietly()
             await self._close()

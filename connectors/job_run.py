@@ -232,18 +232,17 @@ class JobRun(PartsOfAFullSync, AccessControlStages):
         """Stream the source, skip unchanged documents, bulk-write the rest."""
         listing = FullListing(self._snapshot)
         try:
-            await listing.read(
-                self.source,
-                self.source.get_docs(),
-                self._writer(),
-                self.progress,
-                self.check_in,
-                self._options(),
-            )
+            await self._read(listing, self.source)
             listing.complete()
         finally:
             await self._refresh_quietly()
         return self.progress.report()
+
+    async def _read(self, listing: FullListing, source: BaseDataSource) -> None:
+        """Stream `source` (all of it, or its part) into `listing`: rules, diff, fetch, writes."""
+        await listing.read(
+            source, source.get_docs(), self._writer(), self.progress, self.check_in, self._options()
+        )
 
     async def write_changes(self) -> dict:
         """Incremental: upsert what the source lists as changed since the job's cursor, and
