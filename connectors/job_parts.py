@@ -39,13 +39,19 @@ class PartsOfAFullSync:
     """JobRun's stages for a partitioned full sync, mixed into JobRun: they use the run's
     source, snapshot, writers and progress."""
 
-    async def plan_partitions(self) -> int:
-        """How many parts a full sync reads at once: what the connector asks for
-        (`sync_partitions`) and the source can split into; 1: read as one."""
+    @property
+    def parts_wanted(self) -> int:
+        """The parts the connector asks a full sync to read at once (`sync_partitions`); 0 or 1:
+        none, and no planning stage runs."""
         wanted = int(self.source.config.get(PARTITIONS_SETTING) or 1)
-        if self.kind != JobType.FULL or wanted < 2:
+        return wanted if self.kind == JobType.FULL and wanted > 1 else 0
+
+    async def plan_partitions(self) -> int:
+        """How many parts a full sync reads at once: what the connector asks for and the source
+        can split into; 1: read as one."""
+        if not self.parts_wanted:
             return 1
-        self.parts = await self.source.partitions(wanted)
+        self.parts = await self.source.partitions(self.parts_wanted)
         if len(self.parts) > 1:
             self._listing = FullListing(self._snapshot)
             self.source.cursor = None  # each part lists its own; the next sync looks at all

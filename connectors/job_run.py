@@ -164,7 +164,7 @@ class JobRun(PartsOfAFullSync, AccessControlStages):
                             await stages.delete_stale()
                         else:
                             await stages.snapshot_index()
-                            parts = await stages.plan_partitions()
+                            parts = await stages.plan_partitions() if self.parts_wanted else 1
                             if parts > 1:
                                 try:
                                     done = await all_or_none(
