@@ -127,7 +127,7 @@ async def cancel_job(args, ctx: Context) -> None:
 async def run_job_here(args, ctx: Context) -> None:
     """The plain driver: the same job lifecycle the `sync` flow runs, minus Prefect."""
     from elastic_ingest.connectors.job_run import (
-        run_job,  # the sync engine (numpy) loads only when used
+        run_job,  # the sync engine loads only when used
     )
 
     job = await ctx.jobs.get(args.job_id)

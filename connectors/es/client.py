@@ -16,7 +16,7 @@ class _OrjsonSerializer(OrjsonSerializer):
     as the standard library's serializer allows."""
 
     def json_dumps(self, data: Any) -> bytes:
-        options = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+        options = orjson.OPT_NON_STR_KEYS
         return orjson.dumps(data, default=self.default, option=options)
 
 
