@@ -97,6 +97,10 @@ class IndexedVersions:
                 slot = slot + 1 if slot + 1 < size else 0
             slots[slot] = position + 1
 
+    @property
+    def empty(self) -> bool:
+        return len(self.ids) == 0
+
     def position(self, id_hash: int) -> int:
         """The id's position in the snapshot, or -1 when the index does not hold it."""
         slots, ids, size = self.slots, self.ids, self.size

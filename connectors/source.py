@@ -171,7 +171,9 @@ def _present(value: Any) -> bool:
 
 def content_hash(document: Document) -> str:
     """A stable version for sources without a natural one: unchanged bytes, unchanged hash."""
-    body = {key: value for key, value in document.items() if key != "_timestamp"}
+    body = document
+    if "_timestamp" in document:
+        body = {key: value for key, value in document.items() if key != "_timestamp"}
     return hashlib.blake2b(
         orjson.dumps(body, option=orjson.OPT_SORT_KEYS), digest_size=16
     ).hexdigest()

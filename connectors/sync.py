@@ -159,6 +159,8 @@ async def mark_listed(
 
 def _versions_match(batch: list[Document], indexed: IndexedVersions) -> list[bool]:
     """Look each document up in the snapshot; marks every listed id seen."""
+    if indexed.empty:  # a first sync: nothing to look up, nothing to hash
+        return [False] * len(batch)
     ids = [hash64(str(d["_id"])) for d in batch]
     versions = [
         0 if (timestamp := d.get("_timestamp")) is None else hash64(str(timestamp))

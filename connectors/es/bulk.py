@@ -108,6 +108,9 @@ class BulkWriter:
         self.version = version
         self.check_owner = check_owner
         self.max_rejected = max_rejected
+        self._fence = b""  # the action line's version fields
+        if version is not None:
+            self._fence = b',"version":%d,"version_type":"external_gte"' % version
         self._buffer: list[_Operation] = []
         self._buffer_bytes = 0
         self._slots = asyncio.Semaphore(settings.requests_in_flight)
@@ -126,10 +129,7 @@ class BulkWriter:
         return cls(bulk_sender(es, index, pipeline), settings, **options)
 
     def _action(self, kind: str, document_id: str) -> bytes:
-        meta: dict = {"_id": document_id}
-        if self.version is not None:
-            meta.update(version=self.version, version_type="external_gte")
-        return orjson.dumps({kind: meta})
+        return b'{"%s":{"_id":%s%s}}' % (kind.encode(), orjson.dumps(document_id), self._fence)
 
     async def index(self, document_id: str, source: bytes) -> None:
         action = self._action("index", document_id)

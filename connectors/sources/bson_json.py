@@ -42,6 +42,8 @@ def to_json(value: Any) -> Any:
         return value
     if kind is ObjectId:
         return str(value)
+    if kind is datetime.datetime and value.tzinfo is datetime.UTC:  # what a tz-aware client reads
+        return value.isoformat(timespec="milliseconds")
     return _converted(value)
 
 
