@@ -358,8 +358,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     if not args.debug:
-        # Retries of an unreachable node are logged with tracebacks; the one-line error suffices.
-        logging.getLogger("elastic_transport").setLevel(logging.CRITICAL)
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per HTTP request otherwise
     from elastic_ingest.connectors.config import SettingsError, load_settings
 
     try:

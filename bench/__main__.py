@@ -41,6 +41,7 @@ from bench.baselines import (  # noqa: E402
     raw_mongo_scan,
     raw_range_query,
     raw_s3_scan,
+    reference_client,
 )
 from bench.data import (  # noqa: E402
     change_one_percent_each,
@@ -116,14 +117,14 @@ def write_config(name: str = "bench", **service) -> Path:
     return path
 
 
-def run_in_subprocess(config_file: Path, *args: str) -> dict:
+def run_in_subprocess(config_file: Path, *args: str, warmup: bool = True) -> dict:
     command = [
         sys.executable,
         "-m",
         "bench.sync_run",
         "--config-file",
         str(config_file),
-        "--warmup",
+        *(["--warmup"] if warmup else []),
         *args,
     ]
     result = subprocess.run(command, capture_output=True, text=True, cwd=PROJECT)
@@ -279,7 +280,7 @@ class Bench:
         self.rows.append(
             {"scenario": "raw source scan (mongodb)", "seconds": scan, "documents": scanned, **cpu}
         )
-        es = create_client(self.settings.elasticsearch)
+        es = reference_client(self.settings.elasticsearch)
         try:
             bulk, loaded = await raw_bulk_load(es, "bench-raw-bulk", url, "bench", collection)
             await es.indices.delete(index="bench-raw-bulk")
@@ -481,6 +482,21 @@ class Bench:
         )
         self.results["overhead_seconds"] = unchanged["seconds"] - empty["seconds"]
 
+    async def startup(self) -> None:
+        """A fresh sync process from its start to the first document requested: no warm-up
+        flow run, one small file to sync."""
+        with tempfile.TemporaryDirectory() as folder:
+            Path(folder, "a.txt").write_text("a")
+            connector = await self.create_connector("directory", "bench-startup", {"path": folder})
+            job = await self.job_for(connector)
+            measured = run_in_subprocess(
+                self.config_file, f"--job={job}", "--startup", warmup=False
+            )
+        self.processes["startup"] = {
+            **measured["startup"],
+            "process_cpu_seconds": measured["process_cpu_seconds"],
+        }
+
     async def s3(self) -> None:
         session = aioboto3.Session(
             aws_access_key_id="bench", aws_secret_access_key="bench", region_name="us-east-1"
@@ -656,6 +672,7 @@ async def main() -> int:
     if not args.skip_kinds:
         await bench.kinds()
     await bench.overhead()
+    await bench.startup()
     await bench.directory()
     if not args.skip_s3:
         await bench.s3()

@@ -9,6 +9,7 @@ import orjson
 from elastic_ingest.connectors.sources.bson_json import to_json
 from elasticsearch import AsyncElasticsearch
 from elasticsearch.helpers import async_streaming_bulk
+from elasticsearch.serializer import OrjsonSerializer
 from pymongo import AsyncMongoClient
 
 BATCH_SIZE = 1000  # the MongoDB source's default
@@ -26,6 +27,16 @@ async def raw_mongo_scan(url: str, database: str, collection: str) -> tuple[floa
     finally:
         await client.close()
     return time.perf_counter() - started, count
+
+
+def reference_client(settings) -> AsyncElasticsearch:
+    """Elastic's own Python client (orjson, the service's credentials), for the raw baseline."""
+    credentials = {}
+    if settings.api_key:
+        credentials["api_key"] = settings.api_key.get_secret_value()
+    elif settings.username and settings.password:
+        credentials["basic_auth"] = (settings.username, settings.password.get_secret_value())
+    return AsyncElasticsearch(settings.hosts, serializer=OrjsonSerializer(), **credentials)
 
 
 async def raw_bulk_load(

@@ -77,6 +77,17 @@ def cpu_spent(before: dict, after: dict) -> dict[str, float | None]:
     }
 
 
+def started_at(pid: int | str = "self") -> float:
+    """When a process started, in seconds since the epoch (from /proc: boot time + its start)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    boot = next(
+        int(line.split()[1])
+        for line in Path("/proc/stat").read_text().splitlines()
+        if line.startswith("btime ")
+    )
+    return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22: starttime, in ticks
+
+
 def memory_mb(pid: int | str = "self", field: str = "VmRSS") -> float | None:
     """A /proc/<pid>/status memory field (VmRSS now, VmHWM its peak) in MB; None if unreadable."""
     try:

@@ -163,8 +163,7 @@ def _versions_match(batch: list[Document], indexed: IndexedVersions) -> list[boo
         return [False] * len(batch)
     ids = [hash64(str(d["_id"])) for d in batch]
     versions = [
-        0 if (timestamp := d.get("_timestamp")) is None else hash64(str(timestamp))
-        for d in batch
+        0 if (timestamp := d.get("_timestamp")) is None else hash64(str(timestamp)) for d in batch
     ]  # 0 matches no indexed version: a document without one is always written
     return indexed.unchanged(ids, versions)
 

@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    logging.getLogger("elastic_transport").setLevel(logging.CRITICAL)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per HTTP request otherwise
     return run_poll_loop(args.config_file, once=args.once)
 
 
@@ -263,8 +263,7 @@ def run_poll_loop(config_file: str | None, once: bool = False, debug: bool = Fal
     logger.setLevel(logging.DEBUG if debug else logging.INFO)  # Prefect's root is at WARNING
     if not debug:
         quiet_console_tracebacks()
-        for chatty in ("httpx", "elastic_transport"):  # a line per HTTP request otherwise
-            logging.getLogger(chatty).setLevel(logging.WARNING)
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per HTTP request otherwise
     try:
         return asyncio.run(poll_forever(config_file, once=once), debug=debug)
     except TerminationSignal:

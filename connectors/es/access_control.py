@@ -6,8 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from elastic_ingest.connectors.access_control import ACCESS_CONTROL
+from elastic_ingest.connectors.es.client import ESClient
 from elastic_ingest.connectors.es.indices import ensure_index
-from elasticsearch import ApiError, AsyncElasticsearch
+from elastic_ingest.connectors.es.transport import ApiError
 
 
 class KeyRefused(RuntimeError):
@@ -21,12 +22,12 @@ IDENTITIES_MAPPINGS = {
 }
 
 
-async def ensure_identities_index(es: AsyncElasticsearch, name: str) -> bool:
+async def ensure_identities_index(es: ESClient, name: str) -> bool:
     """Create the hidden `.search-acl-filter-<index>` unless it exists; True when created."""
     return await ensure_index(es, name, IDENTITIES_MAPPINGS, IDENTITIES_SETTINGS)
 
 
-async def access_control_field(es: AsyncElasticsearch, index: str) -> str:
+async def access_control_field(es: ESClient, index: str) -> str:
     """The keyword field holding a document's identities in `index`: `_allow_access_control`
     itself (as the service maps it in the indices it creates, or here, in an index made elsewhere
     that no document with it reached yet), or the keyword sub-field an index made by Kibana
@@ -46,10 +47,10 @@ async def access_control_field(es: AsyncElasticsearch, index: str) -> str:
     )
 
 
-async def _mapped(es: AsyncElasticsearch, index: str) -> dict[str, Any] | None:
+async def _mapped(es: ESClient, index: str) -> dict[str, Any] | None:
     """The field's mapping in the index (the first concrete index of an alias), or None."""
     found = await es.indices.get_field_mapping(index=index, fields=ACCESS_CONTROL)
-    for mapping in found.body.values():
+    for mapping in found.values():
         field = (mapping.get("mappings") or {}).get(ACCESS_CONTROL)
         if field:
             return next(iter(field["mapping"].values()))
@@ -57,7 +58,7 @@ async def _mapped(es: AsyncElasticsearch, index: str) -> dict[str, Any] | None:
 
 
 async def create_restricted_key(
-    es: AsyncElasticsearch,
+    es: ESClient,
     name: str,
     index: str,
     query: dict[str, Any],
@@ -75,11 +76,11 @@ async def create_restricted_key(
             metadata=metadata,
         )
     except ApiError as error:
-        raise KeyRefused(f"{error.meta.status} {error.message}") from None
-    return response.body
+        raise KeyRefused(f"{error.status} {error.message}") from None
+    return response
 
 
-async def identity_of(es: AsyncElasticsearch, index: str, user_id: str) -> dict[str, Any] | None:
+async def identity_of(es: ESClient, index: str, user_id: str) -> dict[str, Any] | None:
     """A user's identity document from an identities index; None if missing (or no index)."""
     found = await es.options(ignore_status=404).get(index=index, id=user_id)
-    return found.body.get("_source") if found.body.get("found") else None
+    return found.get("_source") if found.get("found") else None

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 import orjson
 from elastic_ingest.connectors.config import BulkSettings
+from elastic_ingest.connectors.es.client import ESClient
 from elastic_ingest.connectors.es.errors import RETRIABLE_STATUS, is_transient
-from elasticsearch import AsyncElasticsearch
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class _Operation:
     lines: bytes
 
 
-def bulk_sender(es: AsyncElasticsearch, index: str, pipeline: str | None = None) -> SendBulk:
+def bulk_sender(es: ESClient, index: str, pipeline: str | None = None) -> SendBulk:
     """Send one NDJSON body to `index` (through the ingest `pipeline`, if one is named);
     retries are the writer's job, so the client's are off."""
     client = es.options(max_retries=0, retry_on_timeout=False)
@@ -74,7 +74,7 @@ def bulk_sender(es: AsyncElasticsearch, index: str, pipeline: str | None = None)
         response = await client.bulk(
             index=index, operations=body, filter_path=RESPONSE_FIELDS, **options
         )
-        return response.body
+        return response
 
     return send
 
@@ -120,7 +120,7 @@ class BulkWriter:
     @classmethod
     def for_index(
         cls,
-        es: AsyncElasticsearch,
+        es: ESClient,
         index: str,
         settings: BulkSettings,
         pipeline: str | None = None,

@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from typing import Any, Self, TypeVar
 
-from elasticsearch import AsyncElasticsearch, ConflictError, NotFoundError
+from elastic_ingest.connectors.es.client import ESClient
+from elastic_ingest.connectors.es.transport import ConflictError, NotFoundError
 
 PAGE = 500
 D = TypeVar("D", bound="VersionedDocument")
@@ -34,14 +35,14 @@ class VersionedDocument:
 class DocumentIndex:
     """One protocol index (connectors or jobs), seen as documents with versions."""
 
-    def __init__(self, es: AsyncElasticsearch, index: str):
+    def __init__(self, es: ESClient, index: str):
         self.es = es
         self.index = index
 
     async def get(self, document_id: str) -> dict | None:
         """The raw hit (`_id`, `_source`, `_seq_no`, `_primary_term`), or None when absent."""
         try:
-            return (await self.es.get(index=self.index, id=document_id)).body
+            return await self.es.get(index=self.index, id=document_id)
         except NotFoundError:
             return None
 
@@ -115,7 +116,7 @@ class DocumentIndex:
             if_primary_term=document.primary_term,
             refresh=True,
         )
-        return response.meta.status in (200, 201)
+        return response.status in (200, 201)
 
     async def delete_if_unchanged(self, document: VersionedDocument) -> bool:
         """Delete the document only if unchanged since it was read (False if not, or gone)."""
@@ -126,7 +127,7 @@ class DocumentIndex:
             if_primary_term=document.primary_term,
             refresh=True,
         )
-        return response.meta.status == 200
+        return response.status == 200
 
     async def delete_matching(self, query: dict, batch: int = PAGE) -> int:
         """Delete every document matching `query`, in bulk requests (the integration-test

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from elasticsearch import ApiError, ConnectionTimeout
-from elasticsearch import ConnectionError as ESConnectionError
+from elastic_ingest.connectors.es.transport import ApiError, ConnectionTimeout, ESConnectionError
 
 RETRIABLE_STATUS = frozenset({429, 502, 503, 504})
 
@@ -17,14 +16,14 @@ def is_transient(error: BaseException | None) -> bool:
         return True
     if isinstance(error, ConnectionError):  # the builtin: refused, reset
         return True
-    return isinstance(error, ApiError) and error.meta.status in RETRIABLE_STATUS
+    return isinstance(error, ApiError) and error.status in RETRIABLE_STATUS
 
 
 def credentials_problem(error: BaseException) -> str | None:
     """A refusal by Elasticsearch's security (401, 403), said as what to fix; None otherwise."""
-    if not isinstance(error, ApiError) or error.meta.status not in (401, 403):
+    if not isinstance(error, ApiError) or error.status not in (401, 403):
         return None
-    if error.meta.status == 401:
+    if error.status == 401:
         return (
             "Elasticsearch refused the service's credentials (401): check elasticsearch.api_key "
             "(or username/password) in the configuration"

@@ -5,13 +5,18 @@ from __future__ import annotations
 import logging
 import warnings
 
-from elasticsearch import AsyncElasticsearch, BadRequestError, ElasticsearchWarning, NotFoundError
+from elastic_ingest.connectors.es.client import ESClient
+from elastic_ingest.connectors.es.transport import (
+    BadRequestError,
+    ElasticsearchWarning,
+    NotFoundError,
+)
 
 logger = logging.getLogger(__name__)
 
 
 async def ensure_index(
-    es: AsyncElasticsearch,
+    es: ESClient,
     name: str,
     mappings: dict | None = None,
     settings: dict | None = None,
@@ -42,14 +47,12 @@ async def ensure_index(
     return True
 
 
-async def ensure_aliased_index(
-    es: AsyncElasticsearch, alias: str, mappings: dict, settings: dict
-) -> bool:
+async def ensure_aliased_index(es: ESClient, alias: str, mappings: dict, settings: dict) -> bool:
     """`<alias>-v1` behind `alias`, as Elasticsearch's templates lay out the protocol indices."""
     return await ensure_index(es, f"{alias}-v1", mappings, settings, alias=alias)
 
 
-async def delete_indices(es: AsyncElasticsearch, names: list[str]) -> None:
+async def delete_indices(es: ESClient, names: list[str]) -> None:
     """Delete indices by name or alias (an alias deletes the indices behind it); missing: fine."""
     concrete = set()
     for name in names:
@@ -68,16 +71,16 @@ CONTENT_INDEX_SETTINGS = {"index.gc_deletes": "1h"}
 CONTENT_INDEX_MAPPINGS = {"properties": {"_allow_access_control": {"type": "keyword"}}}
 
 
-async def ensure_content_index(es: AsyncElasticsearch, name: str) -> bool:
+async def ensure_content_index(es: ESClient, name: str) -> bool:
     """Create a connector's target index unless it (or an alias) exists; True when created."""
     return await ensure_index(es, name, CONTENT_INDEX_MAPPINGS, CONTENT_INDEX_SETTINGS)
 
 
-async def refresh(es: AsyncElasticsearch, index: str) -> None:
+async def refresh(es: ESClient, index: str) -> None:
     await es.indices.refresh(index=index)
 
 
-async def concrete_indices(es: AsyncElasticsearch, name: str) -> list[str]:
+async def concrete_indices(es: ESClient, name: str) -> list[str]:
     """The indices `name` stands for (itself, or what an alias points to); [] if nothing yet."""
     try:
         resolved = await es.indices.resolve_index(name=name, expand_wildcards="all")

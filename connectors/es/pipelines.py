@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from elasticsearch import AsyncElasticsearch, NotFoundError
+from elastic_ingest.connectors.es.client import ESClient
+from elastic_ingest.connectors.es.transport import NotFoundError
 
 
-async def pipeline_exists(es: AsyncElasticsearch, name: str) -> bool:
+async def pipeline_exists(es: ESClient, name: str) -> bool:
     try:
         found = await es.ingest.get_pipeline(id=name, summary=True)
     except NotFoundError:
         return False
-    return name in found.body
+    return name in found

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from elasticsearch import AsyncElasticsearch, NotFoundError
+from elastic_ingest.connectors.es.client import ESClient
+from elastic_ingest.connectors.es.transport import NotFoundError
 
 # 10,000 hits decode to ~33 MB of Python objects (measured with tracemalloc); 2,000 cost a few
 # more round trips of a few milliseconds each
@@ -13,7 +14,7 @@ HIT_FIELDS = "pit_id,hits.hits._id,hits.hits._source._timestamp,hits.hits.sort"
 
 
 async def stream_index_versions(
-    es: AsyncElasticsearch, index: str, page_size: int = PAGE_SIZE
+    es: ESClient, index: str, page_size: int = PAGE_SIZE
 ) -> AsyncIterator[tuple[str, str | None]]:
     """Yield (id, `_timestamp`) for every document, through a point in time (consistent view)."""
     try:
@@ -45,9 +46,7 @@ async def stream_index_versions(
         await es.close_point_in_time(id=pit_id)
 
 
-async def indexed_versions(
-    es: AsyncElasticsearch, index: str, ids: list[str]
-) -> dict[str, str | None]:
+async def indexed_versions(es: ESClient, index: str, ids: list[str]) -> dict[str, str | None]:
     """`_timestamp` of each of these ids the index holds (absent ids are left out)."""
     if not ids:
         return {}

@@ -37,7 +37,7 @@ async def set_pipeline(harness, connector, **settings):
 
 
 async def pipeline_runs(es, name):
-    stats = await es.nodes.stats(metric="ingest")
+    stats = await es.request("GET", "/_nodes/stats/ingest")
     return sum(
         node["ingest"]["pipelines"].get(name, {}).get("count", 0)
         for node in stats["nodes"].values()

@@ -4,7 +4,7 @@ do nothing else, and a key missing a privilege fails a job with one line saying 
 import pytest
 from elastic_ingest.connectors.es.client import create_client
 from elastic_ingest.connectors.es.privileges import service_role
-from elasticsearch import AuthorizationException
+from elastic_ingest.connectors.es.transport import AuthorizationException
 
 from tests.integration.conftest import make_settings
 from tests.integration.jobs import ConnectorHarness
@@ -12,11 +12,12 @@ from tests.integration.jobs import ConnectorHarness
 
 async def test_the_service_key_cannot_manage_security_or_touch_other_system_indices(es):
     with pytest.raises(AuthorizationException):
-        await es.security.get_user()
+        await es.request("GET", "/_security/user")
     with pytest.raises(AuthorizationException):
         await es.index(index=".kibana-elastic-ingest-test", document={"a": 1})
     with pytest.raises(AuthorizationException):
-        await es.cluster.put_settings(persistent={"cluster.routing.allocation.enable": "all"})
+        settings = {"persistent": {"cluster.routing.allocation.enable": "all"}}
+        await es.request("PUT", "/_cluster/settings", body=settings)
 
 
 async def test_a_key_without_a_needed_privilege_fails_the_job_with_one_clear_line(

@@ -7,10 +7,10 @@ import dataclasses
 
 import pytest
 from elastic_ingest.connectors.config import parse_settings
+from elastic_ingest.connectors.es.transport import ESConnectionError
 from elastic_ingest.connectors.job_outcome import Outcome
 from elastic_ingest.connectors.job_run import JobRun
 from elastic_ingest.connectors.protocol import Connector, Job, JobIndex, JobStatus
-from elasticsearch import ConnectionError as ESConnectionError
 
 CLAIM = "claim-1"
 

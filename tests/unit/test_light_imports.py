@@ -29,6 +29,7 @@ def test_the_cli_help_and_source_list_load_no_prefect_and_no_elasticsearch_clien
     loaded = imported("-m", "app.cli", *args)
     assert "app.cli" in loaded or "argparse" in loaded  # the listing really is of this process
     assert "prefect" not in loaded and "elasticsearch" not in loaded
+    assert "elastic_ingest.connectors.es.client" not in loaded
 
 
 @pytest.mark.parametrize(
@@ -42,3 +43,11 @@ def test_a_sync_loads_only_its_own_source_client(source, foreign):
     loaded = imported("-c", f"import elastic_ingest.flows.sync, {source}")
     assert source in loaded
     assert not foreign & loaded
+
+
+def test_a_sync_loads_no_second_http_stack_and_no_numpy():
+    """Elasticsearch is spoken over httpx, which Prefect loads anyway: not elasticsearch-py with
+    aiohttp, requests and urllib3 beside it (~20 MB), nor numpy for the snapshot (~11 MB)."""
+    loaded = imported("-c", "import elastic_ingest.flows.sync, elastic_ingest.flows.poll")
+    assert "elastic_ingest.connectors.es.transport" in loaded and "httpx" in loaded
+    assert not {"elasticsearch", "elastic_transport", "aiohttp", "requests", "numpy"} & loaded
