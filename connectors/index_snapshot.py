@@ -112,7 +112,8 @@ class IndexedVersions:
         return -1
 
     def unchanged(self, id_hashes: Iterable[int], version_hashes: Iterable[int]) -> list[bool]:
-        """Mark the given ids seen; True where the index already holds that exact version."""
+        """Mark the given ids seen; True where the index already holds that exact version
+        (a version hash of 0, a document listed without a version, matches nothing)."""
         result = []
         for id_hash, version_hash in zip(id_hashes, version_hashes, strict=True):
             position = self.position(id_hash)
@@ -120,7 +121,7 @@ class IndexedVersions:
                 result.append(False)
             else:
                 self.seen[position] = 1
-                result.append(self.versions[position] == version_hash)
+                result.append(version_hash != 0 and self.versions[position] == version_hash)
         return result
 
     def mark_seen(self, id_hashes: Iterable[int]) -> None:

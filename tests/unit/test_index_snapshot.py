@@ -43,6 +43,13 @@ def test_many_real_hashes(tmp_path):
     assert list(load_stale(tmp_path / "stale.mask")) == [n % 2 for n in range(5000)]
 
 
+def test_a_document_without_a_version_is_never_unchanged(tmp_path):
+    # the index holds "a" without `_timestamp` (hash 0); the source lists it without one too
+    indexed = IndexedVersions(write_snapshot(tmp_path, [hash64("a")], [0]))
+    assert indexed.unchanged([hash64("a")], [0]) == [False]
+    assert indexed.save_stale(tmp_path / "stale.mask") == 0  # but it was seen
+
+
 def test_an_empty_index_holds_nothing(tmp_path):
     indexed = IndexedVersions(write_snapshot(tmp_path, [], []))
     assert indexed.unchanged([hash64("a")], [hash64("1")]) == [False]
