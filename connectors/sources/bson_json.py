@@ -18,9 +18,10 @@ import uuid
 from typing import Any
 
 import orjson
-from bson import Binary, Code, Decimal128, MaxKey, MinKey, ObjectId, Regex, Timestamp
+from bson import Binary, Code, Decimal128, Int64, MaxKey, MinKey, ObjectId, Regex, Timestamp
 from bson.binary import UuidRepresentation
 from bson.dbref import DBRef
+from bson.tz_util import utc as BSON_UTC  # noqa: N812 - the tzinfo of a tz-aware client's dates
 
 _UUID_SUBTYPES = {3: UuidRepresentation.PYTHON_LEGACY, 4: UuidRepresentation.STANDARD}
 
@@ -42,8 +43,10 @@ def to_json(value: Any) -> Any:
         return value
     if kind is ObjectId:
         return str(value)
-    if kind is datetime.datetime and value.tzinfo is datetime.UTC:  # what a tz-aware client reads
-        return value.isoformat(timespec="milliseconds")
+    if kind is datetime.datetime and (value.tzinfo is BSON_UTC or value.tzinfo is datetime.UTC):
+        return value.isoformat(timespec="milliseconds")  # what a tz-aware client reads
+    if kind is Int64:
+        return int(value)
     return _converted(value)
 
 
