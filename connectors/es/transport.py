@@ -15,7 +15,7 @@ import ssl
 import warnings
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
 import orjson
@@ -96,6 +96,12 @@ def names(value: str | Iterable[str]) -> str:
     return quote(joined, safe=",*")
 
 
+def shown(host: str) -> str:
+    """A host as an error may name it: without any `user:password@` it was configured with."""
+    parts = urlsplit(host)
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+
+
 def document_path(index: str, document_id: str) -> str:
     """`/<index>/_doc/<id>` with the id escaped: an id may hold any character, `/` too."""
     return f"/{names(index)}/_doc/{quote(document_id, safe='')}"
@@ -162,14 +168,16 @@ class Transport:
                 response = await self.http.request(
                     method, host + path, params=query, headers=headers, content=content
                 )
-            except httpx.TimeoutException as error:
+            except httpx.TimeoutException:
                 if retry_on_timeout and attempt < max_retries:
                     continue
-                raise ConnectionTimeout(f"{method} {host}{path}: timed out ({error})") from None
+                raise ConnectionTimeout(f"{method} {shown(host)}{path}: timed out") from None
             except httpx.TransportError as error:
                 if attempt < max_retries:
                     continue
-                raise ESConnectionError(f"cannot reach Elasticsearch at {host}: {error}") from None
+                raise ESConnectionError(
+                    f"cannot reach Elasticsearch at {shown(host)}: {error}"
+                ) from None
             if response.status_code in RETRY_ON_STATUS and attempt < max_retries:
                 await asyncio.sleep(0.1 * 2**attempt)
                 continue
