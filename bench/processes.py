@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import resource
+import time
 from pathlib import Path
 
 from devstack.common import pid_file, read_pid
@@ -78,14 +79,14 @@ def cpu_spent(before: dict, after: dict) -> dict[str, float | None]:
 
 
 def started_at(pid: int | str = "self") -> float:
-    """When a process started, in seconds since the epoch (from /proc: boot time + its start)."""
+    """When a process started, in seconds since the epoch: now minus its age, the age from two
+    clocks since boot (/proc/uptime, and its start in /proc/<pid>/stat), both to 10 ms. (Boot
+    time + start would be off by up to a second: /proc/stat gives the boot time in whole
+    seconds.)"""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    boot = next(
-        int(line.split()[1])
-        for line in Path("/proc/stat").read_text().splitlines()
-        if line.startswith("btime ")
-    )
-    return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22: starttime, in ticks
+    uptime = float(Path("/proc/uptime").read_text().split()[0])
+    age = uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22: starttime, in ticks
+    return time.time() - age
 
 
 def memory_mb(pid: int | str = "self", field: str = "VmRSS") -> float | None:
