@@ -73,8 +73,10 @@ def _spill(id_hashes: array, id_file, version_hashes: array, version_file) -> in
 
 
 def _load(path: Path) -> array:
+    """The file's hashes, read straight into the array (no second copy while loading)."""
     values = array(UINT64)
-    values.frombytes(path.read_bytes())
+    with open(path, "rb") as file:
+        values.fromfile(file, path.stat().st_size // values.itemsize)
     return values
 
 
@@ -89,7 +91,7 @@ class IndexedVersions:
         self.versions = _load(folder / "version_hashes.u64")
         self.seen = bytearray(len(self.ids))
         self.size = int(len(self.ids) / LOAD_FACTOR) + 1
-        self.slots = array(SLOT, bytes(self.size * array(SLOT).itemsize))
+        self.slots = array(SLOT, [0]) * self.size
         slots, size = self.slots, self.size
         for position, id_hash in enumerate(self.ids):  # ~0.3 s per million on this machine
             slot = id_hash % size
