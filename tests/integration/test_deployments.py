@@ -15,7 +15,7 @@ from elastic_ingest.connectors.config import load_settings
 from elastic_ingest.connectors.es.client import create_client
 from elastic_ingest.connectors.es.indices import delete_indices
 from elastic_ingest.connectors.poll import claim_jobs
-from elastic_ingest.connectors.protocol import JobStatus, ensure_protocol_indices, protocol_for
+from elastic_ingest.connectors.protocol import Job, JobStatus, ensure_protocol_indices, protocol_for
 from elastic_ingest.connectors.protocol.connector import new_connector_document
 from elastic_ingest.connectors.sources.directory import DirectoryDataSource
 
@@ -45,6 +45,23 @@ def prefect(env, *args):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
+
+
+async def run_deployment_job(env, jobs, connector_id: str, config_file) -> Job:
+    """`prefect deployment run sync/directory` for one connector; its new job once it ended."""
+    before = len(await jobs.for_connector(connector_id))
+    prefect(
+        env, "deployment", "run", "sync/directory",
+        "--param", f"connector_id={connector_id}", "--param", f"config_file={config_file}",
+    )  # fmt: skip
+    deadline = time.monotonic() + 180
+    while len(found := await jobs.for_connector(connector_id)) == before or found[0].status not in (
+        JobStatus.COMPLETED,
+        JobStatus.ERROR,
+    ):
+        assert time.monotonic() < deadline, "the sync run of the deployment did not end in 180 s"
+        await asyncio.sleep(1)
+    return found[0]
 
 
 async def test_deploy_and_run_sync_directory_through_a_worker(prefect_env, tmp_path):
@@ -164,18 +181,7 @@ async def test_deploy_and_run_sync_directory_through_a_worker(prefect_env, tmp_p
         for removed in (None, tmp_path / "tree" / "beta" / "sub0" / "beta-2.txt"):
             if removed is not None:
                 removed.unlink()
-            before = len(await jobs.for_connector(parted_id))
-            prefect(
-                prefect_env, "deployment", "run", "sync/directory",
-                "--param", f"connector_id={parted_id}", "--param", f"config_file={config_file}",
-            )  # fmt: skip
-            deadline = time.monotonic() + 180
-            while len(found := await jobs.for_connector(parted_id)) == before or found[
-                0
-            ].status not in (JobStatus.COMPLETED, JobStatus.ERROR):
-                assert time.monotonic() < deadline, "the partitioned sync did not end in 180 s"
-                await asyncio.sleep(1)
-            parted_job = found[0]
+            parted_job = await run_deployment_job(prefect_env, jobs, parted_id, config_file)
             assert parted_job.status == JobStatus.COMPLETED, parted_job.doc.get("error")
             assert len(parted_job.doc["metadata"]["partitions"]) == 3
             assert len(parted_job.doc["metadata"]["parts_done"]) == 3
@@ -193,24 +199,11 @@ async def test_deploy_and_run_sync_directory_through_a_worker(prefect_env, tmp_p
         # that running jobs hold would never start.
         prefect(prefect_env, "work-pool", "set-concurrency-limit", "elastic-ingest", "4")
         (tmp_path / "tree" / "alpha" / "sub1" / "alpha-1.txt").unlink()
-        before = len(await jobs.for_connector(parted_id))
-        prefect(
-            prefect_env, "deployment", "run", "sync/directory",
-            "--param", f"connector_id={parted_id}", "--param", f"config_file={config_file}",
-        )  # fmt: skip
-        deadline = time.monotonic() + 180
-        while len(found := await jobs.for_connector(parted_id)) == before or found[
-            0
-        ].status not in (
-            JobStatus.COMPLETED,
-            JobStatus.ERROR,
-        ):
-            assert time.monotonic() < deadline, "the limited partitioned sync did not end"
-            await asyncio.sleep(1)
-        assert found[0].status == JobStatus.COMPLETED, found[0].doc.get("error")
-        assert found[0].doc["deleted_document_count"] == 1
-        assert len(found[0].doc["metadata"]["partitions"]) == 3
-        assert "parts_done" not in found[0].doc["metadata"]  # no part ran elsewhere
+        limited_job = await run_deployment_job(prefect_env, jobs, parted_id, config_file)
+        assert limited_job.status == JobStatus.COMPLETED, limited_job.doc.get("error")
+        assert limited_job.doc["deleted_document_count"] == 1
+        assert len(limited_job.doc["metadata"]["partitions"]) == 3
+        assert "parts_done" not in limited_job.doc["metadata"]  # no part ran elsewhere
         prefect(prefect_env, "work-pool", "clear-concurrency-limit", "elastic-ingest")
 
         # A failed sync the poller launched, retried from Prefect once its folder exists, syncs
