@@ -6,8 +6,15 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed-stamp
 N ?= 100000
+# The compatibility lane: the last 8.x, on a node of its own beside the 9.x default.
+ES8_VERSION ?= 8.19.21
+ES8_PORT ?= 9201
+ES8 := STACK_ES_VERSION=$(ES8_VERSION) STACK_ES_PORT=$(ES8_PORT)
+ES8_TESTS := $(addprefix tests/integration/,test_stack_smoke.py test_protocol.py \
+	test_sync_kinds.py test_document_level_security.py test_safety.py test_security.py \
+	test_kibana_shapes.py test_es_client.py test_full_sync.py)
 
-.PHONY: install test lint format unit integration run stack down status env deploy worker notify bench clean
+.PHONY: install test test-es8 lint format unit integration run stack down status env deploy worker notify bench bench-majors clean
 
 $(INSTALLED): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,9 +47,14 @@ format: $(INSTALLED)
 unit: $(INSTALLED)
 	@$(PY) -m pytest tests/unit -q
 
-test: lint stack  ## lint + unit + integration tests against the real stack
+test: lint stack  ## lint + unit + integration tests on the stack (Elasticsearch 9.x), then the 8.x lane
 	@$(PY) -m pytest -q
+	@$(MAKE) -s test-es8
 	@echo "the stack is still running for the next run; \`make down\` stops it"
+
+test-es8: $(INSTALLED)  ## the protocol, sync-kind, DLS and safety tests on Elasticsearch 8.19
+	@$(ES8) $(PY) -m devstack up elasticsearch mongodb s3 prefect
+	@env -u ELASTICSEARCH_URL -u ELASTICSEARCH_API_KEY $(ES8) $(PY) -m pytest -q $(ES8_TESTS)
 
 run: $(INSTALLED)  ## first run: index this repository's docs with a directory connector
 	@$(PY) -m devstack up prefect $(if $(ELASTICSEARCH_URL),,elasticsearch)
@@ -56,6 +68,9 @@ notify: stack  ## be told when a sync fails: make notify WEBHOOK=https://... (or
 
 bench: stack  ## benchmarks (not tests): make bench N=1000000 ARGS=--skip-s3
 	@$(PY) -m bench --documents $(N) $(ARGS)
+
+bench-majors: stack  ## MongoDB first sync and no-op resync on Elasticsearch 9.x and 8.19, alternating
+	@$(PY) -m bench.majors --documents $(N)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -664,11 +664,22 @@ async def main() -> int:
         default=50,
         help="small connectors synced through the work pool with 1 and 2 workers (0: skip)",
     )
+    parser.add_argument(
+        "--only-mongodb",
+        action="store_true",
+        help="only the MongoDB rows (raw scan, raw bulk, first sync, no-op, churn): bench.majors",
+    )
     args = parser.parse_args()
     bench = Bench(args.documents, args.objects, args.files)
     bench.partitions = [int(parts) for parts in args.partitions.split(",") if parts.strip()]
     started = time.time()
     await bench.mongodb()
+    if args.only_mongodb:
+        print_table(bench.rows)
+        report = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started))}
+        report.update(versions=await _versions(bench.settings), rows=bench.rows)
+        write_report({**report, "results": bench.results}, args.documents)
+        return 0
     if not args.skip_kinds:
         await bench.kinds()
     await bench.overhead()

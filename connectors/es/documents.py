@@ -36,7 +36,7 @@ class DocumentIndex:
     """One protocol index (connectors or jobs), seen as documents with versions."""
 
     def __init__(self, es: ESClient, index: str):
-        self.es = es
+        self.es = es.as_connectors_product()
         self.index = index
 
     async def get(self, document_id: str) -> dict | None:

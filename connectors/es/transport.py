@@ -119,7 +119,9 @@ class Transport:
         request_timeout: float = 30.0,
         verify_certs: bool = True,
         ca_certs: str | None = None,
+        http_transport: httpx.AsyncBaseTransport | None = None,
     ):
+        """`http_transport` replaces the network (tests pass an `httpx.MockTransport`)."""
         self.hosts = [host.rstrip("/") for host in hosts]
         self._next_host = itertools.cycle(range(len(self.hosts)))
         headers = {"accept": JSON}
@@ -139,6 +141,7 @@ class Transport:
             verify=verify,
             trust_env=False,  # as elasticsearch-py: no proxy from the environment
             limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
+            transport=http_transport,
         )
 
     async def perform(
@@ -152,15 +155,16 @@ class Transport:
         max_retries: int = 3,
         retry_on_timeout: bool = True,
         ignore_status: Iterable[int] = (),
+        headers: dict[str, str] | None = None,
     ) -> tuple[int, Any]:
         """Send one request (to the next host on connection trouble); the status and decoded
         body. Raises the ApiError subclass of an error status unless it is ignored."""
         query = {k: query_value(v) for k, v in (params or {}).items() if v is not None}
-        headers, content = None, None
+        headers, content = dict(headers or {}), None
         if ndjson is not None:
-            headers, content = {"content-type": NDJSON}, ndjson
+            headers["content-type"], content = NDJSON, ndjson
         elif body is not None:
-            headers = {"content-type": JSON}
+            headers["content-type"] = JSON
             content = orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS)
         for attempt in itertools.count():
             host = self.hosts[next(self._next_host)]

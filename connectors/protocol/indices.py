@@ -8,6 +8,7 @@ from __future__ import annotations
 from elastic_ingest.connectors.config import ProtocolSettings
 from elastic_ingest.connectors.es.client import ESClient
 from elastic_ingest.connectors.es.indices import ensure_aliased_index
+from elastic_ingest.connectors.es.transport import ApiError
 
 _OBJECT = {"type": "object", "dynamic": False}
 _OPAQUE = {"type": "object", "enabled": False}
@@ -99,13 +100,29 @@ JOB_MAPPINGS = {
 }
 
 
+class ProtocolIndexRefused(PermissionError):
+    """Elasticsearch would not create a missing protocol index; the message says what to do."""
+
+
 async def ensure_protocol_indices(es: ESClient, settings: ProtocolSettings) -> None:
-    """Create both indices (`<name>-v1` behind the alias `<name>`) when neither exists."""
+    """Create both indices (`<name>-v1` behind the alias `<name>`) when neither exists; an
+    existing one, maybe a system index Elasticsearch manages, is never created, changed or
+    refreshed."""
+    es = es.as_connectors_product()
     for name, mappings in (
         (settings.connectors_index, CONNECTOR_MAPPINGS),
         (settings.jobs_index, JOB_MAPPINGS),
     ):
-        await ensure_aliased_index(es, name, mappings, _index_settings(name))
+        try:
+            await ensure_aliased_index(es, name, mappings, _index_settings(name))
+        except ApiError as error:
+            if error.status not in (400, 403):
+                raise
+            raise ProtocolIndexRefused(
+                f"Elasticsearch refused to create the protocol index {name} ({error.status} "
+                f"{error.error}: {str(error.message).splitlines()[0]}); create it as an "
+                "administrator, or name another index under `protocol:` in config.yml"
+            ) from None
 
 
 def _index_settings(name: str) -> dict:

@@ -102,6 +102,14 @@ class ConnectorHarness:
         self._claims[job_id] = claimed[job_id]
         return job_id
 
+    async def claim_written(self, document: dict) -> str:
+        """A job document as another client (Kibana) wrote it, claimed as a poll pass claims it."""
+        job_id = await self.jobs.documents.create(document)
+        claimed = {job.id: job.claim for job in await claim_jobs(self.jobs, 100)}
+        assert job_id in claimed, f"job {job_id} was not claimable"
+        self._claims[job_id] = claimed[job_id]
+        return job_id
+
     async def run(self, job_id: str, via: str = "plain") -> Synced:
         """Run a claimed job: `plain` (connectors.job_run.run_job) or `flow` (the sync flow)."""
         if via == "flow":

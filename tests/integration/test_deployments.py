@@ -168,7 +168,8 @@ async def test_deploy_and_run_sync_directory_through_a_worker(prefect_env, tmp_p
             await asyncio.sleep(1)
         assert (latest.doc["job_type"], latest.status) == ("incremental", JobStatus.COMPLETED)
         assert latest.doc["indexed_document_count"] == 1
-        assert latest.doc["metadata"].get("ran_as") is None  # it had a cursor to start from
+        # it had a cursor to start from
+        assert latest.doc["metadata"]["ran_as"] == "incremental"
 
         # A connector read in three parts: each part a flow run on the pool, the deletion once.
         make_tree(tmp_path / "tree")

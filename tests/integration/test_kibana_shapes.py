@@ -6,6 +6,7 @@ import uuid
 
 import aioboto3
 from elastic_ingest.connectors.protocol.connector import new_connector_document
+from elastic_ingest.connectors.protocol.job import new_job_document
 from pymongo import AsyncMongoClient
 
 
@@ -108,3 +109,31 @@ async def test_elastic_s3_field_set_syncs(es, harness, index_name):
     assert snapshot["aws_secret_access_key"]["value"] == "********"
     await es.indices.refresh(index=index_name)
     assert (await es.get(index=index_name, id=f"{bucket}/a.txt"))["_source"]["body"] == "alpha"
+
+
+def kibana_job(connector, job_type):
+    """A pending job as Kibana writes it: its connector snapshot has no `sync_cursor`."""
+    document = new_job_document(connector, job_type, "on_demand", frozenset())
+    del document["connector"]["sync_cursor"]
+    return document
+
+
+async def test_an_incremental_job_kibana_started_runs_incrementally(es, harness, index_name):
+    versions = [{"_id": f"d{i}", "n": i, "_timestamp": "v1"} for i in range(6)]
+    connector = await harness.create("memory", index_name, documents=versions)
+    assert (await harness.sync(connector)).status == "completed"
+    versions[2] = {"_id": "d2", "n": -2, "_timestamp": "v2"}
+    await harness.configure(connector, documents=versions, deleted=["d5"])
+
+    live = await harness.connectors.get(connector)
+    job_id = await harness.claim_written(kibana_job(live, "incremental"))
+    synced = await harness.run(job_id, via="flow")
+
+    assert synced.status == "completed", synced.error
+    assert synced.job.doc["metadata"]["ran_as"] == "incremental"
+    assert (synced.updated, synced.deleted, synced.seen) == (1, 1, 1)
+    await es.indices.refresh(index=index_name)
+    response = await es.search(index=index_name, size=100)
+    contents = {hit["_id"]: hit["_source"] for hit in response["hits"]["hits"]}
+    assert set(contents) == {"d0", "d1", "d2", "d3", "d4"} and contents["d2"]["n"] == -2
+    assert await harness.cursor(connector) == {"newest": "v2"}
