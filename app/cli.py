@@ -35,6 +35,22 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
 
 
+def credentials_hint(settings: Settings, config_file: str | None) -> str:
+    """What to do about a 401, in one line: most often, a new shell without the stack's key."""
+    hosts = ", ".join(settings.elasticsearch.hosts)
+    where = config_file or "config.yml"
+    if settings.elasticsearch.api_key or settings.elasticsearch.username:
+        return (
+            f"Elasticsearch at {hosts} refused the configured credentials (401): check "
+            f"elasticsearch.api_key (or username/password) in {where}, or ELASTICSEARCH_API_KEY"
+        )
+    return (
+        f"Elasticsearch at {hosts} asks for credentials (401) and none are configured: export "
+        'ELASTICSEARCH_API_KEY (with this checkout\'s stack: eval "$(make -s env)"), or set '
+        f"elasticsearch.api_key in {where}"
+    )
+
+
 def installed_version() -> str:
     try:
         return package_version("elastic-ingest")
@@ -397,6 +413,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:  # a runtime failure: one readable block, details with --debug
         if args.debug:
             raise
+        if getattr(error, "status", None) == 401:  # the client's AuthenticationException
+            print(f"error: {credentials_hint(settings, args.config_file)}", file=sys.stderr)
+            return 1
         print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
         return 1
     return 0

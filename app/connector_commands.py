@@ -125,6 +125,7 @@ def _plan_update(args, ctx: Context, connector: Connector, values: dict | None) 
     if args.index_name is not None and args.index_name != connector.index_name:
         fields["index_name"] = args.index_name
         changed.append("index_name")
+    combined = {**connector.configuration_values(), **(values or {})}
     if values:
         source_class = source_class_for(ctx.settings.sources, connector.service_type)
         schema = source_class.configuration_schema()
@@ -134,8 +135,9 @@ def _plan_update(args, ctx: Context, connector: Connector, values: dict | None) 
             for name, value in values.items()
         }
         fields["configuration"] = configuration
+        # what the source can do follows its values now, not at the next poll pass
+        fields["features"] = source_class.features(combined)
         changed.append(f"configuration ({', '.join(values)})")
-        combined = {**connector.configuration_values(), **values}
         waiting = (ConnectorStatus.CREATED, ConnectorStatus.NEEDS_CONFIGURATION)
         configured = source_class.is_configured(combined)
         if connector.status in waiting:
@@ -165,11 +167,11 @@ def _plan_update(args, ctx: Context, connector: Connector, values: dict | None) 
     for kind, cron in parse_schedules(args.schedule).items():
         wanted[kind] = {"enabled": True, "interval": cron}
         changed.append(f"scheduling.{kind} ({cron})")
-        if kind == JobType.INCREMENTAL and not connector.supports("incremental_sync"):
+        problem = kind == JobType.INCREMENTAL and _incremental_problem(ctx, connector, combined)
+        if problem:
             notes.append(
-                f"connector {connector.id}: its source does not report incremental syncs "
-                "(features.incremental_sync); the scheduler creates no incremental job until "
-                "it does"
+                f"connector {connector.id} cannot run incremental syncs: {problem}; the "
+                "scheduler creates no incremental job until it can"
             )
     for kind in args.disable_schedule:
         if kind in wanted:
@@ -187,6 +189,16 @@ def _plan_update(args, ctx: Context, connector: Connector, values: dict | None) 
         else:
             fields["scheduling"] = wanted
     return _Update(fields, changed, notes, replace_scheduling=legacy and bool(wanted))
+
+
+def _incremental_problem(ctx: Context, connector: Connector, values: dict) -> str | None:
+    """Why the connector's source cannot run incremental syncs with `values` (None: it can),
+    asked of the source class itself, not of `features` a poll pass may not have updated yet."""
+    try:
+        source_class = source_class_for(ctx.settings.sources, connector.service_type)
+    except RegistryError as error:
+        return str(error)
+    return source_class.incremental_problem(values)
 
 
 async def update_connector(args, ctx: Context) -> None:
@@ -336,11 +348,10 @@ async def request_sync(args, ctx: Context) -> None:
         return
     if not may_sync(connector.status):
         raise UsageError(f"connector {connector.id} is {connector.status}; configure it first")
-    if args.job_type == JobType.INCREMENTAL and not connector.supports("incremental_sync"):
-        raise UsageError(
-            f"connector {connector.id} cannot run incremental syncs "
-            "(its source does not support them with this configuration)"
-        )
+    if args.job_type == JobType.INCREMENTAL:
+        problem = _incremental_problem(ctx, connector, connector.configuration_values())
+        if problem:
+            raise UsageError(f"connector {connector.id} cannot run incremental syncs: {problem}")
     if args.job_type == JobType.ACCESS_CONTROL and not connector.dls_on:
         raise UsageError(
             f"connector {connector.id} has no access-control sync: document level security is "

@@ -48,7 +48,10 @@ def _final_line(job: Job) -> str:
     if metadata.get("filtered_document_count"):
         counts.append(f"excluded by rules {metadata['filtered_document_count']}")
     error = f": {d['error']}" if d.get("error") else ""
-    return f"job {job.id}: {job.status.value} ({', '.join(counts)}){error}"
+    ran_as = ""
+    if metadata.get("ran_as_reason"):
+        ran_as = f"; ran as {metadata.get('ran_as')}: {metadata['ran_as_reason']}"
+    return f"job {job.id}: {job.status.value} ({', '.join(counts)}){ran_as}{error}"
 
 
 async def follow_job(ctx: Context, job_id: str, seconds: float | None) -> None:
@@ -67,7 +70,9 @@ async def follow_job(ctx: Context, job_id: str, seconds: float | None) -> None:
 
 
 async def _final_job(ctx: Context, job_id: str) -> Job:
-    last_line = -float("inf")
+    """A waiting job's line is said once (and, if no poll loop is checking in, what to start);
+    a running job's progress every PROGRESS_SECONDS."""
+    last_line, shown, waiting_since, hinted = -float("inf"), "", None, False
     while True:
         job = await ctx.jobs.get(job_id)
         if job is None:
@@ -76,10 +81,43 @@ async def _final_job(ctx: Context, job_id: str) -> Job:
             raise RuntimeFailure(f"job {job_id}: {'; '.join(job.problems())}")
         if job.status in FINAL:
             return job
-        if time.monotonic() - last_line >= PROGRESS_SECONDS:
-            ctx.out(_progress_line(job))
-            last_line = time.monotonic()
+        line = _progress_line(job)
+        if job.status in (JobStatus.PENDING, JobStatus.SUSPENDED):
+            waiting_since = waiting_since or time.monotonic()
+            if line != shown:
+                ctx.out(line)
+                shown = line
+            if not hinted and time.monotonic() - waiting_since >= _unclaimed_grace(ctx):
+                hinted = True
+                hint = await _nobody_polls(ctx, job)
+                if hint:
+                    ctx.out(hint)
+        else:
+            waiting_since = None
+            if time.monotonic() - last_line >= PROGRESS_SECONDS:
+                ctx.out(line)
+                shown, last_line = line, time.monotonic()
         await asyncio.sleep(READ_JOB_SECONDS)
+
+
+def _unclaimed_grace(ctx: Context) -> float:
+    """How long a job may wait before we look for a poll loop: two passes and some slack."""
+    return 2 * ctx.settings.service.poll_interval + 5
+
+
+async def _nobody_polls(ctx: Context, job: Job) -> str | None:
+    """What to start when no poll loop has checked in with the job's connector lately (every
+    pass refreshes its `last_seen`); None when one has."""
+    connector = await ctx.connectors.get(job.connector_id)
+    last_seen = clock.parse(connector.doc.get("last_seen")) if connector else None
+    if last_seen and (clock.now() - last_seen).total_seconds() < _unclaimed_grace(ctx):
+        return None
+    since = f"since {last_seen.isoformat(timespec='seconds')}" if last_seen else "yet"
+    return (
+        f"no poll loop has checked in with connector {job.connector_id} {since}, so nothing "
+        "will run this job: start one (`elastic-ingest` in another shell, or `make deploy` "
+        "for the Prefect deployments and a worker); still waiting"
+    )
 
 
 async def list_jobs(args, ctx: Context) -> None:

@@ -34,7 +34,9 @@ async def sync_rules(args, ctx: Context) -> None:
     for _ in range(10):
         connector = await get_connector(ctx.connectors, args.connector_id)
         filtering = _edited(args, connector.doc.get("filtering"), advanced)
-        filtering = reviewed_filtering(filtering, _advanced_check(ctx, connector)) or filtering
+        source_class = _source_class(ctx, connector)
+        checks = _advanced_check(source_class), source_class.DOCUMENT_FIELDS
+        filtering = reviewed_filtering(filtering, *checks) or filtering
         if await ctx.connectors.update(connector, {"filtering": filtering}) is not None:
             break
     else:
@@ -48,6 +50,9 @@ async def sync_rules(args, ctx: Context) -> None:
             f"{messages}"
         )
     ctx.out(f"connector {connector.id}: sync rules valid and active ({_summary(draft)})")
+    for warning in (draft.get("validation") or {}).get("warnings") or []:
+        for message in warning.get("messages", []):
+            ctx.out(f"warning: {message}")
 
 
 def _show(args, ctx: Context, connector: Connector) -> None:
@@ -75,6 +80,9 @@ def _show(args, ctx: Context, connector: Connector) -> None:
         for error in validation.get("errors") or []:
             for message in error.get("messages", []):
                 ctx.out(f"  error: {message}")
+        for warning in validation.get("warnings") or []:
+            for message in warning.get("messages", []):
+                ctx.out(f"  warning: {message}")
 
 
 def _summary(rules_filter: dict) -> str:
@@ -139,11 +147,14 @@ def _read_advanced(path: str):
         raise UsageError(f"--set-advanced: {path} is not JSON: {error}") from None
 
 
-def _advanced_check(ctx: Context, connector: Connector):
+def _source_class(ctx: Context, connector: Connector):
     try:
-        source_class = source_class_for(ctx.settings.sources, connector.service_type)
+        return source_class_for(ctx.settings.sources, connector.service_type)
     except RegistryError as error:
         raise UsageError(str(error)) from None
+
+
+def _advanced_check(source_class):
     if source_class.supports_advanced_rules():
         return source_class.advanced_rules_problems
     return None

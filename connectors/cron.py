@@ -7,6 +7,7 @@ Supported: `*`, `?`, lists, ranges, steps, month and day names. Not supported: `
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -67,6 +68,22 @@ def _parse_field(text: str, name: str, low: int, high: int, names) -> frozenset[
     return frozenset(values)
 
 
+def quartz_form(unix_fields: list[str]) -> str:
+    """The Quartz spelling of a Unix cron's five fields: seconds 0, `?` for the day field left
+    open, and week days moved from 0=SUN..6 to 1=SUN..7 (numbers after a `/` are steps)."""
+    minute, hour, day_of_month, month, day_of_week = unix_fields
+    day_of_week = re.sub(
+        r"(?<![/\d])\d+", lambda number: str(int(number.group()) % 7 + 1), day_of_week
+    )
+    if day_of_week == "*":
+        day_of_week = "?"
+    elif day_of_month == "*":
+        day_of_month = "?"
+    else:
+        return "Quartz cannot give both a day of the month and a day of the week"
+    return f"'0 {minute} {hour} {day_of_month} {month} {day_of_week}'"
+
+
 @dataclass(frozen=True)
 class QuartzCron:
     expression: str
@@ -81,6 +98,11 @@ class QuartzCron:
     @classmethod
     def parse(cls, expression: str) -> QuartzCron:
         parts = expression.split()
+        if len(parts) == 5:
+            raise CronError(
+                f"{expression!r} is a Unix cron (5 fields); Quartz has seconds first and `?` "
+                f"in one of the day fields: {quartz_form(parts)}"
+            )
         if len(parts) not in (6, 7):
             raise CronError(
                 f"{expression!r}: expected 6 or 7 fields (sec min hour day month weekday [year])"

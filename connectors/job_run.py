@@ -424,19 +424,22 @@ class JobRun(PartsOfAFullSync, AccessControlStages):
         without a cursor (no successful sync yet) it runs as a full sync and says so."""
         if self.kind != JobType.INCREMENTAL:
             return
-        if not self.source.supports_incremental(self.source.config):
+        problem = self.source.incremental_problem(self.source.config)
+        if problem:
             raise JobSetupError(
-                f"connector {self.inputs.connector_id}: {self.source.name} cannot run "
-                "incremental syncs with this configuration (features.incremental_sync is off)"
+                f"connector {self.inputs.connector_id} cannot run incremental syncs: {problem}"
             )
         if not self.source.can_sync_since(self.inputs.sync_cursor):
-            self.kind_note = "no sync cursor to start from yet: ran as a full sync"
+            self.kind_note = (
+                "no sync cursor to start from (no successful sync since the connector was "
+                "created or its configuration changed)"
+            )
         elif self.rules_changed:
-            self.kind_note = "the sync rules changed since the last sync: ran as a full sync"
+            self.kind_note = "the sync rules changed since the last sync"
         else:
             return
         self.kind = JobType.FULL
-        logger.info("job %s: %s", self.job_id, self.kind_note)
+        logger.info("job %s: ran as a full sync: %s", self.job_id, self.kind_note)
 
     async def _check_target(self, index: str) -> None:
         problem = resolved_problem(

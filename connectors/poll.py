@@ -88,6 +88,8 @@ async def _check_in(
             source_class = source_class_for(settings.sources, connector.service_type)
         except RegistryError as error:
             problems = [f"service_type: {error}"]
+    if not problems:
+        problems = connector.schedule_problems()  # on-demand syncs still run
     if problems:
         return await _report(connectors, connector, problems)
     connector = await connectors.publish_schema(
@@ -121,7 +123,8 @@ async def _review_rules(connectors: ConnectorIndex, connector, source_class):
     advanced = (
         source_class.advanced_rules_problems if source_class.supports_advanced_rules() else None
     )
-    reviewed = reviewed_filtering(connector.doc.get("filtering"), advanced)
+    filtering = connector.doc.get("filtering")
+    reviewed = reviewed_filtering(filtering, advanced, source_class.DOCUMENT_FIELDS)
     if reviewed is None:
         return connector
     return await connectors.update(connector, {"filtering": reviewed}) or connector

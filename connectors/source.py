@@ -193,6 +193,9 @@ class BaseDataSource:
     # Other names for fields, e.g. those Elastic's connector of the same kind writes: a
     # connector created in Kibana keeps working here.
     ALIASES: ClassVar[dict[str, str]] = {}
+    # The fields its documents can have, so that a sync rule on any other field is flagged
+    # (it would never match); None: any field (a MongoDB collection has no fixed schema).
+    DOCUMENT_FIELDS: ClassVar[frozenset[str] | None] = None
     # Lazy documents are fetched this many at a time (a source whose every query scans the
     # collection wants few, large calls).
     FETCH_BATCH: ClassVar[int] = 500
@@ -296,9 +299,16 @@ class BaseDataSource:
         return documents
 
     @classmethod
+    def incremental_problem(cls, values: dict[str, Any]) -> str | None:
+        """Why a connector with these configuration values cannot run incremental syncs, said
+        as what to change (None: it can). Override when it depends on the values."""
+        if cls.get_docs_since is BaseDataSource.get_docs_since:
+            return f"{cls.name} cannot list what changed since a sync"
+        return None
+
+    @classmethod
     def supports_incremental(cls, values: dict[str, Any]) -> bool:
-        """Whether a connector with these configuration values can run incremental syncs."""
-        return cls.get_docs_since is not BaseDataSource.get_docs_since
+        return cls.incremental_problem(values) is None
 
     def can_sync_since(self, cursor: dict[str, Any] | None) -> bool:
         """Whether `cursor` (stored by an earlier successful sync) is one `get_docs_since` can

@@ -241,10 +241,37 @@ def filter_problems(rules_filter: dict | None, advanced: AdvancedProblems | None
     return errors
 
 
-def reviewed_filtering(filtering: Any, advanced: AdvancedProblems | None) -> list | None:
+# Every document has these, whatever its source.
+FRAMEWORK_FIELDS = frozenset({"_id", "_timestamp"})
+
+
+def rule_field_warnings(rules: list, fields: frozenset[str] | None) -> list[dict]:
+    """Rules on a field the source's documents never have (they never match), in the shape of
+    `validation.errors`; none when the source has no fixed fields (`fields` None)."""
+    if fields is None:
+        return []
+    known = fields | FRAMEWORK_FIELDS
+    warnings = []
+    for raw in rules or []:
+        if not isinstance(raw, dict) or str(raw.get("id", "")) == DEFAULT_RULE_ID:
+            continue
+        field = str(raw.get("field", "")).strip()
+        if field and field.split(".")[0] not in known:
+            message = (
+                f"rule {raw.get('id')}: documents of this source have no field {field!r}, so "
+                f"the rule never matches (fields: {', '.join(sorted(fields))})"
+            )
+            warnings.append({"ids": [str(raw.get("id", ""))], "messages": [message]})
+    return warnings
+
+
+def reviewed_filtering(
+    filtering: Any, advanced: AdvancedProblems | None, fields: frozenset[str] | None = None
+) -> list | None:
     """The connector's `filtering` after validating an `edited` draft (None: nothing to do).
-    The draft gets `valid` or `invalid` with its errors; a valid draft becomes the active
-    filter, as Kibana expects to see it."""
+    The draft gets `valid` or `invalid` with its errors, and `warnings` for rules on fields the
+    source's documents lack (`fields`); a valid draft becomes the active filter, as Kibana
+    expects to see it."""
     if not isinstance(filtering, list):
         return None
     reviewed, changed = [], False
@@ -259,6 +286,9 @@ def reviewed_filtering(filtering: Any, advanced: AdvancedProblems | None) -> lis
             continue
         errors = filter_problems(draft, advanced)
         validation = {"state": "invalid" if errors else "valid", "errors": errors}
+        warnings = rule_field_warnings(draft.get("rules"), fields)
+        if warnings:
+            validation["warnings"] = warnings
         entry = {**entry, "draft": {**draft, "validation": validation}}
         if not errors:
             entry["active"] = entry["draft"]

@@ -17,7 +17,7 @@ from elastic_ingest.connectors.es.documents import (
     merged,
 )
 from elastic_ingest.connectors.protocol import clock
-from elastic_ingest.connectors.protocol.states import ConnectorStatus, JobType
+from elastic_ingest.connectors.protocol.states import SCHEDULED_KINDS, ConnectorStatus, JobType
 from elastic_ingest.connectors.sync_rules import default_filtering
 
 logger = logging.getLogger(__name__)
@@ -98,6 +98,22 @@ class Connector(VersionedDocument):
             not isinstance(status, str) or status not in set(ConnectorStatus)
         ):
             found.append(f"status: unknown value {status!r}")
+        return found
+
+    def schedule_problems(self) -> list[str]:
+        """Each enabled schedule whose interval is not Quartz cron, naming its field: shown on
+        the connector, because no job of that kind is scheduled until it is fixed."""
+        found = []
+        legacy = "interval" in (self.doc.get("scheduling") or {})
+        for kind in SCHEDULED_KINDS:
+            schedule = self.schedule(kind)
+            if not schedule or not schedule.get("enabled"):
+                continue
+            try:
+                QuartzCron.parse(str(schedule.get("interval") or ""))
+            except CronError as error:
+                where = "scheduling.interval" if legacy else f"scheduling.{kind}.interval"
+                found.append(f"{where}: {error}; no {kind} sync is scheduled until it is fixed")
         return found
 
 
@@ -251,8 +267,7 @@ class ConnectorIndex:
             return None
         try:
             cron = QuartzCron.parse(schedule.get("interval") or "")
-        except CronError as error:
-            logger.warning("connector %s: bad %s schedule: %s", connector.id, kind, error)
+        except CronError:  # shown on the connector by the poll pass (schedule_problems)
             return None
         field = SLOT_FIELDS[kind]
         since = clock.parse(connector.doc.get(field))

@@ -47,6 +47,9 @@ class DirectoryDataSource(BaseDataSource):
 
     name = "Local directory"
     description = "Files in a local folder, with text content; the zero-setup default."
+    DOCUMENT_FIELDS = frozenset(
+        {"path", "name", "extension", "size", "modified_at", "body", "extraction_error"}
+    )
     CONFIGURATION: ClassVar = {
         "path": ConfigField("Folder to index", required=True),
         "include": ConfigField("Include patterns", type="list", default=["*"]),

@@ -311,8 +311,10 @@ class MongoDataSource(BaseDataSource):
         return [self._document(raw) async for raw in self._rows(cursor)]
 
     @classmethod
-    def supports_incremental(cls, values: dict[str, Any]) -> bool:
-        return bool(values.get("timestamp_field"))
+    def incremental_problem(cls, values: dict[str, Any]) -> str | None:
+        if values.get("timestamp_field"):
+            return None
+        return "set timestamp_field (the field that holds each document's last change time)"
 
     def can_sync_since(self, cursor: dict | None) -> bool:
         return Newest.resumes(cursor, self.config["timestamp_field"])

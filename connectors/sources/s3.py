@@ -45,6 +45,10 @@ class S3DataSource(BaseDataSource):
     FETCH_BATCH = 64  # bodies held at once: at most 64 x max_content_bytes
     name = "Amazon S3"
     description = "Objects in S3 buckets (MinIO and other S3-compatible stores via endpoint_url)."
+    DOCUMENT_FIELDS = frozenset(
+        {"bucket", "key", "size", "last_modified", "etag", "content_type", "storage_class"}
+        | {"body", "extraction_error"}
+    )
     CONFIGURATION: ClassVar = {
         "buckets": ConfigField("Buckets", "list", required=True),
         "prefix": ConfigField("Key prefix", default=""),

@@ -2,6 +2,7 @@
 real stack. Mistakes exit 2 with one `error:` line; runtime failures exit 1."""
 
 import asyncio
+import datetime
 import json
 import os
 import pty
@@ -293,6 +294,60 @@ async def test_sync_wait_follows_the_job_to_its_end(service, config_file, tmp_pa
     assert listing[0].split()[-1] == "ERROR"
     error = bad_job.doc["error"]
     assert len(error) > 60 and listing[1].endswith(error[:60])
+
+
+async def test_incremental_syncs_follow_a_new_timestamp_field_at_once_and_say_how_they_ran(
+    service, config_file, mongo_collection
+):
+    _, _, jobs, made = service
+    index = f"cli-incremental-{uuid.uuid4().hex[:6]}"
+    made.append(index)
+    now = datetime.datetime.now(datetime.UTC)
+    await mongo_collection.insert_many([{"_id": i, "changed": now} for i in range(3)])
+    connector_id = create(
+        config_file, "mongodb", index, host=os.environ["MONGODB_URL"],
+        database=mongo_collection.database.name, collection=mongo_collection.name,
+    )  # fmt: skip
+    sync = ("connector", "sync", connector_id, "--type", "incremental")
+    refused(cli(config_file, *sync, check=False), "cannot run incremental", "timestamp_field")
+
+    cli(config_file, "connector", "update", connector_id, "--set", "timestamp_field=changed")
+    assert shown(config_file, connector_id)["features"]["incremental_sync"] == {"enabled": True}
+
+    async def synced_line() -> str:
+        command = [*CLI, "-c", config_file, *sync, "--wait", "--timeout", "90"]
+        waiting = subprocess.Popen(
+            command, cwd=PROJECT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while not [j for j in await jobs.for_connector(connector_id) if j.status == "pending"]:
+                assert time.monotonic() < deadline, "sync --wait created no job"
+                await asyncio.sleep(0.2)
+            assert await poll_forever(config_file, once=True) == 0
+        finally:
+            out, err = wait_ended(waiting, 60)
+        assert waiting.returncode == 0, err
+        return out.strip().splitlines()[-1]
+
+    first = await synced_line()  # the new field: no cursor from it yet
+    assert "(indexed 3, " in first and "ran as full: no sync cursor to start from" in first
+    await mongo_collection.insert_one({"_id": 3, "changed": now + datetime.timedelta(hours=1)})
+    second = await synced_line()
+    assert "(indexed 1, " in second and "ran as" not in second
+
+
+async def test_sync_wait_without_a_poll_loop_says_so_once_and_what_to_start(
+    service, config_file, tmp_path
+):
+    connector_id = create(config_file, "directory", "cli-unpolled", path=tmp_path)
+    waited = cli(config_file, "connector", "sync", connector_id, "--wait", "--timeout", "9",
+                 check=False)  # fmt: skip
+    assert waited.returncode == 1 and "did not end within 9 s" in waited.stderr
+    lines = waited.stdout.strip().splitlines()
+    assert len([line for line in lines if "pending, waiting for a poll loop" in line]) == 1
+    [hint] = [line for line in lines if line.startswith("no poll loop has checked in")]
+    assert f"connector {connector_id} yet" in hint and "`elastic-ingest`" in hint
 
 
 async def test_list_and_show_print_json_with_secrets_masked(service, config_file, tmp_path):

@@ -161,6 +161,25 @@ async def test_seed_era_schedule_shape_is_accepted(protocol):
     assert len((await create_due_jobs(connectors, jobs)).scheduled) == 1
 
 
+async def test_a_bad_cron_shows_on_the_connector_and_on_demand_syncs_still_run(protocol, settings):
+    connectors, jobs = protocol
+    scheduling = {
+        "full": {"enabled": True, "interval": "0 0 * * * ?"},
+        "incremental": {"enabled": True, "interval": "*/5 * * * *"},  # Unix, as users type it
+    }
+    connector = await make_connector(connectors, scheduling=scheduling, sync_now=True)
+    statuses = await heartbeat_and_publish(settings, connectors)
+    shown = await connectors.get(connector.id)
+    assert statuses[connector.id] == "error" and shown.status == "error"
+    assert "scheduling.incremental.interval: '*/5 * * * *' is a Unix cron" in shown.doc["error"]
+    assert "'0 */5 * * * ?'" in shown.doc["error"]
+    assert len((await create_due_jobs(connectors, jobs)).on_demand) == 1
+
+    scheduling["incremental"]["interval"] = "0 */5 * * * ?"
+    await connectors.patch(connector.id, {"scheduling": scheduling, "last_checked_at": None})
+    assert (await heartbeat_and_publish(settings, connectors))[connector.id] == "connected"
+
+
 async def test_a_stale_job_becomes_error_and_its_connector_is_unblocked(protocol, es):
     connectors, jobs = protocol
     connector = await make_connector(connectors)

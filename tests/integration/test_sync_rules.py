@@ -211,3 +211,25 @@ async def test_the_cli_shows_edits_validates_and_activates_rules(harness, index_
 
     cleared = cli(config_file, "connector", "rules", connector, "--clear", "--clear-advanced")
     assert "valid and active (0 basic rule(s), advanced rules: none)" in cleared.stdout
+
+
+async def test_a_rule_on_a_field_the_source_never_has_is_flagged(harness, index_name, tmp_path):
+    """S3 objects have a `key`, not an `extension`: such a rule is valid but matches nothing, so
+    the CLI and the poll pass (what Kibana shows) both say so, naming the fields there are."""
+    config_file = str(harness.config_file)
+    values = ["--set", "buckets=b1", "--set", "endpoint_url=http://127.0.0.1:1"]
+    created = cli(config_file, "connector", "create", "--service-type", "s3", "--index-name",
+                  index_name, *values)  # fmt: skip
+    connector = created.stdout.strip()
+    flagged = cli(config_file, "connector", "rules", connector, "--exclude", "extension",
+                  "equals", ".log", "--exclude", "key", "ends_with", ".log")  # fmt: skip
+    assert "sync rules valid and active (2 basic rule(s)" in flagged.stdout
+    warnings = [line for line in flagged.stdout.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 1 and "no field 'extension'" in warnings[0]
+    assert "key" in warnings[0] and "last_modified" in warnings[0]
+
+    rules = [rule("exclude", "colour", "equals", "red"), rule("include", "body", "contains", "x")]
+    entry = await harness.edit_rules(connector, rules)
+    assert entry["draft"]["validation"]["state"] == "valid" and entry["active"]["rules"]
+    [warning] = entry["draft"]["validation"]["warnings"]
+    assert "no field 'colour'" in warning["messages"][0]

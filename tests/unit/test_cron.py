@@ -47,3 +47,20 @@ def test_missed_slots_collapse_into_the_newest_one():
 def test_invalid_expressions_name_the_field(expression, message):
     with pytest.raises(CronError, match=message):
         QuartzCron.parse(expression)
+
+
+@pytest.mark.parametrize(
+    ("unix", "quartz"),
+    [
+        ("*/5 * * * *", "'0 */5 * * * ?'"),
+        ("30 2 * * 1-5", "'0 30 2 ? * 2-6'"),  # Unix 1=MON is Quartz 2
+        ("0 0 1 * *", "'0 0 0 1 * ?'"),
+        ("0 12 * * 0", "'0 0 12 ? * 1'"),  # Sunday
+        ("0 12 * * */2", "'0 0 12 ? * */2'"),  # a step stays a step
+    ],
+)
+def test_a_unix_cron_is_refused_with_its_quartz_form(unix, quartz):
+    with pytest.raises(CronError) as refused:
+        QuartzCron.parse(unix)
+    assert "Unix cron (5 fields)" in str(refused.value) and str(refused.value).endswith(quartz)
+    QuartzCron.parse(quartz.strip("'"))  # and the hint itself is valid Quartz

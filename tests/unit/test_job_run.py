@@ -7,6 +7,7 @@ import dataclasses
 
 import pytest
 from elastic_ingest.connectors.config import parse_settings
+from elastic_ingest.connectors.es.client import create_client
 from elastic_ingest.connectors.es.transport import ESConnectionError
 from elastic_ingest.connectors.job_outcome import Outcome
 from elastic_ingest.connectors.job_run import JobRun
@@ -106,7 +107,8 @@ def job_run(jobs: FakeJobs) -> JobRun:
     settings = parse_settings(
         {"sources": {"memory": "elastic_ingest.connectors.sources.memory:MemoryDataSource"}}
     )
-    run = JobRun(None, settings, "j1", claim=CLAIM)
+    # a client that is never used (the fakes stand in for the protocol indices): no connection
+    run = JobRun(create_client(settings.elasticsearch), settings, "j1", claim=CLAIM)
     run.jobs, run.connectors = jobs, FakeConnectors()
     return run
 
