@@ -29,11 +29,6 @@ for _key, _value in environment().items():
     os.environ.setdefault(_key, _value)
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
-from elastic_ingest.connectors.config import load_settings  # noqa: E402
-from elastic_ingest.connectors.es.client import create_client  # noqa: E402
-from elastic_ingest.connectors.protocol import ensure_protocol_indices, protocol_for  # noqa: E402
-from elastic_ingest.connectors.protocol.connector import new_connector_document  # noqa: E402
-from elastic_ingest.connectors.protocol.states import JobType, TriggerMethod  # noqa: E402
 from elasticsearch import AsyncElasticsearch  # noqa: E402
 
 from bench.baselines import (  # noqa: E402
@@ -68,6 +63,11 @@ from bench.report import (  # noqa: E402
     verdicts,
 )
 from bench.scale_out import SLOTS_PER_WORKER, print_rows, scale_rows  # noqa: E402
+from elastic_ingest.connectors.config import load_settings  # noqa: E402
+from elastic_ingest.connectors.es.client import create_client  # noqa: E402
+from elastic_ingest.connectors.protocol import ensure_protocol_indices, protocol_for  # noqa: E402
+from elastic_ingest.connectors.protocol.connector import new_connector_document  # noqa: E402
+from elastic_ingest.connectors.protocol.states import JobType, TriggerMethod  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PROJECT = Path(__file__).resolve().parent.parent
@@ -565,7 +565,7 @@ def s3_configuration(bucket: str) -> dict:
 def poll_loop_rss(config_file: Path, seconds: float) -> dict:
     """Run `python -m flows.poll` for `seconds`, read its RSS, then stop it as a service
     manager would (SIGTERM) and wait for it; its output is shown only if it failed."""
-    command = [sys.executable, "-m", "flows.poll", "-c", str(config_file)]
+    command = [sys.executable, "-m", "elastic_ingest.flows.poll", "-c", str(config_file)]
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(command, cwd=PROJECT, stdout=log, stderr=subprocess.STDOUT)
         try:

@@ -6,11 +6,12 @@ import datetime
 import time
 
 import orjson
-from elastic_ingest.connectors.sources.bson_json import to_json
 from elasticsearch import AsyncElasticsearch
 from elasticsearch.helpers import async_streaming_bulk
 from elasticsearch.serializer import OrjsonSerializer
 from pymongo import AsyncMongoClient
+
+from elastic_ingest.connectors.sources.bson_json import to_json
 
 BATCH_SIZE = 1000  # the MongoDB source's default
 

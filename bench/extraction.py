@@ -15,8 +15,9 @@ import time
 from pathlib import Path
 
 import docx
-from elastic_ingest.connectors.extraction import MIME_TYPES, ExtractionLimits, Extractor
 from fpdf import FPDF
+
+from elastic_ingest.connectors.extraction import MIME_TYPES, ExtractionLimits, Extractor
 
 TARGET_BYTES = 100_000  # per file: 19 pages of PDF, 300 paragraphs of DOCX
 

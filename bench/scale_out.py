@@ -27,6 +27,7 @@ from devstack.common import pid_file, read_pid
 for _key, _value in environment().items():
     os.environ.setdefault(_key, _value)
 
+from bench.processes import stack_pid  # noqa: E402
 from elastic_ingest.connectors.config import load_settings  # noqa: E402
 from elastic_ingest.connectors.es.client import create_client  # noqa: E402
 from elastic_ingest.connectors.es.indices import delete_indices  # noqa: E402
@@ -38,8 +39,6 @@ from elastic_ingest.connectors.protocol import (  # noqa: E402
 from elastic_ingest.connectors.protocol.connector import new_connector_document  # noqa: E402
 from elastic_ingest.connectors.sources.directory import DirectoryDataSource  # noqa: E402
 from elastic_ingest.deployments.register import POOL, register, set_max_syncs  # noqa: E402
-
-from bench.processes import stack_pid  # noqa: E402
 from tests.integration.private_prefect import PREFECT, PrivatePrefect, stop  # noqa: E402
 
 SLOTS_PER_WORKER = 2

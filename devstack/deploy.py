@@ -6,10 +6,9 @@ from __future__ import annotations
 import os
 import sys
 
-from elastic_ingest.deployments.register import DeployError, register
-
 from devstack import worker
 from devstack.__main__ import environment
+from elastic_ingest.deployments.register import DeployError, register
 
 
 def main() -> int:

@@ -17,10 +17,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from elastic_ingest.connectors.es.privileges import service_role
-
 from devstack import es_node
 from devstack.common import StackError, stack_dir
+from elastic_ingest.connectors.es.privileges import service_role
 
 SUPERUSER = "elastic"
 KEY_NAME = "elastic-ingest-service"

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import os
 
-from elastic_ingest.deployments.register import POOL
-
 from devstack import prefect_server
 from devstack.common import pid_file, read_pid, spawn, stack_dir, stop, venv_bin
+from elastic_ingest.deployments.register import POOL
 
 NAME = "prefect-worker"
 

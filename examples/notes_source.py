@@ -4,6 +4,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import orjson
+
 from elastic_ingest.connectors.source import BaseDataSource, ConfigField, Document, SourceError
 
 

@@ -5,14 +5,14 @@ import uuid
 
 import aioboto3
 import pytest
-from elastic_ingest.connectors.config import load_settings, parse_settings
-from elastic_ingest.connectors.es.client import create_client
-from elastic_ingest.connectors.es.indices import delete_indices
-from elastic_ingest.connectors.protocol import ensure_protocol_indices, protocol_for
 from elasticsearch import AsyncElasticsearch
 from pymongo import AsyncMongoClient
 
 from devstack import elasticsearch as stack_es
+from elastic_ingest.connectors.config import load_settings, parse_settings
+from elastic_ingest.connectors.es.client import create_client
+from elastic_ingest.connectors.es.indices import delete_indices
+from elastic_ingest.connectors.protocol import ensure_protocol_indices, protocol_for
 from tests.integration.jobs import ConnectorHarness
 from tests.integration.stack import elasticsearch_section
 

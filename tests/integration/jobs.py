@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from elastic_ingest.connectors.config import Settings
-from elastic_ingest.connectors.job_run import run_job
+from elastic_ingest.connectors.job.run import run_job
 from elastic_ingest.connectors.poll import claim_jobs, heartbeat_and_publish
 from elastic_ingest.connectors.protocol import (
     ConnectorStatus,

@@ -15,15 +15,15 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from elastic_ingest.connectors.protocol import JobStatus
 from elastic_ingest.connectors.protocol.connector import new_connector_document
 from elastic_ingest.flows.poll import poll_forever
-
 from tests.integration.processes import wait_ended
 from tests.integration.stack import elasticsearch_section
 
 PROJECT = Path(__file__).resolve().parents[2]
-CLI = [sys.executable, "-m", "app.cli"]
+CLI = [sys.executable, "-m", "elastic_ingest.app.cli"]
 
 
 @pytest.fixture
@@ -230,7 +230,7 @@ async def test_an_index_another_connector_targets_is_refused(service, config_fil
     refused(cli(config_file, *command, "--set", f"path={folder}", check=False), first)
     second = create(config_file, "directory", "cli-own", path=folder)
     update = ("connector", "update", second, "--index-name", "cli-shared")
-    refused(cli(config_file, *update, check=False), "already the target of connector", first)
+    refused(cli(config_file, *update, check=False), "is also the target of connector", first)
     assert connector_ids(config_file) == {first, second}
 
 

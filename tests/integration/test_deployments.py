@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+
 from elastic_ingest.connectors.config import load_settings
 from elastic_ingest.connectors.es.client import create_client
 from elastic_ingest.connectors.es.indices import delete_indices
@@ -18,7 +19,6 @@ from elastic_ingest.connectors.poll import claim_jobs
 from elastic_ingest.connectors.protocol import Job, JobStatus, ensure_protocol_indices, protocol_for
 from elastic_ingest.connectors.protocol.connector import new_connector_document
 from elastic_ingest.connectors.sources.directory import DirectoryDataSource
-
 from tests.integration.private_prefect import PREFECT, PrivatePrefect, stop
 from tests.integration.stack import elasticsearch_section
 from tests.integration.test_partitions import make_tree
@@ -255,7 +255,7 @@ async def test_deploy_and_run_sync_directory_through_a_worker(prefect_env, tmp_p
         )
         plugin_id = await connectors.create(plugin)
         polled = subprocess.run(
-            [sys.executable, "-m", "flows.poll", "--once", "-c", str(config_file)],
+            [sys.executable, "-m", "elastic_ingest.flows.poll", "--once", "-c", str(config_file)],
             env=prefect_env, cwd=PROJECT, capture_output=True, text=True, timeout=120,
         )  # fmt: skip
         assert polled.returncode == 0, polled.stderr[-2000:]

@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from elastic_ingest.connectors.access_control import acl_index
-from elastic_ingest.connectors.poll import create_due_jobs
 from elasticsearch import AsyncElasticsearch
 
 from devstack import elasticsearch as stack_es
+from elastic_ingest.connectors.access_control import acl_index
+from elastic_ingest.connectors.poll import create_due_jobs
 
 PROJECT = Path(__file__).resolve().parents[2]
 PASSWD = "alice:x:51001:52001::/home/alice:/bin/sh\nbob:x:51002:52002::/home/bob:/bin/sh\n"
@@ -52,7 +52,7 @@ def api_key_for(harness, connector_id, user, check=True):
         [
             sys.executable,
             "-m",
-            "app.cli",
+            "elastic_ingest.app.cli",
             "-c",
             str(harness.config_file),
             "connector",

@@ -6,6 +6,7 @@ import uuid
 import warnings
 
 import pytest
+
 from elastic_ingest.connectors.config import parse_settings
 from elastic_ingest.connectors.es.client import check_reachable, create_client
 from elastic_ingest.connectors.es.errors import credentials_problem, is_transient
@@ -17,7 +18,6 @@ from elastic_ingest.connectors.es.transport import (
     ESConnectionError,
     NotFoundError,
 )
-
 from tests.integration.stack import elasticsearch_section
 
 DEAD = "http://127.0.0.1:9"  # the discard port: nothing listens there

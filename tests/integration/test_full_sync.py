@@ -4,14 +4,14 @@ reconciliation, batching, rejects, and no delete unless the source was read to t
 import asyncio
 
 import pytest
+
+from elastic_ingest.connectors.engine.progress import SyncProgress
+from elastic_ingest.connectors.engine.reconcile import delete_stale
+from elastic_ingest.connectors.engine.reconcile import index_documents as stream_and_index
+from elastic_ingest.connectors.engine.snapshot import snapshot_index
 from elastic_ingest.connectors.es.bulk import BulkWriter
 from elastic_ingest.connectors.es.indices import ensure_content_index
-from elastic_ingest.connectors.index_snapshot import snapshot_index
-from elastic_ingest.connectors.progress import SyncProgress
 from elastic_ingest.connectors.sources.memory import MemoryDataSource
-from elastic_ingest.connectors.sync import delete_stale
-from elastic_ingest.connectors.sync import index_documents as stream_and_index
-
 from tests.integration.conftest import make_settings
 from tests.integration.jobs import ConnectorHarness
 

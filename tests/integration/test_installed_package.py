@@ -21,17 +21,16 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+
 from elastic_ingest.connectors.config import load_settings
 from elastic_ingest.connectors.es.client import create_client
 from elastic_ingest.connectors.es.indices import delete_indices
 from elastic_ingest.connectors.protocol import JobStatus, protocol_for
-
 from tests.integration.private_prefect import PrivatePrefect, stop
 from tests.integration.stack import elasticsearch_section
 
 PROJECT = Path(__file__).resolve().parents[2]
-PACKAGED = ["pyproject.toml", "README.md", "elastic_ingest", "connectors", "flows", "tasks", "app",
-            "deployments"]  # fmt: skip
+PACKAGED = ["pyproject.toml", "README.md", "src"]
 pytestmark = pytest.mark.slow
 
 

@@ -5,9 +5,10 @@ import os
 import uuid
 
 import aioboto3
+from pymongo import AsyncMongoClient
+
 from elastic_ingest.connectors.protocol.connector import new_connector_document
 from elastic_ingest.connectors.protocol.job import new_job_document
-from pymongo import AsyncMongoClient
 
 
 def field(value, label, sensitive=False, kind="str", display="text", order=1):

@@ -10,7 +10,6 @@ from pathlib import Path
 from elastic_ingest.connectors.protocol import JobStatus
 from elastic_ingest.connectors.protocol.connector import new_connector_document
 from elastic_ingest.connectors.protocol.indices import CONNECTOR_MAPPINGS
-
 from tests.integration.conftest import make_settings
 from tests.integration.jobs import ConnectorHarness
 
@@ -101,7 +100,14 @@ async def test_a_dozen_malformed_documents_never_stop_a_healthy_connector(es, tm
     }
 
     result = subprocess.run(
-        [sys.executable, "-m", "flows.poll", "--once", "-c", str(harness.config_file)],
+        [
+            sys.executable,
+            "-m",
+            "elastic_ingest.flows.poll",
+            "--once",
+            "-c",
+            str(harness.config_file),
+        ],
         capture_output=True,
         text=True,
         cwd=PROJECT,

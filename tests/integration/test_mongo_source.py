@@ -8,8 +8,9 @@ import uuid
 import pytest
 from bson import Binary, Int64, ObjectId, Regex, Timestamp
 from bson.binary import UuidRepresentation
-from elastic_ingest.connectors.sources.mongo import MongoDataSource
 from pymongo import AsyncMongoClient
+
+from elastic_ingest.connectors.sources.mongo import MongoDataSource
 
 
 @pytest.fixture

@@ -53,7 +53,7 @@ def test_a_failed_sync_run_is_posted_to_the_webhook(tmp_path, inbox, settings):
         config_file = tmp_path / "config.yml"
         config_file.write_text(yaml.safe_dump(revealed_settings(settings)))
         failing = (
-            "import asyncio; from flows.sync import sync; "
+            "import asyncio; from elastic_ingest.flows.sync import sync; "
             f"asyncio.run(sync(connector_id='no-such-connector', config_file='{config_file}',"
             " return_state=True))"
         )

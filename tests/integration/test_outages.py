@@ -12,13 +12,13 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import yaml
+
 from elastic_ingest.connectors.config import load_settings
 from elastic_ingest.connectors.es.client import create_client
 from elastic_ingest.connectors.es.indices import delete_indices
-from elastic_ingest.connectors.job_run import JobRun
+from elastic_ingest.connectors.job.run import JobRun
 from elastic_ingest.connectors.protocol import JobStatus, ensure_protocol_indices, protocol_for
 from elastic_ingest.connectors.protocol.connector import new_connector_document
-
 from tests.integration.conftest import make_settings
 from tests.integration.jobs import ConnectorHarness
 from tests.integration.private_prefect import PrivatePrefect, stop
@@ -115,7 +115,7 @@ async def test_the_poll_loop_rides_out_a_prefect_outage(tmp_path):
         raise AssertionError(f"connector {name} did not sync in 120 s")
 
     loop = subprocess.Popen(
-        [sys.executable, "-m", "flows.poll", "-c", str(config_file)],
+        [sys.executable, "-m", "elastic_ingest.flows.poll", "-c", str(config_file)],
         cwd=PROJECT,
         env=server.client_env,
         stdout=subprocess.PIPE,

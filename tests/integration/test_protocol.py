@@ -6,6 +6,7 @@ import socket
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from elastic_ingest.connectors.poll import (
     claim_jobs,
     create_due_jobs,
@@ -15,7 +16,6 @@ from elastic_ingest.connectors.poll import (
 from elastic_ingest.connectors.protocol import IllegalTransition, JobIndex, JobStatus
 from elastic_ingest.connectors.protocol.connector import ConnectorIndex, new_connector_document
 from elastic_ingest.connectors.protocol.stale import fail_stale_jobs
-
 from tests.integration.conftest import make_settings
 
 

@@ -5,6 +5,7 @@ import os
 import uuid
 
 import pytest
+
 from elastic_ingest.connectors.sources.s3 import S3DataSource
 from elastic_ingest.connectors.testing import read_all
 

@@ -10,13 +10,13 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from elastic_ingest.connectors.es.bulk import BulkWriter, Fenced
 from elastic_ingest.connectors.es.indices import ensure_content_index
 from elastic_ingest.connectors.poll import heartbeat_and_publish
 from elastic_ingest.connectors.protocol import JobStatus
 from elastic_ingest.connectors.protocol.connector import new_connector_document
 from elastic_ingest.connectors.protocol.stale import fail_stale_jobs
-
 from tests.integration.conftest import make_settings
 from tests.integration.jobs import ConnectorHarness
 from tests.integration.processes import wait_ended
@@ -40,8 +40,8 @@ async def test_a_connector_aimed_at_a_protocol_index_is_refused_everywhere(
 
     # The CLI refuses such a target with a one-line usage error.
     result = subprocess.run(
-        [sys.executable, "-m", "app.cli", "-c", str(harness.config_file), "connector", "create",
-         "--service-type", "memory", "--index-name", jobs_index],
+        [sys.executable, "-m", "elastic_ingest.app.cli", "-c", str(harness.config_file),
+         "connector", "create", "--service-type", "memory", "--index-name", jobs_index],
         capture_output=True, text=True, cwd=PROJECT,
     )  # fmt: skip
     assert result.returncode == 2 and "holds the connector protocol's own documents" in (
@@ -103,7 +103,7 @@ async def test_a_worker_declared_dead_cannot_overwrite_a_newer_job(es, index_nam
     )
     old_job = await harness.jobs.create(await harness.connectors.get(connector))
     frozen = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "-c", str(harness.config_file),
+        [sys.executable, "-m", "elastic_ingest.app.cli", "-c", str(harness.config_file),
          "job", "run", "--", old_job],
         cwd=PROJECT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ),
     )  # fmt: skip

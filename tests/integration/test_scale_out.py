@@ -16,6 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+
+from devstack import postgres
 from elastic_ingest.connectors.config import load_settings
 from elastic_ingest.connectors.es.client import create_client
 from elastic_ingest.connectors.es.indices import delete_indices
@@ -23,8 +25,6 @@ from elastic_ingest.connectors.protocol import JobStatus, ensure_protocol_indice
 from elastic_ingest.connectors.protocol.connector import new_connector_document
 from elastic_ingest.connectors.sources.directory import DirectoryDataSource
 from elastic_ingest.deployments.register import POOL, PREFECT_FILE
-
-from devstack import postgres
 from tests.integration.private_prefect import PREFECT, PrivatePrefect, stop
 from tests.integration.stack import elasticsearch_section
 
@@ -174,7 +174,7 @@ async def test_many_workers_run_every_job_exactly_once_and_survive_a_lost_machin
             )  # fmt: skip
             poll_log = open(home / "poll.log", "wb")  # noqa: SIM115 - closed with the process
             processes[f"poll-{machine}"] = subprocess.Popen(
-                [sys.executable, "-m", "flows.poll", "-c", str(config_file)],
+                [sys.executable, "-m", "elastic_ingest.flows.poll", "-c", str(config_file)],
                 env={**env, "ELASTIC_INGEST_HOSTNAME": f"poller-{machine}"}, cwd=PROJECT,
                 stdout=poll_log, stderr=subprocess.STDOUT,
             )  # fmt: skip

@@ -5,9 +5,10 @@ the reference, and a reference that cannot be read fails with a line naming the 
 import uuid
 
 import pytest
+from prefect.blocks.system import Secret
+
 from elastic_ingest.connectors.poll import heartbeat_and_publish
 from elastic_ingest.tasks.runtime import prefect_secret
-from prefect.blocks.system import Secret
 
 
 @pytest.fixture

@@ -2,10 +2,10 @@
 do nothing else, and a key missing a privilege fails a job with one line saying so."""
 
 import pytest
+
 from elastic_ingest.connectors.es.client import create_client
 from elastic_ingest.connectors.es.privileges import service_role
 from elastic_ingest.connectors.es.transport import AuthorizationException
-
 from tests.integration.conftest import make_settings
 from tests.integration.jobs import ConnectorHarness
 

@@ -12,9 +12,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from elastic_ingest.connectors.protocol import JobStatus
-from elastic_ingest.flows.poll import poll_forever
-from elastic_ingest.tasks.sync_tasks import report_key
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
     ArtifactFilter,
@@ -26,11 +23,14 @@ from prefect.client.schemas.filters import (
 )
 from prefect.states import Cancelling
 
+from elastic_ingest.connectors.protocol import JobStatus
+from elastic_ingest.flows.poll import poll_forever
+from elastic_ingest.tasks.sync_tasks import report_key
 from tests.integration.processes import wait_ended
 from tests.integration.stack import elasticsearch_section
 
 PROJECT = Path(__file__).resolve().parents[2]
-CLI = [sys.executable, "-m", "app.cli"]
+CLI = [sys.executable, "-m", "elastic_ingest.app.cli"]
 
 
 @pytest.fixture
@@ -265,7 +265,7 @@ async def test_sigterm_stops_the_poll_loop_and_the_running_job_ends_suspended(se
     es, connectors, jobs, made = service
     connector_id, index = await _start_slow_sync(config_file, connectors, jobs, made)
     process = subprocess.Popen(
-        [sys.executable, "-m", "flows.poll", "-c", config_file],
+        [sys.executable, "-m", "elastic_ingest.flows.poll", "-c", config_file],
         cwd=PROJECT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -314,7 +314,7 @@ async def test_two_poll_loops_run_each_requested_sync_exactly_once(service, conf
     config = yaml.safe_load(Path(config_file).read_text())
     config["service"]["max_concurrent_syncs"] = len(ids)
     Path(config_file).write_text(yaml.safe_dump(config))
-    command = [sys.executable, "-m", "flows.poll", "--once", "-c", config_file]
+    command = [sys.executable, "-m", "elastic_ingest.flows.poll", "--once", "-c", config_file]
     loops = [subprocess.Popen(command, cwd=PROJECT, stderr=subprocess.PIPE) for _ in range(2)]
     for process in loops:
         _, stderr = wait_ended(process, 120)
@@ -373,7 +373,7 @@ def test_an_unreachable_elasticsearch_is_one_line_and_exit_1(tmp_path):
     config.write_text(yaml.safe_dump({"elasticsearch": {"hosts": ["http://127.0.0.1:9"]}}))
     for command in (
         [*CLI, "-c", str(config), "connector", "list"],
-        [sys.executable, "-m", "flows.poll", "--once", "-c", str(config)],
+        [sys.executable, "-m", "elastic_ingest.flows.poll", "--once", "-c", str(config)],
     ):
         result = subprocess.run(command, capture_output=True, text=True, cwd=PROJECT, timeout=120)
         assert result.returncode == 1

@@ -12,12 +12,12 @@ from pathlib import Path
 import aioboto3
 import orjson
 import pytest
+from pymongo import AsyncMongoClient
+
 from elastic_ingest.connectors.sources.directory import DirectoryDataSource
 from elastic_ingest.connectors.sources.mongo import MongoDataSource
 from elastic_ingest.connectors.sources.s3 import S3DataSource
 from elastic_ingest.connectors.testing import Harness, SourceContract
-from pymongo import AsyncMongoClient
-
 from examples.notes_source import NotesDataSource
 
 

@@ -1,5 +1,5 @@
 """Sync kinds on the real stack: incremental, deletion, and full syncs that fetch only what
-changed (DESIGN.md §4), with the counts a user reads on the job."""
+changed (docs/architecture.md), with the counts a user reads on the job."""
 
 import asyncio
 import datetime

@@ -4,6 +4,7 @@ import os
 import stat
 
 import pytest
+
 from elastic_ingest.connectors.access_control import (
     User,
     acl_index,

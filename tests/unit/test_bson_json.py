@@ -8,6 +8,7 @@ import orjson
 from bson import Binary, Code, Decimal128, Int64, MaxKey, MinKey, ObjectId, Regex, Timestamp
 from bson.binary import UuidRepresentation
 from bson.dbref import DBRef
+
 from elastic_ingest.connectors.sources.bson_json import document_id, to_json
 
 

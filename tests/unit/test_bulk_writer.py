@@ -1,6 +1,7 @@
 """The bulk writer against a fake of our own `send` interface (no Elasticsearch client patched)."""
 
 import pytest
+
 from elastic_ingest.connectors.config import BulkSettings
 from elastic_ingest.connectors.es.bulk import BulkError, BulkWriter, Fenced, TooManyRejections
 

@@ -1,6 +1,7 @@
 """config.yml: every problem reported at once with its YAML path; secrets never printed."""
 
 import pytest
+
 from elastic_ingest.connectors.config import (
     SettingsError,
     config_file,

@@ -5,6 +5,7 @@ import uuid
 from dataclasses import dataclass, field
 
 import pytest
+
 from elastic_ingest.connectors.source import BaseDataSource, ConfigField, SourceError
 from elastic_ingest.connectors.testing import Harness
 

@@ -3,6 +3,7 @@
 from datetime import UTC, datetime
 
 import pytest
+
 from elastic_ingest.connectors.cron import CronError, QuartzCron
 
 SATURDAY_0830 = datetime(2026, 11, 28, 8, 30, 15, tzinfo=UTC)  # 2026-11-28 is a Saturday

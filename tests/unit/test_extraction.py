@@ -15,6 +15,8 @@ import docx
 import openpyxl
 import pptx
 import pytest
+from fpdf import FPDF
+
 from elastic_ingest.connectors.extraction import (
     EXTRACTABLE_SUFFIXES,
     Extracted,
@@ -23,7 +25,6 @@ from elastic_ingest.connectors.extraction import (
     is_extractable,
     reduce_whitespace,
 )
-from fpdf import FPDF
 
 PROJECT = Path(__file__).resolve().parents[2]
 
@@ -274,7 +275,7 @@ async def test_concurrent_callers_share_at_most_workers_processes_and_close_ends
 
 
 def test_importing_the_module_does_not_load_kreuzberg():
-    check = "import sys, connectors.extraction; print('kreuzberg' in sys.modules)"
+    check = "import sys, elastic_ingest.connectors.extraction; print('kreuzberg' in sys.modules)"
     result = subprocess.run(
         [sys.executable, "-c", check], cwd=PROJECT, capture_output=True, text=True, check=True
     )

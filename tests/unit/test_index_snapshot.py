@@ -4,7 +4,7 @@ mask names exactly the ids the source did not list, also when hashes collide and
 from array import array
 from pathlib import Path
 
-from elastic_ingest.connectors.index_snapshot import (
+from elastic_ingest.connectors.engine.snapshot import (
     IndexedVersions,
     IndexSnapshot,
     hash64,

@@ -6,11 +6,12 @@ import asyncio
 import dataclasses
 
 import pytest
+
 from elastic_ingest.connectors.config import parse_settings
 from elastic_ingest.connectors.es.client import create_client
 from elastic_ingest.connectors.es.transport import ESConnectionError
-from elastic_ingest.connectors.job_outcome import Outcome
-from elastic_ingest.connectors.job_run import JobRun
+from elastic_ingest.connectors.job.outcome import Outcome
+from elastic_ingest.connectors.job.run import JobRun
 from elastic_ingest.connectors.protocol import Connector, Job, JobIndex, JobStatus
 
 CLAIM = "claim-1"

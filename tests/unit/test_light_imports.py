@@ -26,8 +26,9 @@ def imported(*args: str) -> set[str]:
 
 @pytest.mark.parametrize("args", [["--help"], ["--action", "list"]])
 def test_the_cli_help_and_source_list_load_no_prefect_and_no_elasticsearch_client(args):
-    loaded = imported("-m", "app.cli", *args)
-    assert "app.cli" in loaded or "argparse" in loaded  # the listing really is of this process
+    loaded = imported("-m", "elastic_ingest.app.cli", *args)
+    # the listing really is of this process
+    assert "elastic_ingest.app.cli" in loaded or "argparse" in loaded
     assert "prefect" not in loaded and "elasticsearch" not in loaded
     assert "elastic_ingest.connectors.es.client" not in loaded
 

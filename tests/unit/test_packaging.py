@@ -1,20 +1,25 @@
-"""pyproject.toml lists the wheel's packages by hand (each folder maps to an `elastic_ingest.*`
-subpackage): a new subpackage that is not listed would be missing from the installed wheel."""
+"""The wheel holds every module of the package: setuptools finds the subpackages under src/ by
+their `__init__.py`, so a folder of modules without one would be left out of it silently."""
 
 import tomllib
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parents[2]
-FOLDERS = ("connectors", "flows", "tasks", "app", "deployments")
+PACKAGE = PROJECT / "src" / "elastic_ingest"
 
 
-def test_every_package_folder_is_in_the_wheel():
+def test_every_folder_of_modules_is_a_package_the_wheel_finds():
     setuptools = tomllib.loads((PROJECT / "pyproject.toml").read_text())["tool"]["setuptools"]
-    in_checkout = {
-        "elastic_ingest." + ".".join(init.parent.relative_to(PROJECT).parts)
-        for folder in FOLDERS
-        for init in (PROJECT / folder).rglob("__init__.py")
-    }
-    assert in_checkout <= set(setuptools["packages"])
-    for folder in FOLDERS:
-        assert setuptools["package-dir"][f"elastic_ingest.{folder}"] == folder
+    assert setuptools["packages"]["find"]["where"] == ["src"]
+    assert "package-dir" not in setuptools  # real folders, no mapping
+    folders = {path.parent for path in PACKAGE.rglob("*.py") if "__pycache__" not in path.parts}
+    without_init = sorted(
+        str(f.relative_to(PROJECT)) for f in folders if not (f / "__init__.py").exists()
+    )
+    assert without_init == []
+
+
+def test_no_folder_at_the_top_shadows_a_subpackage():
+    """A checkout's top folders are not importable as `connectors` or `flows` any more."""
+    for name in ("connectors", "flows", "tasks", "app", "deployments", "elastic_ingest"):
+        assert not (PROJECT / name / "__init__.py").exists(), name

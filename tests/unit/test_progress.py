@@ -1,6 +1,6 @@
 """The job counters as the protocol (and Kibana) read them."""
 
-from elastic_ingest.connectors.progress import MIB, SyncProgress
+from elastic_ingest.connectors.engine.progress import MIB, SyncProgress
 
 
 def test_job_volume_is_reported_in_whole_mib():

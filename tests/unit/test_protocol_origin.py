@@ -4,6 +4,7 @@ line that says what to do."""
 
 import httpx
 import pytest
+
 from elastic_ingest.connectors.config import ProtocolSettings
 from elastic_ingest.connectors.es.client import ESClient
 from elastic_ingest.connectors.es.documents import DocumentIndex

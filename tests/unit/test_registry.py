@@ -1,6 +1,7 @@
 """Source classes resolve by fully-qualified name, with a distinct error for each mistake."""
 
 import pytest
+
 from elastic_ingest.connectors.registry import (
     RegistryError,
     load_source_class,

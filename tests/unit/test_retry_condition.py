@@ -1,9 +1,10 @@
 """Prefect retries only transient failures: never a configuration or source mistake."""
 
-from elastic_ingest.connectors.job_run import JobSetupError
+from prefect.states import Failed
+
+from elastic_ingest.connectors.job.setup import JobSetupError
 from elastic_ingest.connectors.source import SourceError
 from elastic_ingest.tasks.runtime import transient_only
-from prefect.states import Failed
 
 
 def test_network_trouble_is_retried_and_mistakes_are_not():

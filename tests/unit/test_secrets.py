@@ -1,6 +1,6 @@
 """What may be shown of a configuration: sensitive fields never, URI passwords never."""
 
-from elastic_ingest.connectors.job_inputs import with_secrets
+from elastic_ingest.connectors.job.setup import with_secrets
 from elastic_ingest.connectors.protocol.secrets import (
     is_redacted,
     redact_uris,
@@ -55,7 +55,7 @@ def test_a_job_takes_only_its_redacted_values_from_the_live_connector():
 
 
 def test_error_lines_never_quote_a_uri_password():
-    from elastic_ingest.connectors.sync import describe_error
+    from elastic_ingest.connectors.errors import describe_error
 
     error = ConnectionError("cannot reach mongodb://reader:hunter2@db:27017 (timed out)\nmore")
     assert describe_error(error) == (

@@ -1,6 +1,7 @@
 """BaseDataSource configuration: defaults, type conversion, every bad field named."""
 
 import pytest
+
 from elastic_ingest.connectors.source import BaseDataSource, ConfigField, ConfigurationError
 
 

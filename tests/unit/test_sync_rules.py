@@ -2,6 +2,7 @@
 and the advanced-rule checks each built-in source makes."""
 
 import pytest
+
 from elastic_ingest.connectors.sources.directory import DirectoryDataSource
 from elastic_ingest.connectors.sources.mongo import MongoDataSource
 from elastic_ingest.connectors.sources.s3 import S3DataSource

@@ -1,6 +1,7 @@
 """Which indices a connector may sync into: valid names, never the protocol's own or hidden ones."""
 
 import pytest
+
 from elastic_ingest.connectors.config import ProtocolSettings
 from elastic_ingest.connectors.protocol.targets import resolved_problem, target_problem
 

@@ -1,0 +1,386 @@
+"""The stages of one job's sync (docs/architecture.md) as one object, with the state they hand on
+explicit: the index snapshot, the target it was taken of, the full listing (shared by the parts
+of a partitioned sync), the parts, the progress. `JobRun` calls them in order; the `sync` flow
+wraps each in a task."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+
+from elastic_ingest.connectors.access_control import acl_index, content_index, identity_document
+from elastic_ingest.connectors.config import Settings
+from elastic_ingest.connectors.engine.progress import SyncProgress
+from elastic_ingest.connectors.engine.reconcile import (
+    FullListing,
+    SyncCanceled,
+    delete_stale,
+    index_changes,
+    index_listed,
+    mark_listed,
+)
+from elastic_ingest.connectors.engine.snapshot import IndexSnapshot, snapshot_index
+from elastic_ingest.connectors.engine.stream import SyncOptions
+from elastic_ingest.connectors.errors import describe_error
+from elastic_ingest.connectors.es.access_control import (
+    access_control_field,
+    ensure_identities_index,
+)
+from elastic_ingest.connectors.es.bulk import BulkWriter
+from elastic_ingest.connectors.es.client import ESClient
+from elastic_ingest.connectors.es.indices import concrete_indices, ensure_content_index, refresh
+from elastic_ingest.connectors.es.scan import indexed_versions
+from elastic_ingest.connectors.job.setup import JobSetup, JobSetupError
+from elastic_ingest.connectors.protocol import ConnectorIndex, JobIndex, JobLost, JobType
+from elastic_ingest.connectors.protocol.targets import resolved_problem, shared_index_problem
+from elastic_ingest.connectors.source import PARTITIONS_SETTING, BaseDataSource
+
+logger = logging.getLogger(__name__)
+
+OWNER_CHECK_SECONDS = 1.0
+KEPT_REJECTIONS = 10
+ELSEWHERE = "synced_elsewhere"
+"""Marks the counts of a part that another process synced (`read_part`)."""
+
+
+class PartitionFailed(RuntimeError):
+    """One part of a partitioned full sync failed: nothing is deleted; the message names it."""
+
+
+class SyncStages:
+    """One job's stages and what they hand on. `check_in` is called while documents stream
+    and raises when the job must stop (canceled, or no longer this worker's)."""
+
+    def __init__(
+        self,
+        es: ESClient,
+        settings: Settings,
+        setup: JobSetup,
+        jobs: JobIndex,
+        connectors: ConnectorIndex,
+        progress: SyncProgress,
+        claim: str | None,
+        generation: int | None,
+        check_in: Callable[[], None],
+    ):
+        self.es, self.settings, self.setup = es, settings, setup
+        self.jobs, self.connectors = jobs, connectors
+        self.progress = progress
+        self.claim, self.generation = claim, generation
+        self.check_in = check_in
+        self.snapshot: IndexSnapshot | None = None
+        self.target: str | None = None  # the index a full, deletion or access sync snapshots
+        self.listing: FullListing | None = None  # the full listing, shared by the parts
+        self.parts: list[dict] = []  # the parts of a partitioned full sync
+        self._workdir: str | None = None
+        self._extractor = None
+        self._owner_checked_at = -float("inf")
+
+    @property
+    def source(self) -> BaseDataSource:
+        return self.setup.source
+
+    @property
+    def index(self) -> str:
+        return self.setup.inputs.index_name
+
+    # -- every kind -------------------------------------------------------------------------
+
+    async def check_changed(self) -> bool:
+        """Reach the source and ask whether anything changed since the last successful sync."""
+        await self.source.ping()
+        if self.setup.kind == JobType.ACCESS_CONTROL:
+            return True  # users and groups carry no version to compare: always listed
+        if self.setup.rules_changed or self.setup.content_settings_changed:
+            return True  # the same source read another way: every document is looked at again
+        return await self.source.changed(self.setup.inputs.sync_cursor)
+
+    async def snapshot_index(self) -> int:
+        """Create the index if needed, then record what it holds (ids and versions) on disk.
+        Only full and deletion syncs snapshot: they delete, so the index must be theirs alone."""
+        await self._check_target(self.index)
+        await self._check_sole_target(self.index)
+        await ensure_content_index(self.es, self.index)
+        await self._map_access_control(self.index)
+        return await self._snapshot_of(self.index)
+
+    async def delete_stale(self) -> int:
+        """Delete what the source no longer has; refuses unless the source was read to the end.
+        Ownership is asked before every delete request, not from a recent answer."""
+        writer = self.writer(self.target, owner_answer_lasts=0.0)
+        deleted = await delete_stale(self.snapshot, writer, self.check_in)
+        await refresh(self.es, self.target)
+        return deleted
+
+    # -- full ---------------------------------------------------------------------------------
+
+    async def write_documents(self) -> dict:
+        """Stream the source, skip unchanged documents, bulk-write the rest."""
+        self.listing = FullListing(self.snapshot)
+        try:
+            await self._read(self.listing, self.source)
+            self.listing.complete()
+        finally:
+            await self.refresh_quietly()
+        return self.progress.report()
+
+    @property
+    def parts_wanted(self) -> int:
+        """The parts the connector asks a full sync to read at once (`sync_partitions`); 0 or 1:
+        none, and no planning stage runs."""
+        wanted = int(self.source.config.get(PARTITIONS_SETTING) or 1)
+        return wanted if self.setup.kind == JobType.FULL and wanted > 1 else 0
+
+    async def plan_partitions(self) -> int:
+        """How many parts a full sync reads at once: what the connector asks for and the source
+        can split into; 1: read as one."""
+        if not self.parts_wanted:
+            return 1
+        self.parts = await self.source.partitions(self.parts_wanted)
+        if len(self.parts) > 1:
+            self.listing = FullListing(self.snapshot)
+            self.source.cursor = None  # each part lists its own; the next sync looks at all
+        return max(1, len(self.parts))
+
+    async def write_partition(self, number: int) -> dict:
+        """Read one part of the listing with a source of its own, upserting only; nothing is
+        deleted until every part was read to its end. A failure names the part."""
+        part = self.parts[number]
+        source = self.setup.source_for_part(part)
+        try:
+            await self._read(self.listing, source)
+        except (SyncCanceled, JobLost):
+            raise
+        except Exception as error:
+            raise PartitionFailed(
+                f"part {number + 1} of {len(self.parts)} ({part.get('label') or part}): "
+                f"{describe_error(error)}"
+            ) from error
+        finally:
+            await source.close()
+        return self.progress.report()
+
+    async def parts_done(self, done: list[dict], list_ids: Callable) -> None:
+        """Every part was read to its end: the listing is complete. Parts synced by other
+        processes marked nothing here: count what they did, then list every id of the source
+        (`list_ids`, the stage; nothing fetched) to find what is stale."""
+        if not any(counts.get(ELSEWHERE) for counts in done):
+            self.listing.complete()
+            return
+        for counts in done:
+            self.progress.add(counts)
+        seen = self.progress.seen
+        await list_ids()
+        self.progress.seen = seen
+
+    async def read_part(self, part: dict) -> dict:
+        """One part of a partitioned full sync in a run of its own (another process, maybe
+        another machine): upsert what is new or changed in it against a snapshot of its own,
+        delete nothing; the job's own run deletes once every part ended."""
+        self.source.partition = part
+        try:
+            await self._snapshot_of(self.index)
+            await self._read(FullListing(self.snapshot), self.source)
+        finally:
+            await self.refresh_quietly()
+        return {**self.progress.report(), ELSEWHERE: True}
+
+    # -- incremental, deletion, access control ------------------------------------------------
+
+    async def write_changes(self) -> dict:
+        """Incremental: upsert what the source lists as changed since the job's cursor, and
+        delete what it reports deleted; nothing else is deleted."""
+        await self._check_target(self.index)
+        await ensure_content_index(self.es, self.index)
+        await self._map_access_control(self.index)
+
+        async def held(ids: list[str]) -> dict[str, str | None]:
+            return await indexed_versions(self.es, self.index, ids)
+
+        try:
+            await index_changes(
+                self.source,
+                self.setup.inputs.sync_cursor,
+                held,
+                self.writer(),
+                self.progress,
+                self.check_in,
+                self._options(),
+            )
+        finally:
+            await self.refresh_quietly()
+        return self.progress.report()
+
+    async def list_ids(self) -> int:
+        """Deletion: list the source's ids (nothing fetched, nothing written), mark them seen."""
+        await mark_listed(self.source, self.snapshot, self.progress, self.check_in)
+        return self.progress.seen
+
+    async def write_identities(self) -> dict:
+        """Access control: every user the source lists, with the identities they hold, into
+        the content index's `.search-acl-filter-` index (unchanged users are not rewritten)."""
+        content = content_index(self.index)
+        await self._check_target(content)
+        await ensure_content_index(self.es, content)
+        field = await access_control_field(self.es, content)
+        identities = acl_index(content)
+        await ensure_identities_index(self.es, identities)
+        await self._snapshot_of(identities)
+        users = (identity_document(user, field) async for user in self.source.get_access_control())
+        try:
+            await index_listed(
+                self.source,
+                users,
+                self.snapshot,
+                self.writer(identities),
+                self.progress,
+                self.check_in,
+            )
+        finally:
+            await self.refresh_quietly()
+        return self.progress.report()
+
+    # -- what the stages share ------------------------------------------------------------------
+
+    @property
+    def indexed_before(self) -> int:
+        """How many documents the index held when the sync started."""
+        return self.snapshot.count if self.snapshot else 0
+
+    def writer(
+        self, index: str | None = None, owner_answer_lasts: float = OWNER_CHECK_SECONDS
+    ) -> BulkWriter:
+        """A bulk writer into `index` (the connector's content index by default), fenced by
+        the job's generation and checking it still owns the job before it writes."""
+        # A job is only taken over after `stale_job_seconds` without a heartbeat, so an answer
+        # younger than a small fraction of that is still true; a frozen process resumes with an
+        # old answer and asks again before its next request.
+        fresh_for = min(owner_answer_lasts, self.settings.service.stale_job_seconds / 4)
+
+        async def check_owner() -> None:
+            if time.monotonic() - self._owner_checked_at < fresh_for:
+                return
+            await self.jobs.check_owner(self.setup.job_id, self.claim)
+            self._owner_checked_at = time.monotonic()
+
+        index = index or self.index
+        return BulkWriter.for_index(
+            self.es,
+            index,
+            self.settings.bulk,
+            pipeline=self.setup.pipeline_name if index == self.index else None,
+            stats=self.progress.writes,
+            version=self.generation,
+            check_owner=check_owner,
+            max_rejected=self.settings.service.max_failed_documents,
+        )
+
+    def job_metadata(self) -> dict:
+        """What the counters of the protocol cannot say goes into the job's metadata: what the
+        job ran as, what was fetched versus left unfetched, the parts, rejected documents."""
+        progress = self.progress
+        metadata = {
+            "ran_as": self.setup.kind.value,
+            "fetched_document_count": progress.fetched,
+            "not_fetched_document_count": progress.not_fetched,
+            "skipped_document_count": progress.skipped,
+        }
+        if self.setup.rules.basic:
+            metadata["filtered_document_count"] = sum(progress.filtered.values())
+            metadata["filtered_by_rule"] = dict(progress.filtered)
+        if self.setup.kind_note:
+            metadata["ran_as_reason"] = self.setup.kind_note
+        if len(self.parts) > 1:
+            metadata["partitions"] = [part.get("label") or str(part) for part in self.parts]
+        if progress.failed:
+            kept = progress.writes.failures[:KEPT_REJECTIONS]
+            metadata["rejected_document_count"] = progress.failed
+            metadata["rejected_documents"] = [f"{f.id}: {f.reason}" for f in kept]
+        return metadata
+
+    async def refresh_quietly(self) -> None:
+        """Make what was written searchable; a failure here must not hide the sync's own."""
+        try:
+            await refresh(self.es, self.target or self.index)
+        except Exception as error:
+            logger.warning("job %s: refresh failed: %s", self.setup.job_id, describe_error(error))
+
+    async def close(self) -> None:
+        """Release the source, the extractor and the snapshot; never raises over the sync's
+        own outcome."""
+        if self._workdir:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+        for what, closable in (
+            ("stopping text extraction", self._extractor),
+            ("closing the source", self.source),
+        ):
+            if closable is None:
+                continue
+            try:
+                await closable.close()
+            except Exception as error:
+                logger.warning("job %s: %s: %s", self.setup.job_id, what, error)
+
+    async def _read(self, listing: FullListing, source: BaseDataSource) -> None:
+        """Stream `source` (all of it, or its part) into `listing`: rules, diff, fetch, writes."""
+        await listing.read(
+            source, source.get_docs(), self.writer(), self.progress, self.check_in, self._options()
+        )
+
+    async def _snapshot_of(self, index: str) -> int:
+        self._workdir = self._workdir or tempfile.mkdtemp(prefix="elastic-ingest-")
+        self.snapshot = await snapshot_index(self.es, index, self._workdir)
+        self.target = index
+        self.source.index_holds = self.snapshot.count
+        return self.snapshot.count
+
+    def _options(self) -> SyncOptions:
+        """How this job treats listed documents: its rules, and what it does with content."""
+        if self._extractor is None:
+            self._extractor = self.setup.extractor(self.settings.extraction)
+        return SyncOptions(
+            rules=self.setup.rules,
+            rules_changed=self.setup.rules_changed,
+            refetch=self.setup.content_settings_changed,
+            extractor=self._extractor,
+            reduce_whitespace=self.setup.inputs.pipeline.reduce_whitespace,
+            access_control=self.source.dls_enabled,
+        )
+
+    async def _map_access_control(self, index: str) -> str | None:
+        """With document-level security on, the keyword field identities are matched on."""
+        if not self.source.dls_enabled:
+            return None
+        return await access_control_field(self.es, index)
+
+    async def _check_target(self, index: str) -> None:
+        problem = resolved_problem(
+            index, await concrete_indices(self.es, index), self.settings.protocol
+        )
+        if problem:
+            raise JobSetupError(f"connector {self.setup.inputs.connector_id}: {problem}")
+
+    async def _check_sole_target(self, index: str) -> None:
+        """A sync that deletes what its source lacks would delete another connector's
+        documents from a shared index: refuse before anything is written or deleted."""
+        connector_id = self.setup.inputs.connector_id
+        others = [c.id for c in await self.connectors.all() if c.index_name == index]
+        problem = shared_index_problem(index, connector_id, others)
+        if problem:
+            raise JobSetupError(f"connector {connector_id}: {problem}")
+
+
+async def all_or_none(runs) -> list:
+    """Run every coroutine at once; on the first failure cancel the others and raise it."""
+    tasks = [asyncio.ensure_future(run) for run in runs]
+    try:
+        return await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
