@@ -111,6 +111,13 @@ class ConnectorHarness:
         self._claims[job_id] = claimed[job_id]
         return job_id
 
+    async def claim_pending(self, connector_id: str) -> str:
+        """The connector's pending job (one a command created), claimed as a poll pass does."""
+        claimed = {job.id: job for job in await claim_jobs(self.jobs, 100)}
+        [job] = [job for job in claimed.values() if job.connector_id == connector_id]
+        self._claims[job.id] = job.claim
+        return job.id
+
     async def run(self, job_id: str, via: str = "plain") -> Synced:
         """Run a claimed job: `plain` (connectors.job_run.run_job) or `flow` (the sync flow)."""
         if via == "flow":

@@ -254,6 +254,13 @@ def build_parser() -> argparse.ArgumentParser:
         "run", help="claim a pending job and run it in this process, without Prefect"
     )
     run_here.add_argument("job_id")
+    release = job_commands.add_parser(
+        "release-deletes",
+        help="let the deletes the mass-delete guard held in a job through, once: a deletion "
+        "sync that lists the source again and deletes what it no longer has",
+    )
+    release.add_argument("job_id")
+    release.add_argument("--wait", action="store_true", help="follow the deletion sync to its end")
 
     role = commands.add_parser(
         "service-role",
@@ -325,6 +332,7 @@ COMMANDS = {
     ("job", "show"): "elastic_ingest.app.job_commands:show_job",
     ("job", "cancel"): "elastic_ingest.app.job_commands:cancel_job",
     ("job", "run"): "elastic_ingest.app.job_commands:run_job_here",
+    ("job", "release-deletes"): "elastic_ingest.app.job_commands:release_deletes",
 }
 
 

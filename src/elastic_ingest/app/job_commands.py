@@ -193,3 +193,25 @@ async def run_job_here(args, ctx: Context) -> None:
     )
     if outcome.status == JobStatus.ERROR:
         raise RuntimeFailure(f"job {job.id} failed: {outcome.error}")
+
+
+async def release_deletes(args, ctx: Context) -> None:
+    """A deletion job allowed past the mass-delete guard once, for a job whose deletes it held:
+    it lists the source again (nothing else), so only what is still gone is deleted."""
+    held = await ctx.jobs.get(args.job_id)
+    if held is None:
+        raise UsageError(f"job {args.job_id} does not exist")
+    counts = (held.doc.get("metadata") or {}).get("held_deletes")
+    if not counts:
+        raise UsageError(f"job {held.id} held no deletes (nothing to release)")
+    connector = await get_connector(ctx.connectors, held.connector_id)
+    job_id = await ctx.jobs.create(
+        connector, JobType.DELETION, metadata={"releases_deletes_of": held.id}
+    )
+    ctx.out(
+        f"deletion job {job_id} created: it lists connector {connector.id}'s source again and "
+        f"may delete past the guard once (job {held.id} held {counts['count']:,} of "
+        f"{counts['indexed']:,}); the next poll pass runs it"
+    )
+    if args.wait:
+        await follow_job(ctx, job_id, None)

@@ -28,6 +28,7 @@ BUILTIN_DEFAULTS = {
         "hosts": ["${ELASTICSEARCH_URL:-http://127.0.0.1:9200}"],
         "api_key": "${ELASTICSEARCH_API_KEY:-}",
     },
+    "metrics": {"address": "${ELASTIC_INGEST_METRICS_ADDRESS:-}"},
     "sources": {
         "mongodb": "elastic_ingest.connectors.sources.mongo:MongoDataSource",
         "s3": "elastic_ingest.connectors.sources.s3:S3DataSource",
@@ -98,6 +99,10 @@ class ServiceSettings(_Section):
     check_interval: Annotated[float, Field(gt=0)] = 60.0
     # Launch syncs through the `sync/<service_type>` deployment when one exists (false: in-process).
     use_deployments: bool = True
+    # The mass-delete guard: a sync that would delete more than this fraction of its index, and
+    # more than this many documents, deletes nothing of that batch until released (README).
+    delete_guard_fraction: Annotated[float, Field(gt=0, le=1)] = 0.5
+    delete_guard_minimum: Annotated[int, Field(ge=0)] = 1000
 
 
 class ExtractionSettings(_Section):
@@ -121,12 +126,27 @@ class ProtocolSettings(_Section):
         return name
 
 
+class MetricsSettings(_Section):
+    """Prometheus metrics of the poll loop (README "Metrics"): off unless an address is given."""
+
+    address: str = ""  # "127.0.0.1:9464"; empty: no endpoint
+
+    @field_validator("address")
+    @classmethod
+    def _host_and_port(cls, address: str) -> str:
+        host, _, port = address.rpartition(":")
+        if address and not (host and port.isdigit() and 0 < int(port) < 65536):
+            raise ValueError(f"expected HOST:PORT (e.g. 127.0.0.1:9464), got {address!r}")
+        return address
+
+
 class Settings(_Section):
     elasticsearch: ElasticsearchSettings = ElasticsearchSettings()
     bulk: BulkSettings = BulkSettings()
     service: ServiceSettings = ServiceSettings()
     protocol: ProtocolSettings = ProtocolSettings()
     extraction: ExtractionSettings = ExtractionSettings()
+    metrics: MetricsSettings = MetricsSettings()
     sources: dict[str, Annotated[str, Field(pattern=r"^[\w.]+:[\w.]+$")]] = Field(
         default_factory=dict
     )

@@ -51,7 +51,10 @@ async def heartbeat_and_publish(
     A connector that cannot be used gets `error` naming what is wrong; the others go on.
     `secret_store` reads `prefect-secret:NAME` values for the source check."""
     statuses = {}
-    await connectors.heartbeat([connector.id for connector in await connectors.all()])
+    try:
+        await connectors.heartbeat([connector.id for connector in await connectors.all()])
+    except Exception as error:  # a missed check-in must not stop claims, schedules, the sweep
+        logger.warning("the connectors' check-in (last_seen) failed: %s", describe_error(error))
     every = await connectors.all()  # as they are now, last_seen included
     targets: dict[str, list[str]] = {}
     for connector in every:

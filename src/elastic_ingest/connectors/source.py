@@ -299,6 +299,11 @@ class BaseDataSource:
         listed is left out; one that cannot be read is marked `unreadable`)."""
         return documents
 
+    async def confirm_complete(self, listed: int) -> None:
+        """Called after a listing ended without an error and before anything is deleted: raise
+        IncompleteListing when the source can tell it ended early all the same (its collection
+        or bucket is gone, it holds far more than the `listed` items read)."""
+
     @classmethod
     def incremental_problem(cls, values: dict[str, Any]) -> str | None:
         """Why a connector with these configuration values cannot run incremental syncs, said

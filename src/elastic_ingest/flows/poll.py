@@ -26,6 +26,7 @@ from prefect.exceptions import TerminationSignal
 from elastic_ingest.connectors.config import SettingsError, load_settings
 from elastic_ingest.connectors.errors import describe_error
 from elastic_ingest.connectors.es.client import check_reachable, create_client
+from elastic_ingest.connectors.metrics import ServiceMetrics
 from elastic_ingest.connectors.poll import suspend_unstarted
 from elastic_ingest.connectors.protocol import protocol_for
 from elastic_ingest.flows.launch import (
@@ -120,6 +121,7 @@ async def poll_forever(config_file: str | None, once: bool = False) -> int:
     TerminationSignal wherever the main thread is; that too is treated as a stop request.
     """
     settings = load_settings(config_file)
+    metrics = _metrics(settings.metrics.address)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -140,7 +142,9 @@ async def poll_forever(config_file: str | None, once: bool = False) -> int:
     try:
         while not stop.is_set():
             capacity = settings.service.max_concurrent_syncs - len(running)
-            jobs, now_wrong = await _one_pass(settings, config_file, capacity)
+            jobs, now_wrong = await _one_pass(settings, config_file, capacity, metrics)
+            if metrics is not None:
+                metrics.pass_ended(now_wrong)
             if now_wrong != problem:  # one line when an outage starts, one when it ends
                 if now_wrong:
                     logger.error(
@@ -172,7 +176,32 @@ async def poll_forever(config_file: str | None, once: bool = False) -> int:
     return 1 if once and problem else 0  # a loop ends on request; a single pass reports
 
 
-async def _one_pass(settings, config_file: str | None, capacity: int) -> tuple[list, str | None]:
+async def _observe(metrics: ServiceMetrics, runtime) -> None:
+    """Refresh the metrics from the protocol indices; a failure costs only fresh metrics."""
+    try:
+        await metrics.observe(*runtime.protocol)
+    except Exception as error:
+        logger.warning("metrics not refreshed this pass: %s", describe_error(error))
+
+
+def _metrics(address: str) -> ServiceMetrics | None:
+    """The metrics endpoint, when `metrics.address` names one (SystemExit in one line when the
+    address cannot be listened on)."""
+    if not address:
+        return None
+    metrics = ServiceMetrics()
+    try:
+        metrics.serve(address)
+    except OSError as error:
+        message = f"error: metrics.address {address}: cannot listen ({error.strerror})"
+        raise SystemExit(message) from None
+    logger.info("metrics at http://%s/metrics", address)
+    return metrics
+
+
+async def _one_pass(
+    settings, config_file: str | None, capacity: int, metrics: ServiceMetrics | None = None
+) -> tuple[list, str | None]:
     """Run one pass plainly; return the jobs to run here, or a one-line problem. An outage of
     Elasticsearch or of the Prefect server is a problem to wait out, not a reason to exit, and
     no job is claimed while either is away (a claimed job must be able to run)."""
@@ -194,6 +223,8 @@ async def _one_pass(settings, config_file: str | None, capacity: int) -> tuple[l
         async with flow_runtime(config_file) as runtime:
             capacity = await _capacity(runtime.settings, capacity)
             claimed = (await _steps(capacity, plain=True))["claimed"]
+            if metrics is not None:
+                await _observe(metrics, runtime)
             return await _launch(claimed, runtime.settings, config_file), None
     except Exception as error:
         return [], f"poll pass failed: {describe_error(error)}"

@@ -10,7 +10,8 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from elastic_ingest.connectors.access_control import content_index, dls_enabled
-from elastic_ingest.connectors.config import ExtractionSettings, Settings
+from elastic_ingest.connectors.config import ExtractionSettings, ServiceSettings, Settings
+from elastic_ingest.connectors.engine.guard import DeleteGuard
 from elastic_ingest.connectors.es.client import ESClient
 from elastic_ingest.connectors.es.pipelines import pipeline_exists
 from elastic_ingest.connectors.protocol import Connector, Job, JobType
@@ -93,6 +94,8 @@ class JobInputs:
     remembered: dict[str, str]  # what the cursor's sync ran with (sync_rules.FRAMEWORK_KEYS)
     rules_filter: dict | None  # the active sync rules the job was created with
     pipeline: PipelineSettings
+    delete_guard: dict  # the connector's own `delete_guard` ({fraction, minimum}), if any
+    releases: str | None  # a release job: the id of the job whose held deletes it lets through
 
     @classmethod
     def of(cls, job: Job, live: Connector) -> JobInputs:
@@ -113,6 +116,18 @@ class JobInputs:
             remembered=remembered,
             rules_filter=job_filter(snapshot.get("filtering")),
             pipeline=PipelineSettings.of(snapshot.get("pipeline")),
+            delete_guard=live.doc.get("delete_guard") or {},
+            releases=(job.doc.get("metadata") or {}).get("releases_deletes_of"),
+        )
+
+    def guard(self, service: ServiceSettings) -> DeleteGuard:
+        """The mass-delete guard of this job: the connector's thresholds, else the service's;
+        a release job passes it once."""
+        own = self.delete_guard if isinstance(self.delete_guard, dict) else {}
+        return DeleteGuard(
+            fraction=float(own.get("fraction") or service.delete_guard_fraction),
+            minimum=int(own.get("minimum", service.delete_guard_minimum)),
+            released=self.releases is not None,
         )
 
     def values(self) -> dict[str, Any]:

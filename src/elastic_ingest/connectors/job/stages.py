@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from elastic_ingest.connectors.access_control import acl_index, content_index, identity_document
 from elastic_ingest.connectors.config import Settings
+from elastic_ingest.connectors.engine.guard import DeletesHeld, stale_count, stale_sample
 from elastic_ingest.connectors.engine.progress import SyncProgress
 from elastic_ingest.connectors.engine.reconcile import (
     FullListing,
@@ -76,6 +77,7 @@ class SyncStages:
         self.target: str | None = None  # the index a full, deletion or access sync snapshots
         self.listing: FullListing | None = None  # the full listing, shared by the parts
         self.parts: list[dict] = []  # the parts of a partitioned full sync
+        self.held: dict | None = None  # deletes the mass-delete guard held (count, sample)
         self._workdir: str | None = None
         self._extractor = None
         self._owner_checked_at = -float("inf")
@@ -109,12 +111,35 @@ class SyncStages:
         return await self._snapshot_of(self.index)
 
     async def delete_stale(self) -> int:
-        """Delete what the source no longer has; refuses unless the source was read to the end.
-        Ownership is asked before every delete request, not from a recent answer."""
+        """Delete what the source no longer has; refuses unless the source was read to the end,
+        and holds every delete when there are too many (`_check_guard`). Ownership is asked
+        before every delete request, not from a recent answer."""
+        if self.setup.kind != JobType.ACCESS_CONTROL:
+            await self.source.confirm_complete(self.progress.seen)
+            self._check_guard()
         writer = self.writer(self.target, owner_answer_lasts=0.0)
         deleted = await delete_stale(self.snapshot, writer, self.check_in)
         await refresh(self.es, self.target)
         return deleted
+
+    def _check_guard(self) -> None:
+        """Raise DeletesHeld, deleting nothing, when the deletes are more than the guard lets
+        through: a listing cut short without an error looks just like this."""
+        stale, indexed = stale_count(self.snapshot), self.snapshot.count
+        guard = self.setup.inputs.guard(self.settings.service)
+        if not guard.holds(stale, indexed):
+            return
+        sample = stale_sample(self.snapshot)
+        self.held = {"count": stale, "indexed": indexed, "sample": sample}
+        raise DeletesHeld(
+            f"held {stale:,} deletes of the {indexed:,} documents index {self.target} holds "
+            f"({stale / indexed:.0%}; the guard holds more than {guard.fraction:.0%} and more "
+            f"than {guard.minimum:,}): the source listed far fewer than the index holds, as a "
+            "read cut short would; nothing was deleted, what was new or changed was written. "
+            f"If the source really lost them: elastic-ingest job release-deletes "
+            f"{self.setup.job_id}",
+            self.held,
+        )
 
     # -- full ---------------------------------------------------------------------------------
 
@@ -294,8 +319,14 @@ class SyncStages:
             metadata["filtered_by_rule"] = dict(progress.filtered)
         if self.setup.kind_note:
             metadata["ran_as_reason"] = self.setup.kind_note
+        if self.held:
+            metadata["held_deletes"] = self.held
+        if self.setup.inputs.releases:
+            metadata["releases_deletes_of"] = self.setup.inputs.releases
         if len(self.parts) > 1:
             metadata["partitions"] = [part.get("label") or str(part) for part in self.parts]
+        if progress.writes.retried_items:
+            metadata["retried_document_count"] = progress.writes.retried_items
         if progress.failed:
             kept = progress.writes.failures[:KEPT_REJECTIONS]
             metadata["rejected_document_count"] = progress.failed

@@ -152,10 +152,13 @@ class JobIndex:
         job_type: str = JobType.FULL,
         trigger_method: str = TriggerMethod.ON_DEMAND,
         job_id: str | None = None,
+        metadata: dict | None = None,
     ) -> str | None:
-        """Create a pending job; with `job_id`, a second create of the same id is a no-op (None)."""
+        """Create a pending job; with `job_id`, a second create of the same id is a no-op (None).
+        `metadata` starts the job's metadata (a release job names the job it releases)."""
         secrets = self.sensitive(connector.service_type)
         document = new_job_document(connector, str(job_type), str(trigger_method), secrets)
+        document["metadata"].update(metadata or {})
         return await self.documents.create(document, job_id)
 
     async def get(self, job_id: str) -> Job | None:

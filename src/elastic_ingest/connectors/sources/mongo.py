@@ -33,6 +33,7 @@ from elastic_ingest.connectors.source import (
     ConfigField,
     ConfigurationError,
     Document,
+    IncompleteListing,
     SourceError,
     content_hash,
     lazy,
@@ -248,6 +249,24 @@ class MongoDataSource(BaseDataSource):
                 yield self._document(raw)
         if self._newest is not None:
             self.cursor = self._newest.cursor()
+
+    async def confirm_complete(self, listed: int) -> None:
+        """FerretDB ends the cursor of a collection dropped mid-read without an error: a
+        collection that is gone, or that holds far more than was read (when no filter narrows
+        the read), makes the listing incomplete."""
+        name = f"{self.config['database']}.{self.config['collection']}"
+        database = self.client[self.config["database"]]
+        found = await database.list_collection_names(filter={"name": self.config["collection"]})
+        if not found:
+            raise IncompleteListing(f"MongoDB collection {name} no longer exists after the read")
+        if self._pipeline or self.config["filter"] or self._rule("find", "filter"):
+            return  # a narrowed read: the collection's count says nothing about it
+        holds = await self.collection.estimated_document_count()
+        if holds > listed + max(100, listed // 10):
+            raise IncompleteListing(
+                f"MongoDB collection {name} holds about {holds:,} documents, the read listed "
+                f"{listed:,}: it ended early"
+            )
 
     async def partitions(self, count: int) -> list[dict]:
         """`_id` ranges of about equal size, from the `_id`s at evenly spaced ranks. Only when

@@ -140,6 +140,14 @@ class S3DataSource(BaseDataSource):
             except (ClientError, BotoCoreError) as error:
                 raise SourceError(self._explain(bucket, error)) from None
 
+    async def confirm_complete(self, listed: int) -> None:
+        """A bucket deleted while it was listed can end the listing early without an error:
+        every bucket read must still answer."""
+        try:
+            await self.ping()
+        except SourceError as error:
+            raise IncompleteListing(f"after the listing: {error}") from None
+
     async def _list(
         self, bucket: str, prefix: str, folders: list[str] | None = None
     ) -> AsyncIterator[list[dict]]:
