@@ -44,6 +44,7 @@ def config_file(tmp_path):
         "sources": {
             "directory": "elastic_ingest.connectors.sources.directory:DirectoryDataSource",
             "mongodb": "elastic_ingest.connectors.sources.mongo:MongoDataSource",
+            "slow": "tests.integration.slow_source:SlowDataSource",
         },
     }
     path = tmp_path / "config.yml"
@@ -348,6 +349,33 @@ async def test_sync_wait_without_a_poll_loop_says_so_once_and_what_to_start(
     assert len([line for line in lines if "pending, waiting for a poll loop" in line]) == 1
     [hint] = [line for line in lines if line.startswith("no poll loop has checked in")]
     assert f"connector {connector_id} yet" in hint and "`elastic-ingest`" in hint
+
+
+async def test_sync_wait_shows_progress_as_the_job_reads(service, config_file):
+    _, _, jobs, made = service
+    index = f"cli-progress-{uuid.uuid4().hex[:6]}"
+    made.append(index)
+    connector_id = create(config_file, "slow", index, count=400, pause=0.15)  # ~6 s
+    command = [*CLI, "-c", config_file, "connector", "sync", connector_id, "--wait"]
+    waiting = subprocess.Popen(
+        command, cwd=PROJECT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not await jobs.for_connector(connector_id):
+            assert time.monotonic() < deadline, "sync --wait created no job"
+            await asyncio.sleep(0.2)
+        assert await poll_forever(config_file, once=True) == 0
+    finally:
+        out, err = wait_ended(waiting, 60)
+    assert waiting.returncode == 0, err
+    reads = [
+        int(line.split(", read ")[1].split(",")[0].split(" ")[0].replace(",", ""))
+        for line in out.splitlines()
+        if ": in_progress, read " in line
+    ]  # a pipe gets plain lines, one every two seconds
+    assert len(reads) >= 2 and reads == sorted(reads) and 0 < reads[-1] < 400, out
+    assert "documents/s" in out and out.strip().splitlines()[-1].endswith("unchanged 0)")
 
 
 async def test_list_and_show_print_json_with_secrets_masked(service, config_file, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 
 import yaml
@@ -24,18 +25,25 @@ READ_JOB_SECONDS = 0.5  # how often the followed job is read (the final line com
 
 
 def _progress_line(job: Job) -> str:
+    """`read 12,000 of ~30,000, written 11,500, deleted 0, 2,300 documents/s, ETA 8 s`: what a
+    running job's last heartbeat said (the total is known when the index was snapshotted)."""
     d = job.doc
     if job.status in (JobStatus.PENDING, JobStatus.SUSPENDED):
         return f"job {job.id}: {job.status.value}, waiting for a poll loop or worker to run it"
-    indexed = int(d.get("indexed_document_count") or 0)
+    read = int(d.get("total_document_count") or 0)
+    written = int(d.get("indexed_document_count") or 0)
     deleted = int(d.get("deleted_document_count") or 0)
+    expected = int((d.get("metadata") or {}).get("expected_document_count") or 0)
     started = clock.parse(d.get("started_at"))
     seconds = (clock.now() - started).total_seconds() if started else 0
-    rate = (indexed + deleted) / seconds if seconds > 0 else 0.0
-    return (
-        f"job {job.id}: {job.status.value}, indexed {indexed}, deleted {deleted}, "
-        f"{rate:,.0f} documents/s"
+    rate = read / seconds if seconds > 0 else 0.0
+    line = f"job {job.id}: {job.status.value}, read {read:,}" + (
+        f" of ~{expected:,}" if expected else ""
     )
+    line += f", written {written:,}, deleted {deleted:,}, {rate:,.0f} documents/s"
+    if expected > read and rate > 0:
+        line += f", ETA {(expected - read) / rate:,.0f} s"
+    return line
 
 
 def _final_line(job: Job) -> str:
@@ -74,6 +82,7 @@ async def _final_job(ctx: Context, job_id: str) -> Job:
     """A waiting job's line is said once (and, if no poll loop is checking in, what to start);
     a running job's progress every PROGRESS_SECONDS."""
     last_line, shown, waiting_since, hinted = -float("inf"), "", None, False
+    progress = ProgressLine(ctx.out)
     while True:
         job = await ctx.jobs.get(job_id)
         if job is None:
@@ -81,11 +90,13 @@ async def _final_job(ctx: Context, job_id: str) -> Job:
         if job.problems():
             raise RuntimeFailure(f"job {job_id}: {'; '.join(job.problems())}")
         if job.status in FINAL:
+            progress.end()
             return job
         line = _progress_line(job)
         if job.status in (JobStatus.PENDING, JobStatus.SUSPENDED):
             waiting_since = waiting_since or time.monotonic()
             if line != shown:
+                progress.end()
                 ctx.out(line)
                 shown = line
             if not hinted and time.monotonic() - waiting_since >= _unclaimed_grace(ctx):
@@ -96,9 +107,33 @@ async def _final_job(ctx: Context, job_id: str) -> Job:
         else:
             waiting_since = None
             if time.monotonic() - last_line >= PROGRESS_SECONDS:
-                ctx.out(line)
+                progress.show(line)
                 shown, last_line = line, time.monotonic()
         await asyncio.sleep(READ_JOB_SECONDS)
+
+
+class ProgressLine:
+    """A line that updates in place on a terminal, and is printed as plain lines otherwise (a
+    log or a pipe keeps every one)."""
+
+    def __init__(self, out):
+        self.out = out
+        self.in_place = sys.stdout.isatty()
+        self.open = False
+
+    def show(self, line: str) -> None:
+        if not self.in_place:
+            self.out(line)
+            return
+        sys.stdout.write("\r\x1b[K" + line)
+        sys.stdout.flush()
+        self.open = True
+
+    def end(self) -> None:
+        """Before any other output: the line in place is finished."""
+        if self.open:
+            sys.stdout.write("\n")
+            self.open = False
 
 
 def _unclaimed_grace(ctx: Context) -> float:

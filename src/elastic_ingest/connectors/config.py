@@ -89,7 +89,7 @@ class BulkSettings(_Section):
 
 class ServiceSettings(_Section):
     poll_interval: Annotated[float, Field(gt=0)] = 30.0
-    heartbeat_interval: Annotated[float, Field(gt=0)] = 5.0
+    heartbeat_interval: Annotated[float, Field(gt=0)] = 2.0  # also how often job counters move
     max_concurrent_syncs: Annotated[int, Field(ge=1)] = 2
     stale_job_seconds: Annotated[float, Field(gt=0)] = 120.0
     # How long a job launched on a deployment may wait for a worker to start its flow run.

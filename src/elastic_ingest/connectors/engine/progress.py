@@ -22,6 +22,7 @@ class SyncProgress:
     volume: int = 0
     filtered: dict[str, int] = field(default_factory=dict)  # basic rule id -> documents excluded
     writes: BulkStats = field(default_factory=BulkStats)
+    expected: int = 0  # documents the listing will likely hold (what the index held), 0: unknown
 
     @property
     def created(self) -> int:
@@ -51,6 +52,14 @@ class SyncProgress:
             "deleted_document_count": self.deleted,
             "total_document_count": self.seen,
         }
+
+    def heartbeat_fields(self) -> dict:
+        """What a running job's heartbeat writes: the counters, and how many documents the
+        listing will likely hold (a progress bar's 100%, when known)."""
+        fields: dict = self.job_counters()
+        if self.expected:
+            fields["metadata"] = {"expected_document_count": self.expected}
+        return fields
 
     def add(self, counts: dict) -> None:
         """Add the counts of a part synced by another process (its `report()`)."""

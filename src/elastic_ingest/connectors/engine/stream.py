@@ -5,6 +5,7 @@ binary files), and written in bulk. Listing reads ahead in a background task."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 
 BATCH = 1000
 READ_AHEAD_BATCHES = 4
+# A batch goes on after this long however small: a slow source's documents move as they come.
+BATCH_SECONDS = 1.0
 
 CheckIn = Callable[[], None]
 """Called every few documents: raises SyncCanceled (or another error) when the job must stop."""
@@ -208,19 +211,24 @@ async def _batches(
     documents: AsyncIterator[Document], size: int, check_in: CheckIn
 ) -> AsyncIterator[list[Document]]:
     """Group documents for vectorised lookups, reading ahead in a background task so the source
-    fetches its next page while the previous one is diffed and written. Checks in every 100
-    documents; any source error is raised here, in order."""
+    fetches its next page while the previous one is diffed and written. A slow source's batch
+    goes on after BATCH_SECONDS however small, so its documents are written (and counted on the
+    job) as they come. Checks in every 100 documents; any source error is raised here, in
+    order."""
     queue: asyncio.Queue = asyncio.Queue(maxsize=READ_AHEAD_BATCHES)
     done = object()
 
     async def read() -> None:
         batch: list[Document] = []
+        started = time.monotonic()
         try:
             async for document in documents:
+                if not batch:
+                    started = time.monotonic()
                 batch.append(document)
                 if len(batch) % 100 == 0:
                     check_in()
-                if len(batch) >= size:
+                if len(batch) >= size or time.monotonic() - started >= BATCH_SECONDS:
                     await queue.put(batch)
                     batch = []
             if batch:

@@ -96,7 +96,7 @@ class JobRun:
         self.watch = JobWatch(
             self.jobs,
             job,
-            self.progress.job_counters,
+            self.progress.heartbeat_fields,
             self.settings.service.heartbeat_interval,
             self.stop_requested,
         )

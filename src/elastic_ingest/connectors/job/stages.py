@@ -108,7 +108,9 @@ class SyncStages:
         await self._check_sole_target(self.index)
         await ensure_content_index(self.es, self.index)
         await self._map_access_control(self.index)
-        return await self._snapshot_of(self.index)
+        held = await self._snapshot_of(self.index)
+        self.progress.expected = held  # a resync lists about what the index holds
+        return held
 
     async def delete_stale(self) -> int:
         """Delete what the source no longer has; refuses unless the source was read to the end,

@@ -334,7 +334,7 @@ class JobIndex:
                 job = await self.check_owner(job.id, claim)
         raise VersionConflict(f"job {job.id}: too many concurrent updates")
 
-    async def heartbeat(self, job: Job, counters: dict[str, int]) -> Job:
+    async def heartbeat(self, job: Job, counters: dict) -> Job:
         """Refresh `last_seen` and the counters of a job this worker still owns (JobLost if not);
         the returned job shows a cancel request if any."""
         fields = {**counters, "last_seen": clock.iso()}

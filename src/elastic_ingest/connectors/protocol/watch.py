@@ -21,7 +21,7 @@ class JobWatch:
         self,
         jobs: JobIndex,
         job: Job,
-        counters: Callable[[], dict[str, int]],
+        counters: Callable[[], dict],
         interval: float,
         stop_requested: Callable[[], Awaitable[bool]] | None = None,
     ):
