@@ -138,6 +138,7 @@ async def test_the_installed_package_deploys_itself_and_its_worker_syncs_a_folde
     try:
         deployed = run([cli, "deploy"], cwd=tmp_path, env=env)
         assert "sync/directory" in deployed and "poll/service" in deployed
+        assert f"deployed to {server.api}, on work pool elastic-ingest" in deployed
         api = server.api
         deployment = httpx.get(f"{api}/deployments/name/sync/directory").json()
         assert deployment["entrypoint"] == "elastic_ingest.flows.sync:sync"

@@ -302,7 +302,10 @@ def deploy(max_syncs: int | None) -> None:
             set_max_syncs(max_syncs)
     except DeployError as error:
         raise RuntimeFailure(str(error)) from None
-    print_line(f"deployed on work pool {POOL}: {', '.join(names)}")
+    from prefect.settings import PREFECT_API_URL
+
+    server = PREFECT_API_URL.value() or "Prefect's temporary local server (no PREFECT_API_URL)"
+    print_line(f"deployed to {server}, on work pool {POOL}: {', '.join(names)}")
     if max_syncs is not None:
         print_line(f"at most {max_syncs} syncs at once")
     print_line(f"start a worker: prefect worker start --pool {POOL}")

@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import itertools
+import random
 import ssl
+import time
 import warnings
 from collections.abc import Iterable
 from typing import Any
@@ -21,6 +23,7 @@ import httpx
 import orjson
 
 RETRY_ON_STATUS = frozenset({429, 502, 503, 504})
+DEAD_HOST_SECONDS = 30.0
 JSON = "application/json"
 NDJSON = "application/x-ndjson"
 
@@ -82,6 +85,12 @@ class Response(dict):
         self.status = status
 
 
+def backoff(attempt: int) -> float:
+    """Seconds before retry `attempt`: doubling from 0.1 s, with jitter so that many clients
+    throttled at once do not all come back at the same instant."""
+    return 0.1 * 2**attempt * random.uniform(0.5, 1.5)
+
+
 def query_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -124,6 +133,7 @@ class Transport:
         """`http_transport` replaces the network (tests pass an `httpx.MockTransport`)."""
         self.hosts = [host.rstrip("/") for host in hosts]
         self._next_host = itertools.cycle(range(len(self.hosts)))
+        self._dead_until: dict[str, float] = {}
         headers = {"accept": JSON}
         if api_key:
             headers["authorization"] = f"ApiKey {api_key}"
@@ -166,24 +176,36 @@ class Transport:
         elif body is not None:
             headers["content-type"] = JSON
             content = orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS)
+        # A write conditional on what it read (if_seq_no, op_type=create) that may have landed
+        # is never sent again blind: the replay would fail on the first one's own change.
+        conditional = "if_seq_no" in query or query.get("op_type") == "create"
         for attempt in itertools.count():
-            host = self.hosts[next(self._next_host)]
+            host = self._pick_host()
             try:
                 response = await self.http.request(
                     method, host + path, params=query, headers=headers, content=content
                 )
+            except (httpx.ConnectError, httpx.ConnectTimeout) as error:  # never reached it
+                self._set_aside(host)
+                if attempt < max_retries:
+                    await asyncio.sleep(backoff(attempt))
+                    continue
+                raise ESConnectionError(
+                    f"cannot reach Elasticsearch at {shown(host)}: {error}"
+                ) from None
             except httpx.TimeoutException:
-                if retry_on_timeout and attempt < max_retries:
+                if retry_on_timeout and not conditional and attempt < max_retries:
                     continue
                 raise ConnectionTimeout(f"{method} {shown(host)}{path}: timed out") from None
-            except httpx.TransportError as error:
-                if attempt < max_retries:
+            except httpx.TransportError as error:  # cut off mid-answer: it may have landed
+                if not conditional and attempt < max_retries:
+                    await asyncio.sleep(backoff(attempt))
                     continue
                 raise ESConnectionError(
                     f"cannot reach Elasticsearch at {shown(host)}: {error}"
                 ) from None
             if response.status_code in RETRY_ON_STATUS and attempt < max_retries:
-                await asyncio.sleep(0.1 * 2**attempt)
+                await asyncio.sleep(backoff(attempt))
                 continue
             break
         _warn(response.headers.get_list("warning"))
@@ -192,6 +214,21 @@ class Transport:
         if status >= 400 and status not in ignore_status:
             raise ERRORS.get(status, ApiError)(status, decoded)
         return status, decoded
+
+    def _pick_host(self) -> str:
+        """The next host in turn, skipping those set aside (all set aside: the next anyway)."""
+        now = time.monotonic()
+        for _ in range(len(self.hosts)):
+            host = self.hosts[next(self._next_host)]
+            if self._dead_until.get(host, 0.0) <= now:
+                return host
+        return host
+
+    def _set_aside(self, host: str) -> None:
+        """A host that refused a connection is skipped for DEAD_HOST_SECONDS, so one node down
+        costs one failed connection, not one per request."""
+        if len(self.hosts) > 1:
+            self._dead_until[host] = time.monotonic() + DEAD_HOST_SECONDS
 
     async def close(self) -> None:
         await self.http.aclose()
