@@ -47,6 +47,8 @@ def server_env(listen_port: int) -> dict[str, str]:
         **SERVER_ENV,
         "PREFECT_API_URL": "",
         "PREFECT_UI_API_URL": f"http://127.0.0.1:{listen_port}/api",
+        # the links the server renders (a notification's `flow_run|ui_url`); None without it
+        "PREFECT_UI_URL": f"http://127.0.0.1:{listen_port}",
     }
 
 

@@ -138,3 +138,21 @@ async def test_an_incremental_job_kibana_started_runs_incrementally(es, harness,
     contents = {hit["_id"]: hit["_source"] for hit in response["hits"]["hits"]}
     assert set(contents) == {"d0", "d1", "d2", "d3", "d4"} and contents["d2"]["n"] == -2
     assert await harness.cursor(connector) == {"newest": "v2"}
+
+
+async def test_a_deployment_style_run_says_its_failed_job_in_one_line(harness, tmp_path):
+    """`prefect deployment run sync/directory --param connector_id=...` runs the job as a child
+    run; the parent's state message is the child's error, not a dump of its data."""
+    from elastic_ingest.flows.sync import sync
+
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    connector = await harness.create("directory", f"gone-{uuid.uuid4().hex[:8]}", path=str(gone))
+    harness.es.created_indices.append((await harness.connectors.get(connector)).index_name)
+    gone.rmdir()
+    state = await sync(
+        connector_id=connector, config_file=str(harness.config_file), return_state=True
+    )
+    assert state.is_failed()
+    assert state.message.startswith(f"{connector}: job ") and "does not exist" in state.message
+    assert "Unexpected result" not in state.message and "{" not in state.message

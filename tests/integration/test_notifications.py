@@ -65,5 +65,7 @@ def test_a_failed_sync_run_is_posted_to_the_webhook(tmp_path, inbox, settings):
         [message] = Inbox.received
         assert "failed" in message["subject"]
         assert "connector no-such-connector does not exist" in message["body"]
+        # a link that opens the run (the server renders it from PREFECT_UI_URL)
+        assert f"http://127.0.0.1:{server.port}/runs/flow-run/" in message["body"], message
     finally:
         server.stop()

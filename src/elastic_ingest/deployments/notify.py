@@ -2,8 +2,8 @@
 (scheduled, on demand, retried, on any worker) sends a notification through a Prefect
 notification block: one you made (Slack, Teams, email, ...) or a JSON webhook this creates.
 
-    python -m deployments.notify --webhook https://hooks.example/elastic-ingest
-    python -m deployments.notify --block slack-webhook/ops-alerts
+    python -m elastic_ingest.deployments.notify --webhook https://hooks.example/elastic-ingest
+    python -m elastic_ingest.deployments.notify --block slack-webhook/ops-alerts
 """
 
 from __future__ import annotations
@@ -62,7 +62,9 @@ async def install(block: Block) -> Automation:
 
 
 async def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m deployments.notify", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m elastic_ingest.deployments.notify", description=__doc__
+    )
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--webhook", help="POST a JSON {subject, body} to this URL")
     where.add_argument("--block", help="an existing notification block, as TYPE-SLUG/NAME")

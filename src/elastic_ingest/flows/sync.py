@@ -236,19 +236,19 @@ async def sync_connectors(
             if job is None:
                 continue
             with tags(*run_tags(job.id, job.connector_id, job.service_type, job.job_type)):
-                try:
-                    results.append(
-                        await sync(
-                            job.id,
-                            job.connector_id,
-                            job.service_type,
-                            config_file,
-                            job.claim,
-                            job.job_type,
-                        )
-                    )
-                except Exception as failure:
-                    failures.append(f"{job.connector_id}: {failure}")
+                state = await sync(
+                    job.id,
+                    job.connector_id,
+                    job.service_type,
+                    config_file,
+                    job.claim,
+                    job.job_type,
+                    return_state=True,
+                )
+                if state.is_completed():
+                    results.append(await state.result())
+                else:  # the child's one line, not its state's data
+                    failures.append(f"{job.connector_id}: {state.message or state.name}")
     if failures:
         return Failed(message="; ".join(failures), data=results)
     return results
