@@ -29,7 +29,8 @@ from tests.integration.private_prefect import PREFECT, PrivatePrefect, stop
 from tests.integration.stack import elasticsearch_section
 
 PROJECT = Path(__file__).resolve().parents[2]
-CONNECTORS = 30
+# Four times the pool's limit: jobs queue for slots, both workers take some, none runs twice.
+CONNECTORS = 12
 POOL_LIMIT = 3
 MACHINES = ("machine-a", "machine-b")
 pytestmark = pytest.mark.slow
