@@ -1,7 +1,9 @@
 """The stages of one job's sync (docs/architecture.md) as one object, with the state they hand on
 explicit: the index snapshot, the target it was taken of, the full listing (shared by the parts
 of a partitioned sync), the parts, the progress. `JobRun` calls them in order; the `sync` flow
-wraps each in a task."""
+wraps each in a task. Longer than a module here should be, on purpose: every stage of every
+kind (full, parts, incremental, deletion, access control) reads and writes the same few fields,
+which one object keeps in one place instead of spreading them over mixins again."""
 
 from __future__ import annotations
 
