@@ -106,6 +106,9 @@ async def test_deploy_and_run_sync_directory_through_a_worker(prefect_env, tmp_p
         for name in ("sync/mongodb", "sync/s3", "sync/directory", "sync/connector", "poll/service"):
             assert name in deployments
         api = prefect_env["PREFECT_API_URL"]
+        service = httpx.get(f"{api}/deployments/name/poll/service").json()
+        # the run history shows syncs: passes run in the long-lived loop unless turned on
+        assert [schedule["active"] for schedule in service["schedules"]] == [False]
         ui_settings = httpx.get(api.removesuffix("/api") + "/ui-settings").json()
         assert ui_settings["api_url"] == api  # the UI follows the server's port (not 4200)
         deployed = httpx.get(f"{api}/deployments/name/sync/directory").json()

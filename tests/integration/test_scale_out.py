@@ -1,6 +1,6 @@
 """Scale-out on a PostgreSQL-backed Prefect server: two process workers as two "machines" (own
 working directory, own ELASTIC_INGEST_HOSTNAME, which a job records as `worker_hostname`), a
-work pool with a concurrency limit, two poll loops and a `poll/service` run at once, 30
+work pool with a concurrency limit, two poll loops and a `poll/service` run at once, 12
 connectors asking for a sync; then one machine is lost in the middle of a sync."""
 
 import asyncio
