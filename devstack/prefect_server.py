@@ -25,7 +25,7 @@ from devstack.common import (
 )
 
 NAME = "prefect"
-PROFILE = "elastic-ingest"
+PROFILE = "elastic-ingest"  # the default port's; another port gets `elastic-ingest-<port>`
 
 # Batch sizes that removed the SQLite "database is locked" stalls; analytics off (offline machine).
 SERVER_ENV = {
@@ -52,8 +52,11 @@ def server_env(listen_port: int) -> dict[str, str]:
     }
 
 
+DEFAULT_PORT = 4200
+
+
 def port() -> int:
-    return env_port("STACK_PREFECT_PORT", 4200)
+    return env_port("STACK_PREFECT_PORT", DEFAULT_PORT)
 
 
 def api_url() -> str:
@@ -130,25 +133,32 @@ def configure_profile() -> str | None:
     """Point the user's own `prefect` commands at this stack: a Prefect profile
     `elastic-ingest` holding the stack's API URL, made the active one unless the active profile
     already names a server (a user's own server is never switched away from). Without this, the
-    Prefect CLI starts a throwaway server and finds none of the deployments."""
+    Prefect CLI starts a throwaway server and finds none of the deployments. A stack on another
+    port (a second checkout) gets a profile of its own, so neither rewrites the other's."""
+    name = profile_name()
     try:
         current = tomllib.loads(profiles_file().read_text())
     except (OSError, tomllib.TOMLDecodeError):
         current = {}
     profiles = current.get("profiles", {})
     active = current.get("active", "ephemeral")
-    ours_current = profiles.get(PROFILE, {}).get("PREFECT_API_URL") == api_url()
-    switch = active != PROFILE and not profiles.get(active, {}).get("PREFECT_API_URL")
+    ours_current = profiles.get(name, {}).get("PREFECT_API_URL") == api_url()
+    switch = active != name and not profiles.get(active, {}).get("PREFECT_API_URL")
     if ours_current and not switch:
         return None
     env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "PREFECT_PROFILE")}
-    if PROFILE not in profiles:
-        _prefect(env, "profile", "create", PROFILE)
-    _prefect(env, "--profile", PROFILE, "config", "set", f"PREFECT_API_URL={api_url()}")
+    if name not in profiles:
+        _prefect(env, "profile", "create", name)
+    _prefect(env, "--profile", name, "config", "set", f"PREFECT_API_URL={api_url()}")
     if switch:
-        _prefect(env, "profile", "use", PROFILE)
-        return f"prefect: the Prefect CLI now uses profile {PROFILE!r} ({api_url()})"
-    return f"prefect: profile {PROFILE!r} points at {api_url()} (`prefect profile use {PROFILE}`)"
+        _prefect(env, "profile", "use", name)
+        return f"prefect: the Prefect CLI now uses profile {name!r} ({api_url()})"
+    return f"prefect: profile {name!r} points at {api_url()} (`prefect profile use {name}`)"
+
+
+def profile_name() -> str:
+    """`elastic-ingest` for the stack on the default port, `elastic-ingest-<port>` otherwise."""
+    return PROFILE if port() == DEFAULT_PORT else f"{PROFILE}-{port()}"
 
 
 def _prefect(env: dict[str, str], *args: str) -> None:

@@ -46,3 +46,14 @@ def test_a_profile_that_names_a_server_stays_active(home):
     )
     assert "prefect profile use elastic-ingest" in prefect_server.configure_profile()
     assert "prefect.example" in prefect_setting(home, "PREFECT_API_URL")
+
+
+def test_a_second_stack_on_another_port_gets_its_own_profile(home, monkeypatch):
+    """Two checkouts with their own stacks: neither rewrites the other's profile."""
+    monkeypatch.delenv("STACK_PREFECT_PORT", raising=False)
+    assert "now uses profile 'elastic-ingest'" in prefect_server.configure_profile()
+    monkeypatch.setenv("STACK_PREFECT_PORT", "4300")
+    second = prefect_server.configure_profile()
+    assert "profile 'elastic-ingest-4300' points at http://127.0.0.1:4300/api" in second
+    assert "prefect profile use elastic-ingest-4300" in second  # said, not switched
+    assert "127.0.0.1:4200/api" in prefect_setting(home, "PREFECT_API_URL")
