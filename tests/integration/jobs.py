@@ -119,7 +119,7 @@ class ConnectorHarness:
         return job.id
 
     async def run(self, job_id: str, via: str = "plain") -> Synced:
-        """Run a claimed job: `plain` (connectors.job_run.run_job) or `flow` (the sync flow)."""
+        """Run a claimed job: `plain` (connectors.job.run.run_job) or `flow` (the sync flow)."""
         if via == "flow":
             from elastic_ingest.flows.sync import sync
 
