@@ -47,12 +47,12 @@ async def test_a_listing_cut_to_a_tenth_is_held_until_released(es, guarded, inde
     held = await guarded.sync(connector)
     assert held.status == "error" and held.deleted == 0
     assert "held 36 deletes of the 40 documents" in held.error
-    assert f"elastic-ingest job release-deletes {held.job.id}" in held.error
+    assert f"elastic-ingest job release-deletes -- {held.job.id}" in held.error
     assert held.job.doc["metadata"]["held_deletes"]["count"] == 36
     assert len(held.job.doc["metadata"]["held_deletes"]["sample"]) == 10
     assert await indexed_count(es, index_name) == 40  # nothing deleted
 
-    released = cli(str(guarded.config_file), "job", "release-deletes", held.job.id)
+    released = cli(str(guarded.config_file), "job", "release-deletes", "--", held.job.id)
     assert "deletion job" in released.stdout and "held 36 of 40" in released.stdout
     synced = await guarded.run(await guarded.claim_pending(connector))
     assert synced.status == "completed" and synced.job.doc["job_type"] == "deletion"
@@ -80,7 +80,8 @@ async def test_a_release_is_refused_for_a_job_that_held_nothing(guarded, index_n
         "directory", index_name, path=str(folder_of(tmp_path / "d", 2))
     )
     synced = await guarded.sync(connector)
-    refused = cli(str(guarded.config_file), "job", "release-deletes", synced.job.id, check=False)
+    release = ("job", "release-deletes", "--", synced.job.id)
+    refused = cli(str(guarded.config_file), *release, check=False)
     assert refused.returncode == 2 and "held no deletes" in refused.stderr
 
 

@@ -142,7 +142,8 @@ class SyncStages:
             f"({stale / indexed:.0%}; the guard holds more than {guard.fraction:.0%} and more "
             f"than {guard.minimum:,}): the source listed far fewer than the index holds, as a "
             "read cut short would; nothing was deleted, what was new or changed was written. "
-            f"If the source really lost them: elastic-ingest job release-deletes "
+            # `--`: an Elasticsearch id may begin with "-", which argparse would take for an option
+            f"If the source really lost them: elastic-ingest job release-deletes -- "
             f"{self.setup.job_id}",
             self.held,
         )
