@@ -85,11 +85,7 @@ PROCESS_KEYS = (
     "process_cpu",
     "peak_rss_mb",
 )
-SOURCES = {
-    "mongodb": "elastic_ingest.connectors.sources.mongo:MongoDataSource",
-    "s3": "elastic_ingest.connectors.sources.s3:S3DataSource",
-    "directory": "elastic_ingest.connectors.sources.directory:DirectoryDataSource",
-}
+SOURCES = ("mongodb", "s3", "directory")  # the built-in sources' service types
 
 
 def write_config(name: str = "bench", **service) -> Path:
@@ -110,7 +106,6 @@ def write_config(name: str = "bench", **service) -> Path:
                     "connectors_index": f".elastic-connectors-{name}",
                     "jobs_index": f".elastic-connectors-sync-jobs-{name}",
                 },
-                "sources": SOURCES,
             }
         )
     )

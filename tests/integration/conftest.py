@@ -27,9 +27,6 @@ def make_settings(**sections):
         },
         "sources": {
             "memory": "elastic_ingest.connectors.sources.memory:MemoryDataSource",
-            "mongodb": "elastic_ingest.connectors.sources.mongo:MongoDataSource",
-            "s3": "elastic_ingest.connectors.sources.s3:S3DataSource",
-            "directory": "elastic_ingest.connectors.sources.directory:DirectoryDataSource",
             "slow": "tests.integration.slow_source:SlowDataSource",
             "gated": "tests.integration.gated_source:GatedDataSource",
         },

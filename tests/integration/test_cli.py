@@ -42,8 +42,6 @@ def config_file(tmp_path):
             "jobs_index": f".elastic-connectors-sync-jobs-cli-{suffix}",
         },
         "sources": {
-            "directory": "elastic_ingest.connectors.sources.directory:DirectoryDataSource",
-            "mongodb": "elastic_ingest.connectors.sources.mongo:MongoDataSource",
             "slow": "tests.integration.slow_source:SlowDataSource",
         },
     }

@@ -76,7 +76,6 @@ async def test_deploy_and_run_sync_directory_through_a_worker(prefect_env, tmp_p
                     "jobs_index": f".elastic-connectors-sync-jobs-dep-{suffix}",
                 },
                 "sources": {
-                    "directory": "elastic_ingest.connectors.sources.directory:DirectoryDataSource",
                     "slow": "tests.integration.slow_source:SlowDataSource",
                 },
                 "service": {"heartbeat_interval": 1},

@@ -85,9 +85,6 @@ async def test_the_poll_loop_rides_out_a_prefect_outage(tmp_path):
                     "connectors_index": f".elastic-connectors-out-{suffix}",
                     "jobs_index": f".elastic-connectors-sync-jobs-out-{suffix}",
                 },
-                "sources": {
-                    "directory": "elastic_ingest.connectors.sources.directory:DirectoryDataSource"
-                },
             }
         )
     )

@@ -122,7 +122,6 @@ async def test_many_workers_run_every_job_exactly_once_and_survive_a_lost_machin
                     "jobs_index": f".elastic-connectors-sync-jobs-scale-{suffix}",
                 },
                 "sources": {
-                    "directory": "elastic_ingest.connectors.sources.directory:DirectoryDataSource",
                     "slow": "tests.integration.slow_source:SlowDataSource",
                 },
                 "service": {

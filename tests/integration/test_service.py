@@ -44,10 +44,8 @@ def config_file(tmp_path):
             "jobs_index": f".elastic-connectors-sync-jobs-svc-{suffix}",
         },
         "sources": {
-            "directory": "elastic_ingest.connectors.sources.directory:DirectoryDataSource",
             "slow": "tests.integration.slow_source:SlowDataSource",
             "notes": "examples.notes_source:NotesDataSource",
-            "mongodb": "elastic_ingest.connectors.sources.mongo:MongoDataSource",
         },
     }
     path = tmp_path / "config.yml"

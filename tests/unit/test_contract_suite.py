@@ -46,13 +46,17 @@ class ShelfDataSource(BaseDataSource):
     async def ping(self):
         self.shelf()
 
+    revision: int | None = None
+
+    def sync_cursor(self):
+        return {"revision": self.revision}
+
     async def changed(self, cursor):
-        self.cursor = {"revision": self.shelf().revision}
-        return cursor != self.cursor
+        return cursor != {"revision": self.shelf().revision}
 
     async def get_docs(self):
         shelf = self.shelf()
-        self.cursor = {"revision": shelf.revision}
+        self.revision = shelf.revision
         for item_id, (version, text) in sorted(shelf.items.items()):
             yield {"_id": item_id, "_timestamp": str(version), "text": text}
 
@@ -61,7 +65,7 @@ class ShelfDataSource(BaseDataSource):
         for item_id, (version, text) in sorted(shelf.items.items()):
             if shelf.changed_at[item_id] > cursor["revision"]:
                 yield {"_id": item_id, "_timestamp": str(version), "text": text}
-        self.cursor = {"revision": shelf.revision}
+        self.revision = shelf.revision
 
 
 class DuplicateIds(ShelfDataSource):

@@ -29,11 +29,6 @@ BUILTIN_DEFAULTS = {
         "api_key": "${ELASTICSEARCH_API_KEY:-}",
     },
     "metrics": {"address": "${ELASTIC_INGEST_METRICS_ADDRESS:-}"},
-    "sources": {
-        "mongodb": "elastic_ingest.connectors.sources.mongo:MongoDataSource",
-        "s3": "elastic_ingest.connectors.sources.s3:S3DataSource",
-        "directory": "elastic_ingest.connectors.sources.directory:DirectoryDataSource",
-    },
 }
 """What runs when no configuration file is found (the same as the shipped config.yml)."""
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -147,6 +142,8 @@ class Settings(_Section):
     protocol: ProtocolSettings = ProtocolSettings()
     extraction: ExtractionSettings = ExtractionSettings()
     metrics: MetricsSettings = MetricsSettings()
+    # service type -> `package.module:Class`, besides (and before) the installed packages'
+    # `elastic_ingest.sources` entry points, where the built-in sources are declared
     sources: dict[str, Annotated[str, Field(pattern=r"^[\w.]+:[\w.]+$")]] = Field(
         default_factory=dict
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
@@ -180,10 +180,33 @@ def content_hash(document: Document) -> str:
     ).hexdigest()
 
 
+@dataclass(frozen=True)
+class ReadContext:
+    """What the sync asks of a source's reads, one value given at construction (a source never
+    finds settings poked into it later). The framework amends it once, when its index snapshot
+    tells how many documents the target holds (`index_holds`)."""
+
+    # The part of the listing `get_docs` reads, one of `partitions()`; None: all of it.
+    partition: dict[str, Any] | None = None
+    # The job's advanced sync rules (validated by `advanced_rules_problems`), which a source
+    # that supports them pushes down into its listing; None: no advanced rules.
+    advanced_rules: Any = None
+    # The largest binary file the job extracts text from (its pipeline's
+    # `extract_binary_content`; 0: none): a file source fetches those too, see `binary`.
+    extract_binary_up_to: int = 0
+    # How many documents the target index held when this sync started (None: unknown);
+    # a source that lists versions before fetching may read everything at once when 0.
+    index_holds: int | None = None
+
+    def but(self, **changes: Any) -> ReadContext:
+        return replace(self, **changes)
+
+
 class BaseDataSource:
     """Subclass this: declare CONFIGURATION, implement ping() and get_docs(); the rest is optional.
 
-    `self.config` holds the validated values (defaults filled in, types converted).
+    `self.config` holds the validated values (defaults filled in, types converted), and
+    `self.context` what the sync asks of this read (`ReadContext`).
     Optional: `fetch` (with `lazy` documents), `get_docs_since` (incremental syncs), `get_ids`
     (deletion syncs; by default the ids of `get_docs`, never fetched).
     """
@@ -204,20 +227,11 @@ class BaseDataSource:
     # this service, uploads that finish late); re-listed unchanged items are not re-written.
     INCREMENTAL_OVERLAP: ClassVar[timedelta] = timedelta(minutes=5)
 
-    def __init__(self, configuration: dict[str, Any] | None = None):
+    def __init__(
+        self, configuration: dict[str, Any] | None = None, context: ReadContext | None = None
+    ):
         self.config = self.validate_configuration(configuration or {})
-        self.cursor: dict[str, Any] | None = None
-        # How many documents the target index held when this sync started (None: unknown);
-        # a source that lists versions before fetching may read everything at once when 0.
-        self.index_holds: int | None = None
-        # The largest binary file the job extracts text from (its pipeline's
-        # `extract_binary_content`; 0: none): a file source fetches those too, see `binary`.
-        self.extract_binary_up_to = 0
-        # The job's advanced sync rules (validated by `advanced_rules_problems`), which a source
-        # that supports them pushes down into its listing; None: no advanced rules.
-        self.advanced_rules: Any = None
-        # The part of the listing `get_docs` reads, one of `partitions()`; None: all of it.
-        self.partition: dict[str, Any] | None = None
+        self.context = context or ReadContext()
 
     @classmethod
     def configuration_schema(cls) -> dict[str, dict[str, Any]]:
@@ -286,8 +300,9 @@ class BaseDataSource:
         return True
 
     def sync_cursor(self) -> dict[str, Any] | None:
-        """What to remember after a successful full sync (passed back to `changed`)."""
-        return self.cursor
+        """What to remember after a listing (`get_docs` or `get_docs_since`) ended: passed back
+        to `changed` and `get_docs_since` by the next sync. None: nothing."""
+        return None
 
     def get_docs(self) -> AsyncIterator[Document]:
         """Yield every document; raise if the listing is partial (IncompleteListing or other).
@@ -323,7 +338,7 @@ class BaseDataSource:
 
     def get_docs_since(self, cursor: dict[str, Any]) -> AsyncIterator[Document]:
         """Yield what changed since the sync that stored `cursor` (documents, possibly `lazy`,
-        and `deletion`s the source can prove), and set `self.cursor` for the next one."""
+        and `deletion`s the source can prove); `sync_cursor` then returns the next one."""
         raise NotImplementedError
 
     async def get_ids(self) -> AsyncIterator[str]:
@@ -333,7 +348,7 @@ class BaseDataSource:
 
     async def partitions(self, count: int) -> list[dict[str, Any]]:
         """Up to `count` disjoint parts (JSON-safe descriptions) that together hold every
-        document, for a full sync read in parallel: `get_docs` then lists `self.partition`
+        document, for a full sync read in parallel: `get_docs` then lists `self.context.partition`
         only. [] when this source, or its configuration, cannot be split."""
         return []
 
@@ -355,7 +370,7 @@ class BaseDataSource:
     @classmethod
     def advanced_rules_problems(cls, rules: Any) -> list[str]:
         """What is wrong with an advanced sync rules snippet for this source (empty: valid).
-        A source that overrides this honours `self.advanced_rules` in every listing."""
+        A source that overrides this honours `self.context.advanced_rules` in every listing."""
         return ["this source does not support advanced sync rules"]
 
     @classmethod

@@ -210,7 +210,8 @@ class JobRun:
             raise VersionConflict(f"job {self.job_id}: could not write its final status")
         completed = self._finished.status == JobStatus.COMPLETED
         advances = completed and self.kind != JobType.DELETION and self.setup is not None
-        await self.jobs.mirror(self._finished, self.setup.cursor_after() if advances else None)
+        cursor = self.setup.cursor_after(self.stages.source_cursor()) if advances else None
+        await self.jobs.mirror(self._finished, cursor)
         self.outcome.status = self._finished.status
         return self._finished.status
 

@@ -23,7 +23,7 @@ from elastic_ingest.connectors.protocol.secrets import (
 )
 from elastic_ingest.connectors.protocol.targets import target_problem
 from elastic_ingest.connectors.registry import RegistryError, source_class_for
-from elastic_ingest.connectors.source import BaseDataSource, ConfigurationError
+from elastic_ingest.connectors.source import BaseDataSource, ConfigurationError, ReadContext
 from elastic_ingest.connectors.sync_rules import (
     CONTENT_CURSOR_KEY,
     RULES_CURSOR_KEY,
@@ -183,23 +183,18 @@ class JobSetup:
         fingerprint = self.inputs.pipeline.content_fingerprint
         return fingerprint + (";dls" if self.source.dls_enabled else "")
 
-    def cursor_after(self) -> dict | None:
+    def cursor_after(self, source_cursor: dict | None) -> dict | None:
         """What the connector remembers after a successful sync: the source's cursor, the
         rules and the content settings it ran with."""
         remembered = {
             RULES_CURSOR_KEY: self.rules.fingerprint,
             CONTENT_CURSOR_KEY: self.content_fingerprint,
         }
-        return with_framework(self.source.sync_cursor(), remembered)
+        return with_framework(source_cursor, remembered)
 
     def source_for_part(self, part: dict) -> BaseDataSource:
         """A source of its own for one part of a partitioned full sync, set up as the job's."""
-        source = self.source_class(self.values)
-        source.partition = part
-        source.advanced_rules = self.source.advanced_rules
-        source.extract_binary_up_to = self.source.extract_binary_up_to
-        source.index_holds = self.source.index_holds
-        return source
+        return self.source_class(self.values, self.source.context.but(partition=part))
 
     def extractor(self, settings: ExtractionSettings) -> Extractor | None:
         """Text extraction for the job's binary files, if its pipeline asks for it (loaded only
@@ -241,7 +236,8 @@ async def resolve_setup(
     try:
         source_class = source_class_for(settings.sources, job.service_type)
         values = await with_resolved_secrets(inputs.values(), secret_store)
-        source = source_class(values)
+        rules = checked_rules(inputs, source_class)
+        source = source_class(values, _read_context(inputs, rules, settings))
     except RegistryError as error:
         raise JobSetupError(str(error)) from None
     except SecretUnavailable as error:
@@ -251,13 +247,19 @@ async def resolve_setup(
             f"connector {job.connector_id} configuration: {'; '.join(error.problems)}"
         ) from None
     _check_access_control(inputs, kind, source_class)
-    rules = checked_rules(inputs, source_class)
-    source.advanced_rules = rules.advanced
-    if inputs.pipeline.extract_binary_content:
-        source.extract_binary_up_to = settings.extraction.max_bytes
     pipeline_name = await ingest_pipeline(es, inputs)
     setup = JobSetup(job.id, inputs, kind, None, source_class, values, source, rules, pipeline_name)
     return _planned(setup)
+
+
+def _read_context(inputs: JobInputs, rules: SyncRules, settings: Settings) -> ReadContext:
+    """What the job asks of its source's reads: its advanced rules, and the binary files it
+    extracts text from."""
+    extracts = inputs.pipeline.extract_binary_content
+    return ReadContext(
+        advanced_rules=rules.advanced,
+        extract_binary_up_to=settings.extraction.max_bytes if extracts else 0,
+    )
 
 
 def _planned(setup: JobSetup) -> JobSetup:

@@ -175,7 +175,6 @@ class SyncStages:
         self.parts = await self.source.partitions(self.parts_wanted)
         if len(self.parts) > 1:
             self.listing = FullListing(self.snapshot)
-            self.source.cursor = None  # each part lists its own; the next sync looks at all
         return max(1, len(self.parts))
 
     async def write_partition(self, number: int) -> dict:
@@ -213,7 +212,7 @@ class SyncStages:
         """One part of a partitioned full sync in a run of its own (another process, maybe
         another machine): upsert what is new or changed in it against a snapshot of its own,
         delete nothing; the job's own run deletes once every part ended."""
-        self.source.partition = part
+        self.setup.source.context = self.source.context.but(partition=part)
         try:
             await self._snapshot_of(self.index)
             await self._read(FullListing(self.snapshot), self.source)
@@ -277,6 +276,11 @@ class SyncStages:
         return self.progress.report()
 
     # -- what the stages share ------------------------------------------------------------------
+
+    def source_cursor(self) -> dict | None:
+        """What the source saw, for the next sync; nothing after a partitioned sync (each part
+        listed with a source of its own: the next sync looks at everything again)."""
+        return None if len(self.parts) > 1 else self.source.sync_cursor()
 
     @property
     def indexed_before(self) -> int:
@@ -373,7 +377,8 @@ class SyncStages:
         self._workdir = self._workdir or tempfile.mkdtemp(prefix="elastic-ingest-")
         self.snapshot = await snapshot_index(self.es, index, self._workdir)
         self.target = index
-        self.source.index_holds = self.snapshot.count
+        # the one amendment of the source's read context: only the snapshot can tell it
+        self.source.context = self.source.context.but(index_holds=self.snapshot.count)
         return self.snapshot.count
 
     def _options(self) -> SyncOptions:

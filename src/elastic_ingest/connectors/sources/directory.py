@@ -74,8 +74,9 @@ class DirectoryDataSource(BaseDataSource):
             )
         return values
 
-    def __init__(self, configuration=None):
-        super().__init__(configuration)
+    def __init__(self, configuration=None, context=None):
+        super().__init__(configuration, context)
+        self._next_cursor: dict | None = None  # what the last listing (or `changed`) saw
         self._known_accounts: Accounts | None = None
 
     @property
@@ -93,7 +94,7 @@ class DirectoryDataSource(BaseDataSource):
         def fail(error: OSError) -> None:
             raise IncompleteListing(f"cannot list {error.filename}: {error.strerror}")
 
-        part = self.partition
+        part = self.context.partition
         for folder, subfolders, files in os.walk(root, onerror=fail):
             subfolders.sort()
             if part is not None and folder == str(root):  # this part's subfolders only
@@ -115,7 +116,7 @@ class DirectoryDataSource(BaseDataSource):
     def _selected(self, relative: str) -> bool:
         """Included by the configuration (and by the advanced rules' `include`, if any), and
         excluded by neither."""
-        rules = self.advanced_rules or {}
+        rules = self.context.advanced_rules or {}
         includes = [self.config["include"], *([rules["include"]] if "include" in rules else [])]
         excludes = self.config["exclude"] + rules.get("exclude", [])
         included = all(any(fnmatchcase(relative, p) for p in patterns) for patterns in includes)
@@ -164,7 +165,7 @@ class DirectoryDataSource(BaseDataSource):
             return fingerprint.hexdigest()
 
         fingerprint = await asyncio.to_thread(walk)
-        self.cursor = {"fingerprint": fingerprint, "since": started.isoformat()}
+        self._next_cursor = {"fingerprint": fingerprint, "since": started.isoformat()}
         return cursor["fingerprint"] != fingerprint
 
     async def get_docs(self) -> AsyncIterator[Document]:
@@ -176,10 +177,13 @@ class DirectoryDataSource(BaseDataSource):
             yield self._listed(relative, path, stat)
             if count % 100 == 0:
                 await asyncio.sleep(0)
-        self.cursor = {"fingerprint": fingerprint.hexdigest(), "since": started.isoformat()}
+        self._next_cursor = {"fingerprint": fingerprint.hexdigest(), "since": started.isoformat()}
 
     def can_sync_since(self, cursor: dict | None) -> bool:
         return cursor_since(cursor) is not None
+
+    def sync_cursor(self) -> dict | None:
+        return self._next_cursor
 
     async def get_docs_since(self, cursor: dict) -> AsyncIterator[Document]:
         """Files whose version (the later of mtime and ctime) is at or after the cursor."""
@@ -191,7 +195,7 @@ class DirectoryDataSource(BaseDataSource):
                 yield self._listed(relative, path, stat)
             if count % 100 == 0:
                 await asyncio.sleep(0)
-        self.cursor = {**cursor, "since": started.isoformat()}
+        self._next_cursor = {**cursor, "since": started.isoformat()}
 
     async def get_ids(self) -> AsyncIterator[str]:
         await self.ping()
@@ -238,13 +242,15 @@ class DirectoryDataSource(BaseDataSource):
         kind = self._content_kind(path.name, stat.st_size)
         if kind:
             lazy(document, (path, kind))
-        elif refusal := extraction_refusal(path.name, stat.st_size, self.extract_binary_up_to):
+        elif refusal := extraction_refusal(
+            path.name, stat.st_size, self.context.extract_binary_up_to
+        ):
             document["extraction_error"] = refusal
         return document
 
     def _content_kind(self, name: str, size: int) -> str | None:
         text_up_to = self.config["max_content_bytes"]
-        return content_kind(name, size, text_up_to, self.extract_binary_up_to)
+        return content_kind(name, size, text_up_to, self.context.extract_binary_up_to)
 
     async def fetch(self, documents: list[Document]) -> list[Document]:
         return await asyncio.to_thread(lambda: [self._with_text(d) for d in documents])

@@ -35,6 +35,10 @@ class MemoryDataSource(BaseDataSource):
         PARTITIONS_SETTING: PARTITIONS_FIELD,
         "fail_part": ConfigField("Raise while reading this part, from 1 (tests)", "int"),
     }
+    _next_cursor: dict | None = None  # the newest `_timestamp` the last listing saw
+
+    def sync_cursor(self) -> dict | None:
+        return self._next_cursor
 
     async def partitions(self, count: int) -> list[dict]:
         """Consecutive slices of the list."""
@@ -62,7 +66,7 @@ class MemoryDataSource(BaseDataSource):
     async def get_docs(self) -> AsyncIterator[Document]:
         fail_after = self.config["fail_after"]
         documents = self._versioned()
-        part = self.partition or {"start": 0, "stop": len(documents), "number": None}
+        part = self.context.partition or {"start": 0, "stop": len(documents), "number": None}
         for position, document in enumerate(documents):
             if not part["start"] <= position < part["stop"]:
                 continue
@@ -77,7 +81,7 @@ class MemoryDataSource(BaseDataSource):
             yield document
         if self.config["incomplete"]:
             raise IncompleteListing("listing reported incomplete")
-        self.cursor = self._newest(documents, None)
+        self._next_cursor = self._newest(documents, None)
 
     async def fetch(self, documents: list[Document]) -> list[Document]:
         listed = self._versioned()
@@ -95,7 +99,7 @@ class MemoryDataSource(BaseDataSource):
             yield deletion(document_id)
         if self.config["incomplete"]:
             raise IncompleteListing("listing reported incomplete")
-        self.cursor = self._newest(documents, cursor)
+        self._next_cursor = self._newest(documents, cursor)
 
     @staticmethod
     def _newest(documents: list[Document], cursor: dict | None) -> dict:

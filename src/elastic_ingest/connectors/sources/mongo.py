@@ -110,8 +110,8 @@ class MongoDataSource(BaseDataSource):
 
     ALIASES: ClassVar = {"ssl_enabled": "tls"}  # Elastic's MongoDB connector's name
 
-    def __init__(self, configuration=None):
-        super().__init__(configuration)
+    def __init__(self, configuration=None, context=None):
+        super().__init__(configuration, context)
         self._client: AsyncMongoClient | None = None
         self._ca = None
         self._newest: Newest | None = None
@@ -199,7 +199,7 @@ class MongoDataSource(BaseDataSource):
 
     def _rule(self, kind: str, part: str) -> Any:
         """One part of the advanced rules, read as MongoDB extended JSON (None if absent)."""
-        value = ((self.advanced_rules or {}).get(kind) or {}).get(part)
+        value = ((self.context.advanced_rules or {}).get(kind) or {}).get(part)
         return json_util.loads(orjson.dumps(value)) if value else None
 
     @property
@@ -238,7 +238,7 @@ class MongoDataSource(BaseDataSource):
             field
             and self.config["list_versions_first"]
             and not self._pipeline
-            and self.index_holds != 0  # an empty index: everything is new, read it once
+            and self.context.index_holds != 0  # an empty index: everything is new, read it once
         )
         part = self._part_query()
         if versions_first:
@@ -247,8 +247,6 @@ class MongoDataSource(BaseDataSource):
         else:
             async for raw in self._rows(self._find(part)):
                 yield self._document(raw)
-        if self._newest is not None:
-            self.cursor = self._newest.cursor()
 
     async def confirm_complete(self, listed: int) -> None:
         """FerretDB ends the cursor of a collection dropped mid-read without an error: a
@@ -298,13 +296,14 @@ class MongoDataSource(BaseDataSource):
 
     def _part_query(self) -> dict | None:
         """The `_id` range of the part this source reads (None: all of it)."""
-        if self.partition is None:
+        part = self.context.partition
+        if part is None:
             return None
         bounds = {}
-        if self.partition.get("from"):
-            bounds["$gte"] = json_util.loads(self.partition["from"])
-        if self.partition.get("to"):
-            bounds["$lt"] = json_util.loads(self.partition["to"])
+        if part.get("from"):
+            bounds["$gte"] = json_util.loads(part["from"])
+        if part.get("to"):
+            bounds["$lt"] = json_util.loads(part["to"])
         return {"_id": bounds} if bounds else None
 
     def _document(self, raw: dict) -> Document:
@@ -352,7 +351,10 @@ class MongoDataSource(BaseDataSource):
         query = {field: {"$gte": since}} if since is not None else None
         async for raw in self._rows(self._find(query)):
             yield self._document(raw)
-        self.cursor = self._newest.cursor()
+
+    def sync_cursor(self) -> dict | None:
+        """The newest timestamp the listing saw (None without a timestamp field)."""
+        return self._newest.cursor() if self._newest is not None else None
 
     async def get_ids(self) -> AsyncIterator[str]:
         if self._pipeline:

@@ -69,8 +69,9 @@ class S3DataSource(BaseDataSource):
         "aws_secret_access_key": "secret_access_key",
     }
 
-    def __init__(self, configuration=None):
-        super().__init__(configuration)
+    def __init__(self, configuration=None, context=None):
+        super().__init__(configuration, context)
+        self._next_cursor: dict | None = None  # what the last listing (or `changed`) saw
         self._stack = AsyncExitStack()
         self._clients: dict[str, Any] = {}
         self._session = aioboto3.Session(
@@ -124,11 +125,11 @@ class S3DataSource(BaseDataSource):
 
     def _scopes(self) -> dict[str, list[dict]]:
         """bucket -> the rules that select its objects (the configured prefix without rules)."""
-        if not self.advanced_rules:
+        if not self.context.advanced_rules:
             prefix = self.config["prefix"]
             return {bucket: [{"prefix": prefix}] for bucket in self.config["buckets"]}
         scopes: dict[str, list[dict]] = {}
-        for rule in self.advanced_rules:
+        for rule in self.context.advanced_rules:
             scopes.setdefault(rule["bucket"], []).append(rule)
         return scopes
 
@@ -174,15 +175,14 @@ class S3DataSource(BaseDataSource):
         """(bucket, listing entry) of every selected object: each bucket is listed once, under
         the prefix its rules share, so an object two rules select comes once. A part lists
         its own prefixes (and, for the first part, the objects directly under each bucket's)."""
+        part = self.context.partition
         for bucket, rules in self._scopes().items():
             prefix = os.path.commonprefix([rule.get("prefix", "") for rule in rules])
-            if self.partition is None:
+            if part is None:
                 listings = [self._list(bucket, prefix)]
             else:
-                listings = [
-                    self._list(bucket, sub) for sub in self.partition["prefixes"].get(bucket, [])
-                ]
-                if self.partition["direct"]:
+                listings = [self._list(bucket, sub) for sub in part["prefixes"].get(bucket, [])]
+                if part["direct"]:
                     listings.append(self._list(bucket, prefix, folders=[]))
             for listing in listings:
                 async for page in listing:
@@ -223,8 +223,8 @@ class S3DataSource(BaseDataSource):
         fingerprint = _Fingerprint()
         async for bucket, item in self._objects():
             fingerprint.add(bucket, item)
-        self.cursor = {"fingerprint": fingerprint.hexdigest(), "since": started.isoformat()}
-        return cursor["fingerprint"] != self.cursor["fingerprint"]
+        self._next_cursor = {"fingerprint": fingerprint.hexdigest(), "since": started.isoformat()}
+        return cursor["fingerprint"] != self._next_cursor["fingerprint"]
 
     async def get_docs(self) -> AsyncIterator[Document]:
         started = listing_started()
@@ -232,10 +232,13 @@ class S3DataSource(BaseDataSource):
         async for bucket, item in self._objects():
             fingerprint.add(bucket, item)
             yield self._listed(bucket, item)
-        self.cursor = {"fingerprint": fingerprint.hexdigest(), "since": started.isoformat()}
+        self._next_cursor = {"fingerprint": fingerprint.hexdigest(), "since": started.isoformat()}
 
     def can_sync_since(self, cursor: dict | None) -> bool:
         return cursor_since(cursor) is not None
+
+    def sync_cursor(self) -> dict | None:
+        return self._next_cursor
 
     async def get_docs_since(self, cursor: dict) -> AsyncIterator[Document]:
         """Objects modified at or after the cursor (less the overlap); the listing is cheap,
@@ -245,7 +248,7 @@ class S3DataSource(BaseDataSource):
         async for bucket, item in self._objects():
             if item["LastModified"] >= since:
                 yield self._listed(bucket, item)
-        self.cursor = {**cursor, "since": started.isoformat()}
+        self._next_cursor = {**cursor, "since": started.isoformat()}
 
     async def get_ids(self) -> AsyncIterator[str]:
         async for bucket, item in self._objects():
@@ -268,7 +271,8 @@ class S3DataSource(BaseDataSource):
             "content_type": guess_content_type(key),
             "storage_class": item.get("StorageClass", "STANDARD"),
         }
-        text_up_to, binary_up_to = self.config["max_content_bytes"], self.extract_binary_up_to
+        text_up_to = self.config["max_content_bytes"]
+        binary_up_to = self.context.extract_binary_up_to
         kind = content_kind(key, size, text_up_to, binary_up_to)
         if kind:
             lazy(document, (bucket, key, kind))
