@@ -40,7 +40,11 @@ def inbox():
     server.shutdown()
 
 
-def test_a_failed_sync_run_is_posted_to_the_webhook(tmp_path, inbox, settings):
+async def test_each_failed_job_is_posted_to_the_webhook_once(tmp_path, inbox, settings, harness):
+    """A deployment-style run over a connector whose job fails notifies once (the job's run;
+    the run over the connectors ends JobRunsFailed), and a run that fails on its own (a
+    connector that does not exist) notifies too, with a link that opens it."""
+    broken = await harness.create("directory", "notify-broken", path=str(tmp_path / "gone"))
     server = PrivatePrefect(tmp_path / "prefect-home")
     server.start()
     try:
@@ -52,20 +56,27 @@ def test_a_failed_sync_run_is_posted_to_the_webhook(tmp_path, inbox, settings):
         assert installed.returncode == 0, installed.stderr
         config_file = tmp_path / "config.yml"
         config_file.write_text(yaml.safe_dump(revealed_settings(settings)))
-        failing = (
-            "import asyncio; from elastic_ingest.flows.sync import sync; "
-            f"asyncio.run(sync(connector_id='no-such-connector', config_file='{config_file}',"
-            " return_state=True))"
-        )
-        subprocess.run([sys.executable, "-c", failing], env=env, capture_output=True, timeout=120)
+        for connector_id in (broken, "no-such-connector"):
+            failing = (
+                "import asyncio; from elastic_ingest.flows.sync import sync; "
+                f"asyncio.run(sync(connector_id='{connector_id}', config_file='{config_file}',"
+                " return_state=True))"
+            )
+            subprocess.run(
+                [sys.executable, "-c", failing], env=env, capture_output=True, timeout=120
+            )
         deadline = time.monotonic() + 60
-        while not Inbox.received:
-            assert time.monotonic() < deadline, "no notification within 60 s of the failed run"
+        while len(Inbox.received) < 2:
+            assert time.monotonic() < deadline, f"2 notifications expected: {Inbox.received}"
             time.sleep(0.5)
-        [message] = Inbox.received
-        assert "failed" in message["subject"]
-        assert "connector no-such-connector does not exist" in message["body"]
+        time.sleep(2)  # a third (the run over the connectors) would have come with these
+        bodies = sorted(message["body"] for message in Inbox.received)
+        assert len(bodies) == 2, bodies
+        job_failure = next(body for body in bodies if "does not exist or is not a folder" in body)
+        assert job_failure.startswith("Sync run ") and "ended Failed: job " in job_failure
+        own_failure = next(body for body in bodies if "no-such-connector does not exist" in body)
+        assert all("failed" in message["subject"] for message in Inbox.received)
         # a link that opens the run (the server renders it from PREFECT_UI_URL)
-        assert f"http://127.0.0.1:{server.port}/runs/flow-run/" in message["body"], message
+        assert f"http://127.0.0.1:{server.port}/runs/flow-run/" in own_failure, own_failure
     finally:
         server.stop()

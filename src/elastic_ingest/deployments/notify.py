@@ -26,7 +26,10 @@ BODY = (
 
 
 def failed_sync_runs() -> EventTrigger:
-    """Every flow run of the `sync` flow that enters Failed (the job's error is its message)."""
+    """Every flow run of the `sync` flow that enters Failed (the job's error is its message):
+    one notification per failed job. A deployment run whose job runs failed ends
+    `JobRunsFailed`, and a failed part of a partitioned sync `PartFailed` (flows/runs.py):
+    those failures are each told once, by the job's own run."""
     return EventTrigger(
         expect={"prefect.flow-run.Failed"},
         match_related={"prefect.resource.role": "flow", "prefect.resource.name": "sync"},

@@ -8,6 +8,13 @@ from prefect.exceptions import ObjectNotFound
 
 GENERIC_DEPLOYMENT = "sync/connector"
 
+# A run whose failure another run reports ends in a Failed state of its own name (the UI shows
+# it red, as any failure), so that a notification on `Failed` tells of each failed job once:
+# a deployment run over several connectors when its job runs failed, and a part of a
+# partitioned sync (its job's run fails, quoting it).
+JOB_RUNS_FAILED = "JobRunsFailed"
+PART_FAILED = "PartFailed"
+
 
 def run_tags(job_id: str, connector_id: str, service_type: str, job_type: str) -> list[str]:
     """The tags that lead from a Prefect run to the protocol's job and connector."""

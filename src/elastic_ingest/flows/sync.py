@@ -31,7 +31,7 @@ from elastic_ingest.connectors.protocol import (
 from elastic_ingest.connectors.protocol.states import FINAL, may_sync
 from elastic_ingest.deployments.register import SYNC_SLOTS
 from elastic_ingest.flows.parts import DistributedStages
-from elastic_ingest.flows.runs import run_tags
+from elastic_ingest.flows.runs import JOB_RUNS_FAILED, PART_FAILED, run_tags
 from elastic_ingest.tasks.runtime import flow_runtime, prefect_secret
 
 
@@ -158,9 +158,9 @@ async def sync_part(job_id: str, config_file: str | None, claim: str | None, par
         try:
             counts = await run.run_part(part)
         except JobLost as lost:
-            return Failed(message=f"job {job_id}: {lost}")
+            return Failed(name=PART_FAILED, message=f"job {job_id}: {lost}")
         except Exception as error:  # one line for the job's run to quote, no traceback
-            return Failed(message=describe_error(error))
+            return Failed(name=PART_FAILED, message=describe_error(error))
         await run.jobs.record_part_counts(job_id, str(flow_run.id), counts)
     return Completed(message=f"part of job {job_id}: {counts['seen']} documents read")
 
@@ -249,8 +249,8 @@ async def sync_connectors(
                     results.append(await state.result())
                 else:  # the child's one line, not its state's data
                     failures.append(f"{job.connector_id}: {state.message or state.name}")
-    if failures:
-        return Failed(message="; ".join(failures), data=results)
+    if failures:  # each job run failed (and notified) on its own
+        return Failed(name=JOB_RUNS_FAILED, message="; ".join(failures), data=results)
     return results
 
 
