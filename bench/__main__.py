@@ -704,7 +704,7 @@ async def main() -> int:
     }
     write_report(report, args.documents)
     if args.scale_connectors:  # last: what is above is printed and written even if this fails
-        report["scale_out"] = await scale_rows(args.scale_connectors, [1, 2])
+        report["scale_out"] = await scale_rows(args.scale_connectors, [1])
         print(f"\n{args.scale_connectors} small connectors through the work pool "
               f"(PostgreSQL-backed Prefect, {SLOTS_PER_WORKER} slots per worker):")  # fmt: skip
         print_rows(report["scale_out"])

@@ -1,9 +1,13 @@
-"""`python -m bench.scale_out`: many small connectors synced through the work pool, with 1 and
-then 2 process workers, on a PostgreSQL-backed Prefect server (part of `make bench`).
+"""`python -m bench.scale_out`: many small connectors synced through the work pool on a
+PostgreSQL-backed Prefect server (part of `make bench`), side by side with Prefect's process
+worker (`prefect worker start`: a new interpreter per sync) and ours (`elastic-ingest worker`:
+each sync a fork of a warm process).
 
-For each worker count it prints jobs per minute and the CPU-seconds each process group spent
-(workers with their flow-run processes, the poll loop, the Prefect server, PostgreSQL,
-Elasticsearch), and from those per-job costs a model of what a 16-core machine would reach.
+For each worker kind and count it prints jobs per minute, the CPU-seconds each process group
+spent (workers with their flow-run processes, the poll loop, the Prefect server, PostgreSQL,
+Elasticsearch), the memory the workers' process trees held (proportional set size, so that
+pages a fork shares are counted once), and from the per-job costs a model of what a 16-core
+machine would reach.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -43,6 +48,87 @@ from tests.integration.private_prefect import PREFECT, PrivatePrefect, stop  # n
 
 SLOTS_PER_WORKER = 2
 TICK = os.sysconf("SC_CLK_TCK")
+WORKERS = {  # kind -> the command that starts one worker of it on the pool
+    "prefect": [PREFECT, "worker", "start", "--pool", POOL],
+    "warm": [sys.executable, "-m", "elastic_ingest.app.cli", "worker", "--pool", POOL],
+}
+
+
+def tree(pid: int) -> list[int]:
+    """`pid` and every process below it."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(parent, []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(children.get(current, []))
+    return found
+
+
+def pss_mb(pid: int) -> float:
+    """Proportional set size: a page shared by k processes counts 1/k in each."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def parent_of(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def is_sync(pid: int) -> bool:
+    """A flow-run process: `python -m prefect.engine`, or a child of the fork server."""
+    return "prefect.engine" in command_line(pid) or (
+        "elastic_ingest.workers.forkserver" in command_line(parent_of(pid))
+    )
+
+
+class MemorySampler(threading.Thread):
+    """Samples the workers' process trees twice a second: their PSS in all, the number of syncs
+    running, and their PSS with none (the idle workers, fork server included)."""
+
+    def __init__(self, worker_pids: list[int]):
+        super().__init__(daemon=True)
+        self.worker_pids = worker_pids
+        self.samples: list[tuple[int, float]] = []  # (syncs running, PSS MB of the trees)
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(0.5):
+            pids = [pid for worker in self.worker_pids for pid in tree(worker)]
+            self.samples.append((sum(map(is_sync, pids)), sum(map(pss_mb, pids))))
+
+    def summary(self) -> dict:
+        idle = [mb for syncs, mb in self.samples if syncs == 0]
+        busiest = max((syncs for syncs, _ in self.samples), default=0)
+        peak = max((mb for syncs, mb in self.samples if syncs == busiest), default=0.0)
+        base = min(idle) if idle else 0.0
+        return {
+            "idle_mb": base,
+            "peak_mb": peak,
+            "peak_syncs": busiest,
+            "mb_per_sync": (peak - base) / busiest if busiest else 0.0,
+        }
 
 
 def tree_cpu(pid: int | None) -> float:
@@ -75,9 +161,12 @@ def spawn(command: list[str], env: dict[str, str], cwd: Path) -> subprocess.Pope
     )
 
 
-async def one_run(server: PrivatePrefect, connectors: int, workers: int, work: Path) -> dict:
+async def one_run(
+    server: PrivatePrefect, connectors: int, workers: int, work: Path, kind: str
+) -> dict:
     """Sync `connectors` folders of two small files each, all requested at once, through
-    `workers` process workers; return the wall time, jobs per minute and CPU per group."""
+    `workers` workers of `kind`; return the wall time, jobs per minute, CPU per group and the
+    workers' memory."""
     suffix = uuid.uuid4().hex[:8]
     config_file = work / f"config-{suffix}.yml"
     config_file.write_text(
@@ -123,8 +212,10 @@ async def one_run(server: PrivatePrefect, connectors: int, workers: int, work: P
         before = {name: tree_cpu(pid) for name, pid in groups.items()}
         started = time.monotonic()
         for number in range(workers):
-            worker = [PREFECT, "worker", "start", "--pool", POOL, "--name", f"bench-{number}"]
+            worker = [*WORKERS[kind], "--name", f"bench-{kind}-{number}"]
             processes.append(spawn([*worker, "--limit", str(SLOTS_PER_WORKER)], env, work))
+        sampler = MemorySampler([process.pid for process in processes])
+        sampler.start()
         poll_loop = [sys.executable, "-m", "elastic_ingest.flows.poll", "-c", str(config_file)]
         poller = spawn(poll_loop, env, work)
         processes.append(poller)
@@ -140,12 +231,15 @@ async def one_run(server: PrivatePrefect, connectors: int, workers: int, work: P
                 break
             await asyncio.sleep(0.5)
         seconds = time.monotonic() - started
+        sampler.stopped.set()
         cpu = {name: tree_cpu(pid) - before[name] for name, pid in groups.items()}
         cpu["workers + syncs"] = sum(tree_cpu(process.pid) for process in processes[:-1])
         cpu["poll loop"] = tree_cpu(poller.pid)
         completed = sum(job.status == JobStatus.COMPLETED for job in finished)
         return {
+            "kind": kind,
             "workers": workers,
+            "memory": sampler.summary(),
             "connectors": connectors,
             "completed": completed,
             "seconds": seconds,
@@ -176,7 +270,9 @@ def sixteen_core_model(row: dict) -> str:
     )
 
 
-async def scale_rows(connectors: int, worker_counts: list[int]) -> list[dict]:
+async def scale_rows(
+    connectors: int, worker_counts: list[int], kinds: tuple[str, ...] = ("prefect", "warm")
+) -> list[dict]:
     print(postgres.up(), flush=True)
     database = f"bench_scale_{uuid.uuid4().hex[:8]}"
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as scratch:
@@ -185,7 +281,11 @@ async def scale_rows(connectors: int, worker_counts: list[int]) -> list[dict]:
         server.start(timeout=180)
         try:
             register({**server.client_env})
-            return [await one_run(server, connectors, count, work) for count in worker_counts]
+            return [
+                await one_run(server, connectors, count, work, kind)
+                for count in worker_counts
+                for kind in kinds  # side by side: each count with both kinds, in turn
+            ]
         finally:
             server.stop()
             postgres.drop_database(database)
@@ -193,22 +293,36 @@ async def scale_rows(connectors: int, worker_counts: list[int]) -> list[dict]:
 
 def print_rows(rows: list[dict]) -> None:
     names = list(rows[0]["cpu"])
-    print(f"{'workers':>7} {'jobs':>5} {'seconds':>8} {'jobs/min':>9}  "
+    print(f"{'worker':>7} {'count':>5} {'jobs':>5} {'seconds':>8} {'jobs/min':>9}  "
           + "  ".join(f"{name} CPU" for name in names))  # fmt: skip
     for row in rows:
-        print(f"{row['workers']:>7} {row['completed']:>5} {row['seconds']:>8.1f} "
+        print(f"{row['kind']:>7} {row['workers']:>5} {row['completed']:>5} {row['seconds']:>8.1f} "
               f"{row['jobs_per_minute']:>9.1f}  "
               + "  ".join(f"{row['cpu'][name]:>{len(name) + 4}.1f}" for name in names))  # fmt: skip
     for row in rows:
-        print(f" - {row['workers']} worker(s): {sixteen_core_model(row)}")
+        memory = row["memory"]
+        print(f" - {row['kind']} x{row['workers']}: {sixteen_core_model(row)}; workers idle "
+              f"{memory['idle_mb']:.0f} MB PSS, {memory['peak_mb']:.0f} MB with "
+              f"{memory['peak_syncs']} syncs ({memory['mb_per_sync']:.0f} MB each)")  # fmt: skip
+    for count in sorted({row["workers"] for row in rows}):
+        by_kind = {row["kind"]: row for row in rows if row["workers"] == count}
+        if {"prefect", "warm"} <= by_kind.keys():
+            prefect, warm = by_kind["prefect"], by_kind["warm"]
+            jobs = warm["jobs_per_minute"] / prefect["jobs_per_minute"]
+            server = (warm["cpu"]["Prefect server"] / max(warm["completed"], 1)) / max(
+                prefect["cpu"]["Prefect server"] / max(prefect["completed"], 1), 1e-9
+            )
+            print(f" - {count} worker(s), warm vs prefect: {jobs:.2f}x the jobs/min, "
+                  f"{server:.2f}x the Prefect server CPU per job")  # fmt: skip
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.scale_out", description=__doc__)
     parser.add_argument("--connectors", type=int, default=50)
-    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--workers", type=int, nargs="+", default=[1])
+    parser.add_argument("--kinds", nargs="+", choices=sorted(WORKERS), default=["prefect", "warm"])
     args = parser.parse_args()
-    rows = asyncio.run(scale_rows(args.connectors, args.workers))
+    rows = asyncio.run(scale_rows(args.connectors, args.workers, tuple(args.kinds)))
     print_rows(rows)
     return 0
 

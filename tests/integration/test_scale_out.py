@@ -1,4 +1,5 @@
-"""Scale-out on a PostgreSQL-backed Prefect server: two process workers as two "machines" (own
+"""Scale-out on a PostgreSQL-backed Prefect server: two warm workers (`elastic-ingest worker`,
+each sync a fork of a warm process) as two "machines" (own
 working directory, own ELASTIC_INGEST_HOSTNAME, which a job records as `worker_hostname`), a
 work pool with a concurrency limit, two poll loops and a `poll/service` run at once, 12
 connectors asking for a sync; then one machine is lost in the middle of a sync."""
@@ -168,7 +169,8 @@ async def test_many_workers_run_every_job_exactly_once_and_survive_a_lost_machin
             home.mkdir()
             log = open(home / "worker.log", "wb")  # noqa: SIM115 - closed with the process
             processes[machine] = subprocess.Popen(
-                [PREFECT, "worker", "start", "--pool", POOL, "--name", machine],
+                [sys.executable, "-m", "elastic_ingest.app.cli", "worker", "--pool", POOL,
+                 "--name", machine],
                 env={**env, "ELASTIC_INGEST_HOSTNAME": machine}, cwd=home,
                 stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
@@ -286,6 +288,151 @@ async def test_many_workers_run_every_job_exactly_once_and_survive_a_lost_machin
         assert (await es.count(index=indices[-1]))["count"] == 2000
     finally:
         for process in processes.values():
+            stop(process)
+        await delete_indices(
+            es, [*indices, settings.protocol.connectors_index, settings.protocol.jobs_index]
+        )
+        await es.close()
+
+
+def run_process_of(api: str, flow_run_id: str) -> tuple[int, int]:
+    """(pid, parent pid) of the process running `flow_run_id`, as its worker recorded it."""
+    recorded = httpx.get(f"{api}/flow_runs/{flow_run_id}", timeout=30).json()
+    pid = int(recorded["infrastructure_pid"].rsplit(":", 1)[-1])  # "[host:]pid"
+    parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    return pid, parent
+
+
+def command_line(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+
+
+async def test_a_sync_killed_among_ten_on_one_warm_worker_fails_alone(
+    prefect_on_postgres, tmp_path
+):
+    """Ten syncs at once on one `elastic-ingest worker`, each a fork of its warm process; one
+    is SIGKILLed mid-sync: the nine others complete, the tenth ends `error` with its run's
+    reason within a few poll passes (not after the stale-job timeout), and its connector
+    syncs again."""
+    server = prefect_on_postgres
+    suffix = uuid.uuid4().hex[:8]
+    config_file = tmp_path / "config.yml"
+    config_file.write_text(
+        yaml.safe_dump(
+            {
+                "elasticsearch": elasticsearch_section(),
+                "protocol": {
+                    "connectors_index": f".elastic-connectors-warm-{suffix}",
+                    "jobs_index": f".elastic-connectors-sync-jobs-warm-{suffix}",
+                },
+                "sources": {"slow": "tests.integration.slow_source:SlowDataSource"},
+                "service": {
+                    "poll_interval": 1,
+                    "heartbeat_interval": 1,
+                    "stale_job_seconds": 600,  # the kill must be noticed another way
+                    "use_deployments": True,
+                },
+            }
+        )
+    )
+    env = {**server.client_env, "PREFECT_WORKER_QUERY_SECONDS": "1", "PYTHONPATH": str(PROJECT)}
+    settings = load_settings(config_file)
+    es = create_client(settings.elasticsearch)
+    indices = [f"warm-slow-{suffix}-{i}" for i in range(10)]
+    processes: list[subprocess.Popen] = []
+    try:
+        await ensure_protocol_indices(es, settings.protocol)
+        connectors, jobs = protocol_for(es, settings)
+        deployed = subprocess.run(
+            [sys.executable, "-m", "elastic_ingest.app.cli", "deploy", "--max-syncs", "10"],
+            env=env, capture_output=True, text=True, timeout=120, cwd=PROJECT,
+        )  # fmt: skip
+        assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+        ids = []
+        for i, index in enumerate(indices):
+            document = new_connector_document("slow", index)
+            document.update(
+                status="configured",
+                sync_now=True,
+                configuration={
+                    "count": {"value": 400},
+                    "pause": {"value": 0.5},  # 20 s at least: all ten run at once
+                    "prefix": {"value": f"c{i}"},
+                },
+            )
+            ids.append(await connectors.create(document))
+        log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115 - closed with the process
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "elastic_ingest.app.cli", "worker", "--pool", POOL,
+             "--limit", "10"],
+            env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        processes.append(worker)
+        poll_log = open(tmp_path / "poll.log", "wb")  # noqa: SIM115 - closed with the process
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "elastic_ingest.flows.poll", "-c", str(config_file)],
+                env=env,
+                cwd=PROJECT,
+                stdout=poll_log,
+                stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        )
+
+        deadline = time.monotonic() + 240
+        while True:
+            running = [
+                found[0]
+                for connector_id in ids
+                if (found := await jobs.for_connector(connector_id, size=1))
+                and found[0].status == JobStatus.IN_PROGRESS
+                and (found[0].doc.get("metadata") or {}).get("flow_run_id")  # its run began
+            ]
+            if len(running) == len(ids):
+                break
+            assert time.monotonic() < deadline, f"{len(running)} of 10 syncs running at once"
+            await asyncio.sleep(0.5)
+        victim = running[3]
+        pid, parent = run_process_of(server.api, victim.doc["metadata"]["flow_run_id"])
+        assert "elastic_ingest.workers.forkserver" in command_line(parent)  # a fork, warm
+        os.kill(pid, signal.SIGKILL)
+
+        deadline = time.monotonic() + 180
+        while True:
+            ended = [
+                found[0]
+                for connector_id in ids
+                if (found := await jobs.for_connector(connector_id, size=1))
+                and found[0].status in (JobStatus.COMPLETED, JobStatus.ERROR)
+            ]
+            if len(ended) == len(ids):
+                break
+            assert time.monotonic() < deadline, f"{len(ended)} of 10 syncs ended in 180 s"
+            await asyncio.sleep(1)
+        by_id = {job.id: job for job in ended}
+        killed = by_id.pop(victim.id)
+        assert killed.status == JobStatus.ERROR, killed.doc
+        assert "ended Crashed" in killed.doc["error"] and "-9" in killed.doc["error"], killed.doc
+        for job in by_id.values():
+            assert job.status == JobStatus.COMPLETED, run_story(server.api, job)
+            assert job.doc["indexed_document_count"] == 400
+
+        await connectors.patch(  # unblocked: it syncs again, on the same worker
+            victim.connector_id,
+            {"sync_now": True, "configuration": {"count": {"value": 400},
+                                                 "pause": {"value": 0},
+                                                 "prefix": {"value": "again"}}},
+        )  # fmt: skip
+        deadline = time.monotonic() + 120
+        while (latest := (await jobs.for_connector(victim.connector_id, size=1))[0]).id == (
+            victim.id
+        ) or latest.status not in (JobStatus.COMPLETED, JobStatus.ERROR):
+            assert time.monotonic() < deadline, "the killed sync's connector did not sync again"
+            await asyncio.sleep(1)
+        assert latest.status == JobStatus.COMPLETED, run_story(server.api, latest)
+        assert worker.poll() is None  # the worker lives on
+    finally:
+        for process in processes:
             stop(process)
         await delete_indices(
             es, [*indices, settings.protocol.connectors_index, settings.protocol.jobs_index]

@@ -49,9 +49,9 @@ def offenders(files: list[Path], forbidden: tuple[str, ...]) -> list[str]:
 
 RULES = [
     ("connectors/ never imports Prefect or the layers above it", "connectors", None,
-     ("prefect", "flows", "tasks", "app", "deployments")),
+     ("prefect", "flows", "tasks", "app", "deployments", "workers")),
     ("only connectors/es/ speaks HTTP to Elasticsearch (our client is over httpx)",
-     ("connectors", "tasks", "flows", "app", "deployments"), "connectors/es",
+     ("connectors", "tasks", "flows", "app", "deployments", "workers"), "connectors/es",
      ("httpx", "elasticsearch", "elastic_transport")),
     ("sources never import Elasticsearch code", "connectors/sources", None,
      ("elasticsearch", "elastic_transport", "connectors.es")),
@@ -59,6 +59,8 @@ RULES = [
      ("connectors.sources", "connectors.protocol", "connectors.job", "connectors.engine")),
     ("tasks/ never imports flows/ or the CLI", "tasks", None, ("flows", "app")),
     ("flows/ never imports the CLI", "flows", None, ("app",)),
+    ("workers/ start flow runs, never import them (the fork server preloads by name)",
+     "workers", None, ("flows", "tasks", "app")),
 ]  # fmt: skip
 
 

@@ -116,7 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--debug", action="store_true", help="asyncio debug mode and debug-level logs"
     )
-    commands = parser.add_subparsers(dest="command", metavar="{connector,job,deploy,service-role}")
+    commands = parser.add_subparsers(
+        dest="command", metavar="{connector,job,deploy,worker,service-role}"
+    )
 
     connector = commands.add_parser(
         "connector", help="create, list, show, update, delete or sync connectors"
@@ -287,6 +289,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="at most N syncs at once over all workers (the work pool's concurrency limit, "
         "held exactly by a global concurrency limit)",
     )
+    worker_command = commands.add_parser(
+        "worker",
+        help="run syncs from a Prefect work pool, each a fork of one warm process (as `prefect "
+        "worker start --pool elastic-ingest`, without a new interpreter per sync)",
+    )
+    worker_command.add_argument("--pool", default="elastic-ingest", help="the work pool")
+    worker_command.add_argument("--name", help="the worker's name (default: Prefect's)")
+    worker_command.add_argument(
+        "--limit", type=int, metavar="N", help="at most N flow runs at once on this worker"
+    )
     return parser
 
 
@@ -308,7 +320,7 @@ def deploy(max_syncs: int | None) -> None:
     print_line(f"deployed to {server}, on work pool {POOL}: {', '.join(names)}")
     if max_syncs is not None:
         print_line(f"at most {max_syncs} syncs at once")
-    print_line(f"start a worker: prefect worker start --pool {POOL}")
+    print_line(f"start a worker: elastic-ingest worker --pool {POOL}")
 
 
 def service_role_request(content_indices: list[str] | None) -> str:
@@ -397,6 +409,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "deploy":
             deploy(args.max_syncs)
+        elif args.command == "worker":
+            from elastic_ingest.workers.warm import serve
+
+            asyncio.run(serve(args.pool, args.name, args.limit))
         elif args.command == "service-role":
             print_line(service_role_request(args.content_indices))
         elif action == "list":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+from uuid import UUID
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -14,6 +15,7 @@ from prefect.client.schemas.filters import (
     FlowRunFilterTags,
 )
 from prefect.client.schemas.objects import StateType
+from prefect.exceptions import ObjectNotFound
 
 from elastic_ingest.connectors import poll
 from elastic_ingest.connectors.protocol import ensure_protocol_indices, stale
@@ -74,6 +76,8 @@ async def fail_stale_jobs() -> list[dict[str, str | None]]:
         service.stale_job_seconds,
         queued_run=queued_run if service.use_deployments else None,
         launch_timeout=service.launch_timeout,
+        ended_run=ended_run,
+        quiet_seconds=3 * service.heartbeat_interval,
     )
     return [
         {"job_id": job.id, "flow_run_id": (job.doc.get("metadata") or {}).get("flow_run_id")}
@@ -115,3 +119,22 @@ async def queued_run(job: Job) -> str | None:
             limit=1,
         )
     return str(runs[0].id) if runs else None
+
+
+async def ended_run(job: Job) -> str | None:
+    """Why the job's flow run ended while the job still runs (the run's process died), or None:
+    the run goes on, or the job records no run."""
+    run_id = (job.doc.get("metadata") or {}).get("flow_run_id")
+    if not run_id:
+        return None
+    try:
+        async with get_client() as client:
+            run = await client.read_flow_run(UUID(run_id))
+    except (ObjectNotFound, ValueError):
+        return None
+    if run.state is None or not run.state.is_final():
+        return None
+    return (
+        f"its flow run {run.name} ended {run.state.name} before the job did "
+        f"({run.state.message or 'no message'}): the sync process stopped without finishing"
+    )

@@ -265,6 +265,9 @@ class JobIndex:
                     "claim": uuid.uuid4().hex,
                     "generation": generation,
                     "worker_pid": os.getpid(),
+                    # a suspended job claimed again: the run it had is not the one to come
+                    "flow_run_id": None,
+                    "flow_run_url": None,
                 },
             }
             claimed = await self.transition(job, S.IN_PROGRESS, fields, retry_conflicts=False)

@@ -18,20 +18,29 @@ logger = logging.getLogger(__name__)
 QueuedRun = Callable[[Job], Awaitable[str | None]]
 """The id of the job's launched run while it still waits for a worker, else None."""
 
+EndedRun = Callable[[Job], Awaitable[str | None]]
+"""Why the job's run ended while the job is still running (its process died: killed, out of
+memory, a pod evicted), said in one line; None while the run goes on."""
+
 
 async def fail_stale_jobs(
     jobs: JobIndex,
     threshold_seconds: float,
     queued_run: QueuedRun | None = None,
     launch_timeout: float = 600.0,
+    ended_run: EndedRun | None = None,
+    quiet_seconds: float = 6.0,
 ) -> list[Job]:
     """Mark running jobs without a recent heartbeat (or whose connector is gone) `error`. The
     worker, if it ever comes back, finds the job no longer its own and stops (see JobLost).
 
     A claimed job whose run was launched on a deployment and still waits for a worker (a full
     work pool) is not stale; after `launch_timeout` seconds of waiting it fails, naming the run.
+    A job quiet for `quiet_seconds` whose run has ended (`ended_run`) fails at once, with the
+    run's own reason, instead of after `threshold_seconds`.
     """
     cutoff = clock.now() - timedelta(seconds=threshold_seconds)
+    quiet_since = clock.now() - timedelta(seconds=quiet_seconds)
     failed = []
     for job in await jobs.active():
         try:
@@ -39,7 +48,9 @@ async def fail_stale_jobs(
             if waiting is not None:
                 finished = await _fail_if_waited_too_long(jobs, job, waiting, launch_timeout)
             else:
-                finished = await _fail_if_stale(jobs, job, cutoff, threshold_seconds)
+                finished = await _fail_if_run_ended(
+                    jobs, job, quiet_since, ended_run
+                ) or await _fail_if_stale(jobs, job, cutoff, threshold_seconds)
             if finished is not None:
                 failed.append(finished)
         except Exception as error:  # one job must never stop the sweep
@@ -68,6 +79,16 @@ async def _fail_if_waited_too_long(
         "is a worker running on the deployment's work pool?"
     )
     return await _finish(jobs, job, reason)
+
+
+async def _fail_if_run_ended(
+    jobs: JobIndex, job: Job, quiet_since: datetime, ended_run: EndedRun | None
+) -> Job | None:
+    last_seen = clock.parse(job.doc.get("last_seen") or job.doc.get("started_at"))
+    if ended_run is None or (last_seen is not None and last_seen >= quiet_since):
+        return None  # a heartbeat is recent: the run is alive, nothing to ask
+    reason = await ended_run(job)
+    return await _finish(jobs, job, reason) if reason else None
 
 
 async def _fail_if_stale(

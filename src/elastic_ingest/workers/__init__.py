@@ -1,0 +1,1 @@
+"""Prefect workers of our own: flow runs started from a warm process (workers/warm.py)."""
