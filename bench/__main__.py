@@ -224,11 +224,31 @@ class Bench:
             "status": job["status"],
             "job_type": str(job_type),
             "ran_as": (job.get("metadata") or {}).get("ran_as", str(job_type)),
+            "receipt_seconds": ((job.get("metadata") or {}).get("stage_seconds") or {}).get(
+                "receipt"
+            ),
         }
         self.rows.append(row)
         assert row["status"] == "completed", job  # a failed job also writes nothing
         assert row["ran_as"] == row["job_type"], job  # e.g. an incremental run as a full sync
         return row
+
+    def timed_verify(self, connector_id: str) -> float:
+        """Wall seconds of `connector verify` (a new CLI process, as a user runs it) on an
+        index that equals its source."""
+        command = [sys.executable, "-m", "elastic_ingest.app.cli", "-c", str(self.config_file)]
+        started = time.monotonic()
+        result = subprocess.run(
+            [*command, "connector", "verify", connector_id],
+            capture_output=True,
+            text=True,
+            cwd=PROJECT,
+        )
+        seconds = time.monotonic() - started
+        assert result.returncode == 0, result.stdout + result.stderr
+        self.rows.append({"scenario": "verify, index equal to source", "seconds": seconds})
+        print(f"verify: {result.stdout.strip()} in {seconds:.1f}s", flush=True)
+        return seconds
 
     async def forget_cursor(self, connector_id: str) -> None:
         """Clear the connector's `sync_cursor`, so the next full sync cannot stop at the
@@ -299,6 +319,7 @@ class Bench:
         await self.partitioned(url, collection, first)
         noop = await self.measured_sync("no-op resync", connector, index)
         assert noop["indexed"] == 0 and noop["deleted"] == 0, noop
+        verified = self.timed_verify(connector)
         expected = await change_one_percent_each(url, "bench", collection, n)
         churn = await self.measured_sync("resync after 1% upd/del/ins", connector, index)
         assert churn["indexed"] == expected["updated"] + expected["created"], (churn, expected)
@@ -308,6 +329,8 @@ class Bench:
         self.results["mongodb"] = {
             "first_sync_vs_limit": first["seconds"] / limit,
             "noop_vs_first": noop["seconds"] / first["seconds"],
+            "receipt_share": first["receipt_seconds"] / first["seconds"],
+            "verify_vs_first": verified / first["seconds"],
             "churn_vs_first": churn["seconds"] / first["seconds"],
             "noop_bulk_writes": noop["bulk_writes"],
             "first_sync_seconds": first["seconds"],

@@ -86,6 +86,9 @@ def verdicts(results: dict, documents: int) -> list[str]:
         f"no-op resync = {m['noop_vs_first']:.2f} x first sync (target <= 0.2), "
         f"{m['noop_bulk_writes']} bulk write operations (target 0)",
         f"1%/1%/1% resync = {m['churn_vs_first']:.2f} x first sync (target <= 0.3)",
+        f"parity receipt = {m['receipt_share']:.1%} of the first sync (target <= 3%), "
+        f"verify of the unchanged index = {m['verify_vs_first']:.2f} x first sync "
+        "(target <= 0.5)",
         f"no-change sync overhead = {results['overhead_seconds']:+.2f}s vs an empty flow run "
         "(target <= 0.5)",
     ]

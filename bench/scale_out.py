@@ -119,10 +119,13 @@ class MemorySampler(threading.Thread):
             self.samples.append((sum(map(is_sync, pids)), sum(map(pss_mb, pids))))
 
     def summary(self) -> dict:
-        idle = [mb for syncs, mb in self.samples if syncs == 0]
+        # idle: the workers between and after syncs, once ready (before the first sync a
+        # worker is still importing, and its PSS then says nothing)
+        first = next((n for n, (syncs, _) in enumerate(self.samples) if syncs), len(self.samples))
+        idle = sorted(mb for syncs, mb in self.samples[first:] if syncs == 0)
         busiest = max((syncs for syncs, _ in self.samples), default=0)
         peak = max((mb for syncs, mb in self.samples if syncs == busiest), default=0.0)
-        base = min(idle) if idle else 0.0
+        base = idle[len(idle) // 2] if idle else 0.0  # the median
         return {
             "idle_mb": base,
             "peak_mb": peak,
@@ -162,7 +165,7 @@ def spawn(command: list[str], env: dict[str, str], cwd: Path) -> subprocess.Pope
 
 
 async def one_run(
-    server: PrivatePrefect, connectors: int, workers: int, work: Path, kind: str
+    server: PrivatePrefect, connectors: int, workers: int, work: Path, kind: str, slots: int
 ) -> dict:
     """Sync `connectors` folders of two small files each, all requested at once, through
     `workers` workers of `kind`; return the wall time, jobs per minute, CPU per group and the
@@ -192,7 +195,7 @@ async def one_run(
     try:
         await ensure_protocol_indices(es, settings.protocol)
         index_of_connectors, jobs = protocol_for(es, settings)
-        set_max_syncs(SLOTS_PER_WORKER * workers, env)
+        set_max_syncs(slots * workers, env)
         ids = []
         for i, index in enumerate(indices):
             folder = work / suffix / str(i)
@@ -213,7 +216,7 @@ async def one_run(
         started = time.monotonic()
         for number in range(workers):
             worker = [*WORKERS[kind], "--name", f"bench-{kind}-{number}"]
-            processes.append(spawn([*worker, "--limit", str(SLOTS_PER_WORKER)], env, work))
+            processes.append(spawn([*worker, "--limit", str(slots)], env, work))
         sampler = MemorySampler([process.pid for process in processes])
         sampler.start()
         poll_loop = [sys.executable, "-m", "elastic_ingest.flows.poll", "-c", str(config_file)]
@@ -231,14 +234,16 @@ async def one_run(
                 break
             await asyncio.sleep(0.5)
         seconds = time.monotonic() - started
-        sampler.stopped.set()
         cpu = {name: tree_cpu(pid) - before[name] for name, pid in groups.items()}
         cpu["workers + syncs"] = sum(tree_cpu(process.pid) for process in processes[:-1])
         cpu["poll loop"] = tree_cpu(poller.pid)
+        await asyncio.sleep(3)  # a few samples of the workers idle and ready, after the run
+        sampler.stopped.set()
         completed = sum(job.status == JobStatus.COMPLETED for job in finished)
         return {
             "kind": kind,
             "workers": workers,
+            "slots": slots,
             "memory": sampler.summary(),
             "connectors": connectors,
             "completed": completed,
@@ -271,7 +276,10 @@ def sixteen_core_model(row: dict) -> str:
 
 
 async def scale_rows(
-    connectors: int, worker_counts: list[int], kinds: tuple[str, ...] = ("prefect", "warm")
+    connectors: int,
+    worker_counts: list[int],
+    kinds: tuple[str, ...] = ("prefect", "warm"),
+    slots: int = SLOTS_PER_WORKER,
 ) -> list[dict]:
     print(postgres.up(), flush=True)
     database = f"bench_scale_{uuid.uuid4().hex[:8]}"
@@ -282,7 +290,7 @@ async def scale_rows(
         try:
             register({**server.client_env})
             return [
-                await one_run(server, connectors, count, work, kind)
+                await one_run(server, connectors, count, work, kind, slots)
                 for count in worker_counts
                 for kind in kinds  # side by side: each count with both kinds, in turn
             ]
@@ -321,8 +329,11 @@ def main() -> int:
     parser.add_argument("--connectors", type=int, default=50)
     parser.add_argument("--workers", type=int, nargs="+", default=[1])
     parser.add_argument("--kinds", nargs="+", choices=sorted(WORKERS), default=["prefect", "warm"])
+    parser.add_argument(
+        "--slots", type=int, default=SLOTS_PER_WORKER, help="syncs at once per worker"
+    )
     args = parser.parse_args()
-    rows = asyncio.run(scale_rows(args.connectors, args.workers, tuple(args.kinds)))
+    rows = asyncio.run(scale_rows(args.connectors, args.workers, tuple(args.kinds), args.slots))
     print_rows(rows)
     return 0
 

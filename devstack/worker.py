@@ -1,4 +1,5 @@
-"""A Prefect process worker on the `elastic-ingest` work pool (started by `make deploy`)."""
+"""The `elastic-ingest worker` on the `elastic-ingest` work pool (started by `make deploy`): a
+Prefect process worker whose syncs are forks of one warm process."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ def up() -> str:
         "PREFECT_WORKER_QUERY_SECONDS": "2",
         **prefect_server.SERVER_ENV,
     }
-    pid = spawn(NAME, [venv_bin("prefect"), "worker", "start", "--pool", POOL], log, env)
+    pid = spawn(NAME, [venv_bin("elastic-ingest"), "worker", "--pool", POOL], log, env)
     return f"prefect worker: started on pool {POOL} (pid {pid}, log {log})"
 
 

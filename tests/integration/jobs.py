@@ -133,7 +133,9 @@ class ConnectorHarness:
         else:
             outcome = await run_job(self.es, self.settings, job_id, self._claims.get(job_id))
             counts = {**outcome.counts, "changed": outcome.changed}
-        return Synced(await self.jobs.get(job_id), counts)
+        synced = Synced(await self.jobs.get(job_id), counts)
+        check_receipt(synced)
+        return synced
 
     async def sync(self, connector_id: str, via: str = "plain", job_type: str = "full") -> Synced:
         return await self.run(await self.claim(connector_id, job_type), via)
@@ -152,6 +154,18 @@ class ConnectorHarness:
         else:
             await self.configure(connector_id, **values)
         return await self.sync(connector_id)
+
+
+def check_receipt(synced: Synced) -> None:
+    """Every full sync a test runs is also a test of its parity receipt: a completed full
+    sync that read the source has one, and it matches unless documents were rejected."""
+    metadata = synced.job.doc.get("metadata") or {}
+    receipt = metadata.get("receipt")
+    read = "write_documents" in (metadata.get("stage_seconds") or {})
+    if synced.status == "completed" and metadata.get("ran_as") == "full" and read:
+        assert receipt is not None and "error" not in receipt, metadata
+    if receipt is not None and not metadata.get("rejected_document_count"):
+        assert receipt["matches"], receipt
 
 
 def revealed_settings(settings: Settings) -> dict[str, Any]:

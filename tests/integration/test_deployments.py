@@ -117,8 +117,8 @@ async def test_deploy_and_run_sync_directory_through_a_worker(prefect_env, tmp_p
         # No pull step and no variable: the worker imports the installed package from its own
         # directory. The test's plugin source must be importable there, as a user's plugin
         # package would be installed next to elastic-ingest.
-        worker = subprocess.Popen(
-            [PREFECT, "worker", "start", "--pool", "elastic-ingest"],
+        worker = subprocess.Popen(  # ours; Prefect's own is run by test_installed_package
+            [sys.executable, "-m", "elastic_ingest.app.cli", "worker", "--pool", "elastic-ingest"],
             env={**prefect_env, "PYTHONPATH": str(PROJECT)},
             cwd=tmp_path,
             stdout=worker_log,

@@ -32,10 +32,12 @@ def documents(n, version):
     return [{"_id": f"d{i}", "n": i, "_timestamp": version} for i in range(n)]
 
 
-async def test_writes_still_throttled_after_their_retries_are_failed_documents_on_the_job(
+async def test_writes_still_throttled_after_their_retries_end_the_job_in_error_not_clean(
     es, admin_es, index_name, tmp_path
 ):
-    """Elasticsearch answers 429 per item while an index has the flood-stage block."""
+    """Elasticsearch answers 429 per item while an index has the flood-stage block: those
+    documents are not bad ones (not rejected, not counted against the limit), but the job must
+    not read as a clean `completed` while they hold their older version."""
     settings = make_settings(bulk={"max_retries": 1, "retry_backoff_seconds": 0.01})
     es.created_indices += [settings.protocol.connectors_index, settings.protocol.jobs_index]
     harness = ConnectorHarness(es, settings, tmp_path)
@@ -56,11 +58,14 @@ async def test_writes_still_throttled_after_their_retries_are_failed_documents_o
             index=index_name, settings={"index.blocks.read_only_allow_delete": None}
         )
         await admin_es.cluster.put_settings(persistent=dict.fromkeys(no_monitor))
-    assert throttled.status == "completed" and throttled.failed == 3
+    assert throttled.status == "error" and throttled.failed == 0
+    assert throttled.error.startswith("WritesThrottled: 3 documents were not written")
+    assert "the next sync writes them" in throttled.error
     metadata = throttled.job.doc["metadata"]
-    assert metadata["rejected_document_count"] == 3
+    assert "rejected_document_count" not in metadata and "receipt" not in metadata
+    assert metadata["throttled_document_count"] == 3
     assert all(
-        "429" in line or "TOO_MANY_REQUESTS" in line for line in metadata["rejected_documents"]
+        "429" in line or "TOO_MANY_REQUESTS" in line for line in metadata["throttled_documents"]
     )
     await es.indices.refresh(index=index_name)
     assert (await es.get(index=index_name, id="d0"))["_source"]["_timestamp"] == "v1"

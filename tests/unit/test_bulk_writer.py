@@ -80,10 +80,18 @@ async def test_whole_request_timeouts_are_retried_then_give_up():
         await write(BulkWriter(always, settings()), 2)
 
 
-async def test_items_still_throttled_after_the_last_retry_are_failures():
+async def test_items_still_throttled_after_the_last_retry_are_counted_apart_from_failures():
     send = FakeSend(plan=[{"d0": 429}] * 4)
     stats = await write(BulkWriter(send, settings(max_retries=3)), 1)
-    assert stats.failed == 1 and len(send.calls) == 4
+    assert (stats.throttled, stats.failed) == (1, 0) and len(send.calls) == 4
+    assert [(item.id, item.status) for item in stats.throttled_items] == [("d0", 429)]
+
+
+async def test_throttled_items_never_count_against_the_rejection_limit():
+    send = FakeSend(plan=[{f"d{i}": 429 for i in range(5)}] * 4)  # 2 requests, 2 tries each
+    writer = BulkWriter(send, settings(max_retries=1), max_rejected=2)
+    stats = await write(writer, 5)
+    assert (stats.throttled, stats.failed, stats.created) == (5, 0, 0)
 
 
 async def test_the_failure_limit_stops_the_writer_at_the_first_failure_past_it():

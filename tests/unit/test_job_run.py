@@ -73,7 +73,7 @@ class FakeJobs:
         )
         return self.job
 
-    async def mirror(self, job, cursor):
+    async def mirror(self, job, cursor, drift_repaired=False):
         self.mirrored.append(job.status)
 
 

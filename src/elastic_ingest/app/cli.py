@@ -201,6 +201,21 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="with --wait: stop waiting after this long (exit 1; the job goes on)",
     )
+    sync_now.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="say what a full sync would write and delete (and whether the mass-delete guard "
+        "would hold the deletes), without a job and without writing anything",
+    )
+    _add_output(sync_now, "with --dry-run: the plan as lines")
+
+    verify = connector_commands.add_parser(
+        "verify",
+        help="compare the index with its source, writing nothing: missing, extra and stale "
+        "documents (exit 0: equal, 1: drift)",
+    )
+    verify.add_argument("connector_id")
+    _add_output(verify, "a summary and the first ids of each kind of drift")
 
     rules = connector_commands.add_parser(
         "rules",
@@ -341,6 +356,7 @@ COMMANDS = {
     ("connector", "update"): "elastic_ingest.app.connector_commands:update_connector",
     ("connector", "delete"): "elastic_ingest.app.connector_commands:delete_connector",
     ("connector", "sync"): "elastic_ingest.app.connector_commands:request_sync",
+    ("connector", "verify"): "elastic_ingest.app.verify_commands:verify",
     ("connector", "rules"): "elastic_ingest.app.rules_commands:sync_rules",
     ("connector", "api-key"): "elastic_ingest.app.access_commands:create_search_key",
     ("job", "list"): "elastic_ingest.app.job_commands:list_jobs",
@@ -389,11 +405,19 @@ async def manage(args: argparse.Namespace, settings: Settings, out: Callable) ->
         await es.close()
 
 
+def _log_level(args: argparse.Namespace) -> int:
+    """What runs for a while (the service loop, a worker, a job run here) logs what it does;
+    a command that answers (list, show, verify, ...) says only its answer and its warnings."""
+    runs = args.command is None or args.command == "worker"
+    runs = runs or (args.command, getattr(args, "subcommand", None)) == ("job", "run")
+    return logging.INFO if runs and args.action != "list" else logging.WARNING
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
-        level=logging.DEBUG if args.debug else logging.INFO,
+        level=logging.DEBUG if args.debug else _log_level(args),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     if not args.debug:

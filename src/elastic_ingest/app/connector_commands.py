@@ -333,7 +333,12 @@ async def _refuse_if_running(ctx: Context, connector: Connector) -> None:
 async def request_sync(args, ctx: Context) -> None:
     """A full sync is requested through `sync_now` (it waits for a connector still being
     configured); another kind, or any kind with `--wait`, becomes a pending job at once, as
-    Kibana creates them."""
+    Kibana creates them. `--dry-run`: what a full sync would do, and no job."""
+    if args.dry_run:
+        from elastic_ingest.app.verify_commands import dry_run  # loads the sync engine
+
+        await dry_run(args, ctx)
+        return
     if args.timeout is not None and not args.wait:
         raise UsageError("--timeout goes with --wait")
     if args.timeout is not None and args.timeout <= 0:

@@ -177,6 +177,9 @@ async def finish(job_id: str) -> JobStatus:
         )
     ]
     rows.insert(0, {"measure": "job_type", "value": run.kind.value})
+    receipt = run.stages.receipt if run.stages else None
+    if receipt and "error" not in receipt:
+        rows.append({"measure": "receipt", "value": _receipt_line(receipt)})
     error = run.outcome.error
     await create_table_artifact(
         rows,
@@ -195,6 +198,15 @@ async def finish(job_id: str) -> JobStatus:
         )
     get_run_logger().info("job %s finished: %s", job_id, status.value)
     return status
+
+
+def _receipt_line(receipt: dict) -> str:
+    """The parity receipt in one cell: both digests, and whether they match."""
+    verdict = "match" if receipt["matches"] else f"DIFFER: {receipt['warning']}"
+    return (
+        f"{verdict} (source {receipt['source_count']} {receipt['source_digest']}, "
+        f"index {receipt['index_count']} {receipt['index_digest']})"
+    )
 
 
 def report_key(connector_id: str) -> str:

@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import orjson
 
 from elastic_ingest.connectors.engine.progress import SyncProgress
+from elastic_ingest.connectors.engine.receipt import ListedPairs
 from elastic_ingest.connectors.engine.snapshot import (
     IndexedVersions,
     IndexSnapshot,
@@ -84,6 +85,7 @@ class FullListing:
         snapshot.stale_path.unlink(missing_ok=True)
         self.snapshot = snapshot
         self.indexed = IndexedVersions(snapshot)
+        self.pairs = ListedPairs()  # what the listing produced, for the parity receipt
 
     async def read(
         self,
@@ -99,7 +101,7 @@ class FullListing:
         async def unchanged(batch: list[Document]) -> list[bool]:
             return _versions_match(batch, self.indexed)
 
-        stream = DocumentStream(source, unchanged, writer, progress, options)
+        stream = DocumentStream(source, unchanged, writer, progress, options, pairs=self.pairs)
         await stream.write(documents, check_in)
         check_in()
 

@@ -14,6 +14,7 @@ import orjson
 
 from elastic_ingest.connectors.access_control import ACCESS_CONTROL, identities
 from elastic_ingest.connectors.engine.progress import SyncProgress
+from elastic_ingest.connectors.engine.receipt import ListedPairs
 from elastic_ingest.connectors.es.bulk import BulkWriter
 from elastic_ingest.connectors.extraction import reduce_whitespace
 from elastic_ingest.connectors.source import (
@@ -74,6 +75,7 @@ class DocumentStream:
         progress: SyncProgress,
         options: SyncOptions | None = None,
         delete_excluded: bool = False,
+        pairs: ListedPairs | None = None,
     ):
         self.source = source
         self.unchanged = unchanged
@@ -81,6 +83,7 @@ class DocumentStream:
         self.progress = progress
         self.options = options or SyncOptions()
         self.delete_excluded = delete_excluded
+        self.pairs = pairs  # a full listing's (id, version) pairs, for its parity receipt
         self.pending: list[Document] = []
 
     async def write(self, documents: AsyncIterator[Document], check_in: CheckIn) -> None:
@@ -117,6 +120,7 @@ class DocumentStream:
             if same:
                 self.progress.skipped += 1
                 self.progress.not_fetched += LAZY in document
+                self._listed(document)
             elif LAZY in document:
                 self.pending.append(document)
             else:
@@ -151,6 +155,7 @@ class DocumentStream:
                 continue
             if same.get(id(document)) and not self.options.refetch:
                 self.progress.skipped += 1
+                self._listed(document)
                 continue
             await self._write(document)
 
@@ -178,7 +183,13 @@ class DocumentStream:
         if delete:
             await self.writer.delete(str(document["_id"]))
 
+    def _listed(self, document: Document) -> None:
+        """Count the document, in the version the index will hold, into the listing's pairs."""
+        if self.pairs is not None:
+            self.pairs.add(str(document["_id"]), document.get("_timestamp"))
+
     async def _write(self, document: Document) -> None:
+        self._listed(document)
         if READ_ERROR in document:  # kept as it is in the index; retried next sync
             self.writer.reject(str(document["_id"]), document[READ_ERROR])
             return

@@ -56,6 +56,10 @@ class BulkStats:
     retried_items: int = 0
     bytes_sent: int = 0
     failures: list[ItemFailure] = field(default_factory=list)
+    # items Elasticsearch kept refusing as busy (429, 502-504) after every retry: not bad
+    # documents (they never count against the rejection limit), but not written either
+    throttled: int = 0
+    throttled_items: list[ItemFailure] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -236,6 +240,10 @@ class BulkWriter:
                 )
             elif status in RETRIABLE_STATUS and not last:
                 retry.append(operation)
+            elif status in RETRIABLE_STATUS:
+                self._throttled(
+                    ItemFailure(operation.id, operation.action, status, _reason(result))
+                )
             elif status < 300 or (operation.action == "delete" and status == 404):
                 outcome = result.get("result")
                 if operation.action == "delete":
@@ -247,6 +255,15 @@ class BulkWriter:
             else:
                 self._fail(ItemFailure(operation.id, operation.action, status, _reason(result)))
         return retry
+
+    def _throttled(self, failure: ItemFailure) -> None:
+        """Count one item still refused as busy after the last retry (the job says so)."""
+        self.stats.throttled += 1
+        if len(self.stats.throttled_items) < MAX_KEPT_FAILURES:
+            self.stats.throttled_items.append(failure)
+        logger.warning(
+            "document %s not written, Elasticsearch busy: %s", failure.id, failure.reason
+        )
 
     def _fail(self, failure: ItemFailure) -> None:
         """Count one failed document; past the limit, the writer stops taking operations."""

@@ -130,33 +130,49 @@ class JobRun:
         return self.outcome
 
     async def _stages_in_order(self, stages: Stages) -> None:
-        """The stages of the job's kind (docs/architecture.md); none when the source reports
-        that nothing changed."""
+        """The stages of the job's kind (docs/architecture.md), each timed; none when the
+        source reports that nothing changed. Writes Elasticsearch kept refusing as busy end
+        the job in error, after everything else was done; a clean full sync ends with its
+        parity receipt."""
+        timed = self._timed
         self.outcome = Outcome(JobStatus.COMPLETED, changed=False)
-        if not await stages.check_changed():
+        if not await timed("check_changed", stages.check_changed()):
             return
         self.outcome.changed = True
         if self.kind == JobType.INCREMENTAL:
-            await stages.write_changes()
+            await timed("write_changes", stages.write_changes())
         elif self.kind == JobType.DELETION:
-            await stages.snapshot_index()
-            await stages.list_ids()
-            await stages.delete_stale()
+            await timed("snapshot_index", stages.snapshot_index())
+            await timed("list_ids", stages.list_ids())
+            await timed("delete_stale", stages.delete_stale())
         elif self.kind == JobType.ACCESS_CONTROL:
-            await stages.write_identities()
-            await stages.delete_stale()
+            await timed("write_identities", stages.write_identities())
+            await timed("delete_stale", stages.delete_stale())
         else:
-            await stages.snapshot_index()
+            await timed("snapshot_index", stages.snapshot_index())
             parts = await stages.plan_partitions() if self.stages.parts_wanted else 1
             if parts > 1:
                 try:
-                    done = await all_or_none(stages.write_partition(n) for n in range(parts))
+                    writes = all_or_none(stages.write_partition(n) for n in range(parts))
+                    done = await timed("write_documents", writes)
                 finally:
                     await self.stages.refresh_quietly()
                 await self.stages.parts_done(done, stages.list_ids)
             else:
-                await stages.write_documents()
-            await stages.delete_stale()
+                await timed("write_documents", stages.write_documents())
+            await timed("delete_stale", stages.delete_stale())
+        self.stages.check_throttled()  # a sync that could not write everything is not clean
+        if self.kind == JobType.FULL:
+            # in this run, not a stage of its own: one index scan, no orchestration to pay for
+            await timed("receipt", self.stages.record_receipt())
+
+    async def _timed(self, name: str, stage: Awaitable):
+        """Await one stage and record how long it took (the job's `metadata.stage_seconds`)."""
+        started = time.monotonic()
+        try:
+            return await stage
+        finally:
+            self.stages.stage_seconds[name] = time.monotonic() - started
 
     async def run_part(self, part: dict) -> dict:
         """One part of a partitioned full sync in a run of its own (flows/parts.py starts
@@ -211,7 +227,8 @@ class JobRun:
         completed = self._finished.status == JobStatus.COMPLETED
         advances = completed and self.kind != JobType.DELETION and self.setup is not None
         cursor = self.setup.cursor_after(self.stages.source_cursor()) if advances else None
-        await self.jobs.mirror(self._finished, cursor)
+        repaired = completed and self.kind == JobType.FULL and self.outcome.changed
+        await self.jobs.mirror(self._finished, cursor, drift_repaired=repaired)
         self.outcome.status = self._finished.status
         return self._finished.status
 

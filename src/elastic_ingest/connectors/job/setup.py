@@ -96,6 +96,7 @@ class JobInputs:
     pipeline: PipelineSettings
     delete_guard: dict  # the connector's own `delete_guard` ({fraction, minimum}), if any
     releases: str | None  # a release job: the id of the job whose held deletes it lets through
+    drift_found: bool  # a verify found the index drifting since the last sync (job/verify.py)
 
     @classmethod
     def of(cls, job: Job, live: Connector) -> JobInputs:
@@ -118,6 +119,7 @@ class JobInputs:
             pipeline=PipelineSettings.of(snapshot.get("pipeline")),
             delete_guard=live.doc.get("delete_guard") or {},
             releases=(job.doc.get("metadata") or {}).get("releases_deletes_of"),
+            drift_found=bool(live.doc.get("drift")),
         )
 
     def guard(self, service: ServiceSettings) -> DeleteGuard:

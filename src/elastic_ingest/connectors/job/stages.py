@@ -18,6 +18,7 @@ from elastic_ingest.connectors.access_control import acl_index, content_index, i
 from elastic_ingest.connectors.config import Settings
 from elastic_ingest.connectors.engine.guard import DeletesHeld, stale_count, stale_sample
 from elastic_ingest.connectors.engine.progress import SyncProgress
+from elastic_ingest.connectors.engine.receipt import take_receipt
 from elastic_ingest.connectors.engine.reconcile import (
     FullListing,
     SyncCanceled,
@@ -48,6 +49,13 @@ OWNER_CHECK_SECONDS = 1.0
 KEPT_REJECTIONS = 10
 ELSEWHERE = "synced_elsewhere"
 """Marks the counts of a part that another process synced (`read_part`)."""
+LISTED_PAIRS = "listed_pairs"
+"""The digest of what such a part listed, for the job's parity receipt."""
+
+
+class WritesThrottled(RuntimeError):
+    """Elasticsearch kept refusing some writes as busy after every retry: everything else of
+    the sync was done, those documents are written by the next sync (its cursor stays)."""
 
 
 class PartitionFailed(RuntimeError):
@@ -80,6 +88,8 @@ class SyncStages:
         self.listing: FullListing | None = None  # the full listing, shared by the parts
         self.parts: list[dict] = []  # the parts of a partitioned full sync
         self.held: dict | None = None  # deletes the mass-delete guard held (count, sample)
+        self.receipt: dict | None = None  # a full sync's parity receipt (`record_receipt`)
+        self.stage_seconds: dict[str, float] = {}  # how long each stage took, by name
         self._workdir: str | None = None
         self._extractor = None
         self._owner_checked_at = -float("inf")
@@ -101,6 +111,8 @@ class SyncStages:
             return True  # users and groups carry no version to compare: always listed
         if self.setup.rules_changed or self.setup.content_settings_changed:
             return True  # the same source read another way: every document is looked at again
+        if self.setup.inputs.drift_found and self.setup.kind == JobType.FULL:
+            return True  # the index drifted from the source: only a full read repairs it
         return await self.source.changed(self.setup.inputs.sync_cursor)
 
     async def snapshot_index(self) -> int:
@@ -147,6 +159,34 @@ class SyncStages:
             f"{self.setup.job_id}",
             self.held,
         )
+
+    def check_throttled(self) -> None:
+        """Raise WritesThrottled when writes were left undone because Elasticsearch was busy."""
+        writes = self.progress.writes
+        if not writes.throttled:
+            return
+        first = ", ".join(item.id for item in writes.throttled_items[:3])
+        reason = writes.throttled_items[0].reason if writes.throttled_items else ""
+        raise WritesThrottled(
+            f"{writes.throttled:,} documents were not written: Elasticsearch kept refusing them "
+            f"as busy after {self.settings.bulk.max_retries} retries ({reason}; first: {first}); "
+            "the rest of the sync was done, and the next sync writes them"
+        )
+
+    async def record_receipt(self) -> None:
+        """After a full sync: compare what the listing produced with what the index now holds
+        (engine/receipt.py). A receipt that cannot be taken is a warning, never the job's
+        failure: the sync itself is done."""
+        if self.listing is None:  # no listing ran in this process (stages driven elsewhere)
+            return
+        try:
+            self.receipt = (await take_receipt(self.es, self.index, self.listing.pairs)).as_dict()
+        except Exception as error:
+            self.receipt = {"error": describe_error(error)}
+            logger.warning("job %s: no parity receipt: %s", self.setup.job_id, self.receipt)
+            return
+        if not self.receipt["matches"]:
+            logger.warning("job %s: %s", self.setup.job_id, self.receipt["warning"])
 
     # -- full ---------------------------------------------------------------------------------
 
@@ -204,6 +244,8 @@ class SyncStages:
             return
         for counts in done:
             self.progress.add(counts)
+            if LISTED_PAIRS in counts:
+                self.listing.pairs.add_part(counts[LISTED_PAIRS])
         seen = self.progress.seen
         await list_ids()
         self.progress.seen = seen
@@ -215,10 +257,11 @@ class SyncStages:
         self.setup.source.context = self.source.context.but(partition=part)
         try:
             await self._snapshot_of(self.index)
-            await self._read(FullListing(self.snapshot), self.source)
+            listing = FullListing(self.snapshot)
+            await self._read(listing, self.source)
         finally:
             await self.refresh_quietly()
-        return {**self.progress.report(), ELSEWHERE: True}
+        return {**self.progress.report(), ELSEWHERE: True, LISTED_PAIRS: listing.pairs.summary()}
 
     # -- incremental, deletion, access control ------------------------------------------------
 
@@ -334,10 +377,18 @@ class SyncStages:
             metadata["held_deletes"] = self.held
         if self.setup.inputs.releases:
             metadata["releases_deletes_of"] = self.setup.inputs.releases
+        if self.receipt:
+            metadata["receipt"] = self.receipt
+        if self.stage_seconds:
+            metadata["stage_seconds"] = {k: round(v, 3) for k, v in self.stage_seconds.items()}
         if len(self.parts) > 1:
             metadata["partitions"] = [part.get("label") or str(part) for part in self.parts]
         if progress.writes.retried_items:
             metadata["retried_document_count"] = progress.writes.retried_items
+        if progress.writes.throttled:
+            kept = progress.writes.throttled_items[:KEPT_REJECTIONS]
+            metadata["throttled_document_count"] = progress.writes.throttled
+            metadata["throttled_documents"] = [f"{f.id}: {f.reason}" for f in kept]
         if progress.failed:
             kept = progress.writes.failures[:KEPT_REJECTIONS]
             metadata["rejected_document_count"] = progress.failed

@@ -412,8 +412,11 @@ class JobIndex:
             await self.mirror(finished, sync_cursor)
         return finished
 
-    async def mirror(self, job: Job, sync_cursor: dict | None) -> None:
-        """Copy a job's outcome onto its connector (and unlock it)."""
+    async def mirror(
+        self, job: Job, sync_cursor: dict | None, drift_repaired: bool = False
+    ) -> None:
+        """Copy a job's outcome onto its connector (and unlock it); `drift_repaired`: a full
+        sync read everything, so the drift a verify noted (`drift`) is gone."""
         status = job.status
         status_field, error_field = status_fields(job.job_type)
         fields: dict[str, Any] = {
@@ -430,6 +433,8 @@ class JobIndex:
             fields.update(status=ConnectorStatus.CONNECTED.value, error=None)
             if sync_cursor is not None and content:
                 fields["sync_cursor"] = sync_cursor
+            if drift_repaired:
+                fields["drift"] = None
         elif status == S.ERROR:
             fields.update(status=ConnectorStatus.ERROR.value, error=job.doc.get("error"))
         await self.connectors.patch(job.connector_id, fields)
