@@ -15,6 +15,7 @@ import yaml
 
 from elastic_ingest.connectors.config import load_settings
 from elastic_ingest.connectors.es.client import create_client
+from elastic_ingest.connectors.es.failures import FailureIndex
 from elastic_ingest.connectors.es.indices import delete_indices
 from elastic_ingest.connectors.job.run import JobRun
 from elastic_ingest.connectors.protocol import JobStatus, ensure_protocol_indices, protocol_for
@@ -69,6 +70,10 @@ async def test_writes_still_throttled_after_their_retries_end_the_job_in_error_n
     )
     await es.indices.refresh(index=index_name)
     assert (await es.get(index=index_name, id="d0"))["_source"]["_timestamp"] == "v1"
+    kept = await FailureIndex(es, settings.service.failures_index).of_job(throttled.job.id)
+    assert sorted((r["document_id"], r["status"]) for r in kept) == [
+        ("d0", 429), ("d1", 429), ("d2", 429)
+    ]  # fmt: skip
 
     retried = await harness.sync(connector)  # not written, so not "unchanged": retried
     assert retried.status == "completed" and retried.updated == 3 and retried.failed == 0

@@ -25,7 +25,7 @@ from elastic_ingest.connectors.es.indices import delete_indices
 from elastic_ingest.connectors.protocol import JobStatus, ensure_protocol_indices, protocol_for
 from elastic_ingest.connectors.protocol.connector import new_connector_document
 from elastic_ingest.connectors.sources.directory import DirectoryDataSource
-from elastic_ingest.deployments.register import POOL, PREFECT_FILE
+from elastic_ingest.deployments.register import POOL, PREFECT_FILE, SYNC_SLOTS
 from tests.integration.private_prefect import PREFECT, PrivatePrefect, stop
 from tests.integration.stack import elasticsearch_section
 
@@ -87,6 +87,18 @@ def run_story(api: str, job) -> str:
     lines = "\n".join(f"{log['timestamp']} {log['message'][:300]}" for log in logs[-25:])
     state = run["state"]
     return f"{job.doc.get('error')}\nflow run {state['type']}: {state['message']}\n{lines}"
+
+
+def forget_earlier_runs(server: PrivatePrefect) -> None:
+    """Delete what an earlier test of this module left on the shared server: its flow runs (a
+    run of a lost machine stays Running, holding a slot of the pool's limit, which a poll loop
+    waits for) and the global limit every sync takes a slot of (the lost machine's syncs still
+    hold theirs until their leases expire); `deploy --max-syncs` makes the limit again."""
+    runs = httpx.post(f"{server.api}/flow_runs/filter", json={"limit": 200}, timeout=30)
+    runs.raise_for_status()
+    for run in runs.json():
+        httpx.delete(f"{server.api}/flow_runs/{run['id']}", timeout=30).raise_for_status()
+    httpx.delete(f"{server.api}/v2/concurrency_limits/{SYNC_SLOTS}", timeout=30)  # 404: none
 
 
 @pytest.fixture(scope="module")
@@ -336,6 +348,7 @@ async def test_a_sync_killed_among_ten_on_one_warm_worker_fails_alone(
         )
     )
     env = {**server.client_env, "PREFECT_WORKER_QUERY_SECONDS": "1", "PYTHONPATH": str(PROJECT)}
+    forget_earlier_runs(server)
     settings = load_settings(config_file)
     es = create_client(settings.elasticsearch)
     indices = [f"warm-slow-{suffix}-{i}" for i in range(10)]

@@ -265,6 +265,13 @@ def build_parser() -> argparse.ArgumentParser:
     job_show = job_commands.add_parser("show", help="one job")
     job_show.add_argument("job_id")
     _add_output(job_show, "YAML")
+    failures = job_commands.add_parser(
+        "failures",
+        help="the documents a job could not write (rejected, unreadable, or refused as busy), "
+        "as the failures index keeps them until a later full sync writes them",
+    )
+    failures.add_argument("job_id")
+    _add_output(failures, "a line per document")
     cancel = job_commands.add_parser("cancel", help="cancel a pending or running job")
     cancel.add_argument("job_id")
     run_here = job_commands.add_parser(
@@ -361,6 +368,7 @@ COMMANDS = {
     ("connector", "api-key"): "elastic_ingest.app.access_commands:create_search_key",
     ("job", "list"): "elastic_ingest.app.job_commands:list_jobs",
     ("job", "show"): "elastic_ingest.app.job_commands:show_job",
+    ("job", "failures"): "elastic_ingest.app.job_commands:list_failures",
     ("job", "cancel"): "elastic_ingest.app.job_commands:cancel_job",
     ("job", "run"): "elastic_ingest.app.job_commands:run_job_here",
     ("job", "release-deletes"): "elastic_ingest.app.job_commands:release_deletes",

@@ -190,6 +190,23 @@ async def show_job(args, ctx: Context) -> None:
         ctx.out(yaml.safe_dump(job_view(job), sort_keys=False).rstrip())
 
 
+async def list_failures(args, ctx: Context) -> None:
+    """`job failures JOB_ID`: the failures index's records of that job, oldest first."""
+    from elastic_ingest.connectors.es.failures import FailureIndex
+
+    if await ctx.jobs.get(args.job_id) is None:
+        raise UsageError(f"job {args.job_id} does not exist")
+    records = await FailureIndex(ctx.es, ctx.settings.service.failures_index).of_job(args.job_id)
+    if args.output == "json":
+        ctx.out(as_json(records))
+        return
+    for record in records:
+        status = record["status"] or "-"
+        ctx.out(f"{record['document_id']}  {record['action']} {status}  {record['reason']}")
+    if not records:
+        ctx.out(f"job {args.job_id} left no failed documents (or a later full sync wrote them)")
+
+
 async def cancel_job(args, ctx: Context) -> None:
     try:
         job = await ctx.jobs.request_cancel(args.job_id)

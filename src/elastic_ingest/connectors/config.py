@@ -98,6 +98,11 @@ class ServiceSettings(_Section):
     # more than this many documents, deletes nothing of that batch until released (README).
     delete_guard_fraction: Annotated[float, Field(gt=0, le=1)] = 0.5
     delete_guard_minimum: Annotated[int, Field(ge=0)] = 1000
+    # Where every document a sync could not write is recorded (README "Rejected documents");
+    # not a dot name: it is the user's to read, with the service key's content privileges.
+    failures_index: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")] = (
+        "elastic-ingest-failures"
+    )
 
 
 class ExtractionSettings(_Section):

@@ -15,6 +15,7 @@ a connector may have (connectors/protocol/targets.py refuses hidden and system i
 
 PROTOCOL_INDICES = ".elastic-connectors*"
 ACCESS_CONTROL_INDICES = ".search-acl-filter-*"
+FAILURE_INDICES = "elastic-ingest-failures*"  # service.failures_index, by default
 
 
 def service_role(content_indices: str | list[str] = CONTENT_INDICES) -> dict[str, Any]:
@@ -35,8 +36,8 @@ def service_role(content_indices: str | list[str] = CONTENT_INDICES) -> dict[str
                 # content indices and the identities of document-level security: created when
                 # missing, read (snapshot, diff), written (bulk), refreshed (`maintenance`),
                 # resolved through aliases; `delete_index` only for `connector delete
-                # --delete-index`
-                "names": [*names, ACCESS_CONTROL_INDICES],
+                # --delete-index`; and the failures index (records of documents not written)
+                "names": [*names, ACCESS_CONTROL_INDICES, FAILURE_INDICES],
                 "privileges": [
                     "create_index",
                     "read",

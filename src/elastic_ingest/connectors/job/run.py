@@ -16,6 +16,7 @@ from typing import Protocol
 from elastic_ingest.connectors.config import Settings
 from elastic_ingest.connectors.engine.progress import SyncProgress
 from elastic_ingest.connectors.engine.reconcile import SyncCanceled
+from elastic_ingest.connectors.errors import describe_error
 from elastic_ingest.connectors.es.client import ESClient
 from elastic_ingest.connectors.es.documents import VersionConflict
 from elastic_ingest.connectors.es.errors import is_transient
@@ -126,6 +127,7 @@ class JobRun:
         if stopping:
             await asyncio.shield(self.finish(patient=False))
             raise error
+        await self._keep_failures()
         await (stages or self).finish()
         return self.outcome
 
@@ -174,6 +176,24 @@ class JobRun:
         finally:
             self.stages.stage_seconds[name] = time.monotonic() - started
 
+    async def _keep_failures(self) -> None:
+        """The documents this job could not write, into the failures index; a failure to
+        record them is a warning (they are also counted on the job), never the job's end."""
+        if self.stages is None or self.setup is None:
+            return
+        full = self.kind == JobType.FULL and self.outcome.changed
+        try:
+            await self.stages.keep_failures(
+                clear_earlier=full and self.outcome.status == JobStatus.COMPLETED
+            )
+        except Exception as error:
+            logger.warning(
+                "job %s: could not record its failed documents in %s: %s",
+                self.job_id,
+                self.settings.service.failures_index,
+                describe_error(error),
+            )
+
     async def run_part(self, part: dict) -> dict:
         """One part of a partitioned full sync in a run of its own (flows/parts.py starts
         these): no watch of its own (the job's run heartbeats), nothing deleted. Raises
@@ -181,7 +201,9 @@ class JobRun:
         job = await self._claimed_job()
         try:
             await self._resolve(job)
-            return await self.stages.read_part(part)
+            counts = await self.stages.read_part(part)
+            await self.stages.keep_failures(clear_earlier=False)
+            return counts
         finally:
             if self.stages is not None:
                 await self.stages.close()

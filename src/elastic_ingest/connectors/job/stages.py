@@ -36,10 +36,11 @@ from elastic_ingest.connectors.es.access_control import (
 )
 from elastic_ingest.connectors.es.bulk import BulkWriter
 from elastic_ingest.connectors.es.client import ESClient
+from elastic_ingest.connectors.es.failures import FailureIndex, FailureRecord
 from elastic_ingest.connectors.es.indices import concrete_indices, ensure_content_index, refresh
 from elastic_ingest.connectors.es.scan import indexed_versions
 from elastic_ingest.connectors.job.setup import JobSetup, JobSetupError
-from elastic_ingest.connectors.protocol import ConnectorIndex, JobIndex, JobLost, JobType
+from elastic_ingest.connectors.protocol import ConnectorIndex, JobIndex, JobLost, JobType, clock
 from elastic_ingest.connectors.protocol.targets import resolved_problem, shared_index_problem
 from elastic_ingest.connectors.source import PARTITIONS_SETTING, BaseDataSource
 
@@ -172,6 +173,33 @@ class SyncStages:
             f"as busy after {self.settings.bulk.max_retries} retries ({reason}; first: {first}); "
             "the rest of the sync was done, and the next sync writes them"
         )
+
+    async def keep_failures(self, clear_earlier: bool) -> int:
+        """Record every document this job could not write in the failures index (rejected,
+        unreadable, or refused as busy); `clear_earlier`: the job was a completed full sync,
+        which tried every listed document again, so the connector's older records go."""
+        writes = self.progress.writes
+        failed = [*writes.failures, *writes.throttled_items]
+        failures = FailureIndex(self.es, self.settings.service.failures_index)
+        connector_id, now = self.setup.inputs.connector_id, clock.iso()
+        await failures.record(
+            [
+                FailureRecord(
+                    connector_id,
+                    self.setup.job_id,
+                    self.target or self.index,
+                    item.id,
+                    item.action,
+                    item.status,
+                    item.reason,
+                    now,
+                )
+                for item in failed
+            ]
+        )
+        if clear_earlier:
+            await failures.clear_before(connector_id, self.setup.job_id)
+        return len(failed)
 
     async def record_receipt(self) -> None:
         """After a full sync: compare what the listing produced with what the index now holds
@@ -393,6 +421,8 @@ class SyncStages:
             kept = progress.writes.failures[:KEPT_REJECTIONS]
             metadata["rejected_document_count"] = progress.failed
             metadata["rejected_documents"] = [f"{f.id}: {f.reason}" for f in kept]
+        if progress.failed or progress.writes.throttled:
+            metadata["failures_index"] = self.settings.service.failures_index
         return metadata
 
     async def refresh_quietly(self) -> None:

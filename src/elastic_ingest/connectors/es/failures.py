@@ -1,0 +1,102 @@
+"""The failures index: every document a sync could not write (Elasticsearch rejected it, or the
+source could not read it, or Elasticsearch stayed too busy to take it), one record per
+connector and document id, kept until a full sync of that connector no longer fails on it.
+Records hold ids, reasons and times, never the documents' bodies."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import orjson
+
+from elastic_ingest.connectors.es.client import ESClient
+from elastic_ingest.connectors.es.indices import ensure_index
+from elastic_ingest.connectors.es.transport import NotFoundError
+
+PAGE = 1000
+MAPPINGS = {
+    "dynamic": False,
+    "properties": {
+        "connector_id": {"type": "keyword"},
+        "job_id": {"type": "keyword"},
+        "index": {"type": "keyword"},
+        "document_id": {"type": "keyword"},
+        "action": {"type": "keyword"},
+        "status": {"type": "integer"},
+        "reason": {"type": "text"},
+        "failed_at": {"type": "date"},
+    },
+}
+
+
+@dataclass(frozen=True)
+class FailureRecord:
+    connector_id: str
+    job_id: str
+    index: str
+    document_id: str
+    action: str  # index, delete, or read (the source could not read it)
+    status: int  # Elasticsearch's item status; 0 for a read failure
+    reason: str
+    failed_at: str
+
+    @property
+    def record_id(self) -> str:
+        """One record per connector and document: a later failure replaces an earlier one."""
+        key = f"{self.connector_id}\0{self.document_id}".encode()
+        return hashlib.blake2b(key, digest_size=16).hexdigest()
+
+
+class FailureIndex:
+    def __init__(self, es: ESClient, name: str):
+        self.es, self.name = es, name
+
+    async def record(self, records: list[FailureRecord]) -> None:
+        """Write the records (created with the index on first use) in bulk; raises on any
+        record Elasticsearch refused."""
+        if not records:
+            return
+        await ensure_index(self.es, self.name, MAPPINGS)
+        for start in range(0, len(records), PAGE):
+            lines = []
+            for record in records[start : start + PAGE]:
+                lines.append(orjson.dumps({"index": {"_id": record.record_id}}))
+                lines.append(orjson.dumps(record.__dict__))
+            body = b"\n".join(lines) + b"\n"
+            response = await self.es.bulk(index=self.name, operations=body, refresh=True)
+            if response.get("errors"):
+                refused = next(i["index"] for i in response["items"] if i["index"]["status"] > 299)
+                raise RuntimeError(f"failures index {self.name} refused a record: {refused}")
+
+    async def of_job(self, job_id: str, size: int = 10_000) -> list[dict]:
+        """The records a job left (its failures not yet cleared by a later sync)."""
+        return await self._search({"term": {"job_id": job_id}}, size)
+
+    async def clear_before(self, connector_id: str, job_id: str) -> int:
+        """Delete the connector's records left by jobs other than `job_id`: a full sync tried
+        every listed document again, so those either succeeded or were recorded again."""
+        query = {
+            "bool": {
+                "filter": [{"term": {"connector_id": connector_id}}],
+                "must_not": [{"term": {"job_id": job_id}}],
+            }
+        }
+        ids = [hit["_id"] for hit in await self._search(query, 10_000, full=True)]
+        for start in range(0, len(ids), PAGE):
+            body = b"".join(
+                orjson.dumps({"delete": {"_id": record_id}}) + b"\n"
+                for record_id in ids[start : start + PAGE]
+            )
+            await self.es.bulk(index=self.name, operations=body, refresh=True)
+        return len(ids)
+
+    async def _search(self, query: dict, size: int, full: bool = False) -> list[dict]:
+        try:
+            response = await self.es.search(
+                index=self.name, query=query, size=size, sort=["failed_at", "document_id"]
+            )
+        except NotFoundError:  # no sync has failed a document yet
+            return []
+        hits = response["hits"]["hits"]
+        return hits if full else [hit["_source"] for hit in hits]

@@ -1,0 +1,60 @@
+"""Every document a sync could not write is kept in the failures index, on the real stack: with
+its id, connector, job, reason and time, listed by `job failures`, and cleared once a later full
+sync wrote it."""
+
+import json
+
+from elastic_ingest.connectors.es.failures import FailureIndex
+from tests.integration.test_cli import cli
+from tests.integration.test_full_sync import documents
+
+
+async def test_rejected_documents_are_kept_until_a_later_sync_writes_them(es, harness, index_name):
+    await es.indices.create(index=index_name, mappings={"properties": {"n": {"type": "integer"}}})
+    bad = {7, 70, 300, 512, 999}
+    listed = [
+        {**document, "n": "not a number"} if number in bad else document
+        for number, document in enumerate(documents(1000))
+    ]
+    connector = await harness.create("memory", index_name, documents=listed)
+    synced = await harness.sync(connector)
+    assert synced.status == "completed" and synced.failed == 5 and synced.created == 995
+    assert synced.job.doc["metadata"]["failures_index"] == harness.settings.service.failures_index
+
+    shown = cli(str(harness.config_file), "job", "failures", synced.job.id, "-o", "json")
+    records = json.loads(shown.stdout)
+    assert sorted(r["document_id"] for r in records) == [f"doc-{n:05d}" for n in sorted(bad)]
+    for record in records:
+        assert record["connector_id"] == connector and record["job_id"] == synced.job.id
+        assert record["index"] == index_name and record["action"] == "index"
+        assert record["status"] == 400 and "failed to parse field [n]" in record["reason"]
+        assert record["failed_at"] and "title" not in record  # no body unless asked
+    text = cli(str(harness.config_file), "job", "failures", synced.job.id).stdout
+    assert "doc-00007  index 400  " in text
+
+    await harness.configure(connector, documents=documents(1000))  # the source fixed them
+    fixed = await harness.sync(connector)
+    assert fixed.status == "completed" and fixed.failed == 0
+    assert fixed.created == 5  # they were not in the index: written now
+    failures = FailureIndex(es, harness.settings.service.failures_index)
+    assert await failures.of_job(synced.job.id) == []  # cleared
+    after = cli(str(harness.config_file), "job", "failures", synced.job.id).stdout
+    assert "left no failed documents" in after
+
+
+async def test_a_document_that_fails_again_keeps_one_record_naming_the_latest_job(
+    es, harness, index_name
+):
+    await es.indices.create(index=index_name, mappings={"properties": {"n": {"type": "integer"}}})
+    listed = documents(3)
+    listed[1] = {**listed[1], "n": "x"}
+    connector = await harness.create("memory", index_name, documents=listed)
+    first = await harness.sync(connector)
+    listed[1] = {**listed[1], "_timestamp": "v2"}  # still bad, in a new version
+    await harness.configure(connector, documents=listed)
+    second = await harness.sync(connector)
+    assert (first.failed, second.failed) == (1, 1)
+    failures = FailureIndex(es, harness.settings.service.failures_index)
+    assert await failures.of_job(first.job.id) == []
+    [record] = await failures.of_job(second.job.id)
+    assert record["document_id"] == "doc-00001"
