@@ -5,6 +5,8 @@ sync wrote it."""
 import json
 
 from elastic_ingest.connectors.es.failures import FailureIndex
+from tests.integration.conftest import make_settings
+from tests.integration.jobs import ConnectorHarness
 from tests.integration.test_cli import cli
 from tests.integration.test_full_sync import documents
 
@@ -28,7 +30,7 @@ async def test_rejected_documents_are_kept_until_a_later_sync_writes_them(es, ha
         assert record["connector_id"] == connector and record["job_id"] == synced.job.id
         assert record["index"] == index_name and record["action"] == "index"
         assert record["status"] == 400 and "failed to parse field [n]" in record["reason"]
-        assert record["failed_at"] and "title" not in record  # no body unless asked
+        assert record["failed_at"] and "document" not in record  # no body unless asked
     text = cli(str(harness.config_file), "job", "failures", synced.job.id).stdout
     assert "doc-00007  index 400  " in text
 
@@ -58,3 +60,17 @@ async def test_a_document_that_fails_again_keeps_one_record_naming_the_latest_jo
     assert await failures.of_job(first.job.id) == []
     [record] = await failures.of_job(second.job.id)
     assert record["document_id"] == "doc-00001"
+
+
+async def test_the_body_is_kept_only_when_the_configuration_asks(es, index_name, tmp_path):
+    settings = make_settings(service={"failures_keep_documents": True})
+    es.created_indices += [settings.protocol.connectors_index, settings.protocol.jobs_index]
+    harness = ConnectorHarness(es, settings, tmp_path)
+    await es.indices.create(index=index_name, mappings={"properties": {"n": {"type": "integer"}}})
+    listed = documents(2)
+    listed[0] = {**listed[0], "n": "x"}
+    connector = await harness.create("memory", index_name, documents=listed)
+    synced = await harness.sync(connector)
+    assert synced.failed == 1 and "body" not in synced.failures[0]  # never in reports
+    [record] = await FailureIndex(es, settings.service.failures_index).of_job(synced.job.id)
+    assert record["document"] == {"title": "title 0", "n": "x", "_timestamp": "v1"}

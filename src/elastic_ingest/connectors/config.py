@@ -103,6 +103,8 @@ class ServiceSettings(_Section):
     failures_index: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")] = (
         "elastic-ingest-failures"
     )
+    # Also keep each failed document's body there (off: bodies may be large or sensitive).
+    failures_keep_documents: bool = False
 
 
 class ExtractionSettings(_Section):

@@ -3,7 +3,7 @@ in the run's report."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 from elastic_ingest.connectors.es.bulk import BulkStats
 
@@ -89,5 +89,5 @@ class SyncProgress:
             "filtered_by_rule": dict(self.filtered),
             "failed": self.failed,
             "volume": self.volume,
-            "failures": [asdict(failure) for failure in self.writes.failures[:100]],
+            "failures": [failure.summary() for failure in self.writes.failures[:100]],
         }

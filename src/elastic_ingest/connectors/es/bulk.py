@@ -44,6 +44,11 @@ class ItemFailure:
     action: str
     status: int
     reason: str
+    body: bytes | None = None  # the document as sent, only when the writer keeps bodies
+
+    def summary(self) -> dict:
+        """Everything but the body, for reports."""
+        return {"id": self.id, "action": self.action, "status": self.status, "reason": self.reason}
 
 
 @dataclass
@@ -103,6 +108,7 @@ class BulkWriter:
         version: int | None = None,
         check_owner: OwnershipCheck | None = None,
         max_rejected: int | None = None,
+        keep_bodies: bool = False,
     ):
         """`version`: the job's generation, sent as an external_gte version so that Elasticsearch
         rejects this writer's operations once a newer job wrote the same ids. `check_owner`
@@ -113,6 +119,7 @@ class BulkWriter:
         self.version = version
         self.check_owner = check_owner
         self.max_rejected = max_rejected
+        self.keep_bodies = keep_bodies  # failures carry the document sent (failures index)
         self._fence = b""  # the action line's version fields
         if version is not None:
             self._fence = b',"version":%d,"version_type":"external_gte"' % version
@@ -241,9 +248,7 @@ class BulkWriter:
             elif status in RETRIABLE_STATUS and not last:
                 retry.append(operation)
             elif status in RETRIABLE_STATUS:
-                self._throttled(
-                    ItemFailure(operation.id, operation.action, status, _reason(result))
-                )
+                self._throttled(self._failure(operation, status, result))
             elif status < 300 or (operation.action == "delete" and status == 404):
                 outcome = result.get("result")
                 if operation.action == "delete":
@@ -253,8 +258,14 @@ class BulkWriter:
                 else:
                     self.stats.updated += 1
             else:
-                self._fail(ItemFailure(operation.id, operation.action, status, _reason(result)))
+                self._fail(self._failure(operation, status, result))
         return retry
+
+    def _failure(self, operation: _Operation, status: int, result: dict) -> ItemFailure:
+        body = None
+        if self.keep_bodies and operation.action == "index":
+            body = operation.lines.split(b"\n", 1)[1].rstrip(b"\n")  # after the action line
+        return ItemFailure(operation.id, operation.action, status, _reason(result), body)
 
     def _throttled(self, failure: ItemFailure) -> None:
         """Count one item still refused as busy after the last retry (the job says so)."""

@@ -1,7 +1,8 @@
 """The failures index: every document a sync could not write (Elasticsearch rejected it, or the
 source could not read it, or Elasticsearch stayed too busy to take it), one record per
 connector and document id, kept until a full sync of that connector no longer fails on it.
-Records hold ids, reasons and times, never the documents' bodies."""
+Records hold ids, reasons and times; the documents' bodies only when the user asks
+(`service.failures_keep_documents`)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ MAPPINGS = {
         "status": {"type": "integer"},
         "reason": {"type": "text"},
         "failed_at": {"type": "date"},
+        "document": {"type": "object", "enabled": False},  # kept as given, never indexed
     },
 }
 
@@ -40,6 +42,7 @@ class FailureRecord:
     status: int  # Elasticsearch's item status; 0 for a read failure
     reason: str
     failed_at: str
+    document: dict | None = None  # the body, only with service.failures_keep_documents
 
     @property
     def record_id(self) -> str:
@@ -62,7 +65,8 @@ class FailureIndex:
             lines = []
             for record in records[start : start + PAGE]:
                 lines.append(orjson.dumps({"index": {"_id": record.record_id}}))
-                lines.append(orjson.dumps(record.__dict__))
+                kept = {key: value for key, value in record.__dict__.items() if value is not None}
+                lines.append(orjson.dumps(kept))
             body = b"\n".join(lines) + b"\n"
             response = await self.es.bulk(index=self.name, operations=body, refresh=True)
             if response.get("errors"):

@@ -14,6 +14,8 @@ import tempfile
 import time
 from collections.abc import Callable
 
+import orjson
+
 from elastic_ingest.connectors.access_control import acl_index, content_index, identity_document
 from elastic_ingest.connectors.config import Settings
 from elastic_ingest.connectors.engine.guard import DeletesHeld, stale_count, stale_sample
@@ -193,6 +195,7 @@ class SyncStages:
                     item.status,
                     item.reason,
                     now,
+                    orjson.loads(item.body) if item.body else None,
                 )
                 for item in failed
             ]
@@ -384,6 +387,7 @@ class SyncStages:
             version=self.generation,
             check_owner=check_owner,
             max_rejected=self.settings.service.max_failed_documents,
+            keep_bodies=self.settings.service.failures_keep_documents,
         )
 
     def job_metadata(self) -> dict:
