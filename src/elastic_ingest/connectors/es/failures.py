@@ -67,11 +67,7 @@ class FailureIndex:
                 lines.append(orjson.dumps({"index": {"_id": record.record_id}}))
                 kept = {key: value for key, value in record.__dict__.items() if value is not None}
                 lines.append(orjson.dumps(kept))
-            body = b"\n".join(lines) + b"\n"
-            response = await self.es.bulk(index=self.name, operations=body, refresh=True)
-            if response.get("errors"):
-                refused = next(i["index"] for i in response["items"] if i["index"]["status"] > 299)
-                raise RuntimeError(f"failures index {self.name} refused a record: {refused}")
+            await self._bulk(lines)
 
     async def of_job(self, job_id: str, size: int = 10_000) -> list[dict]:
         """The records a job left (its failures not yet cleared by a later sync)."""
@@ -88,12 +84,19 @@ class FailureIndex:
         }
         ids = [hit["_id"] for hit in await self._search(query, 10_000, full=True)]
         for start in range(0, len(ids), PAGE):
-            body = b"".join(
-                orjson.dumps({"delete": {"_id": record_id}}) + b"\n"
-                for record_id in ids[start : start + PAGE]
-            )
-            await self.es.bulk(index=self.name, operations=body, refresh=True)
+            page = ids[start : start + PAGE]
+            await self._bulk([orjson.dumps({"delete": {"_id": record_id}}) for record_id in page])
         return len(ids)
+
+    async def _bulk(self, lines: list[bytes]) -> None:
+        """One bulk request; raises on the first item refused (a record already gone is not)."""
+        body = b"\n".join(lines) + b"\n"
+        response = await self.es.bulk(index=self.name, operations=body, refresh=True)
+        if response.get("errors"):
+            for item in response["items"]:
+                result = next(iter(item.values()))
+                if result["status"] > 299 and result["status"] != 404:
+                    raise RuntimeError(f"failures index {self.name} refused {result}")
 
     async def _search(self, query: dict, size: int, full: bool = False) -> list[dict]:
         try:
