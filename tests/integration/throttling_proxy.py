@@ -1,10 +1,13 @@
 """An HTTP proxy in front of the real Elasticsearch that answers every third bulk item `429
 es_rejected_execution_exception` without sending it on, as a busy node answers: the item is
-not written, the others are. Everything else passes through unchanged."""
+not written, the others are. An item already refused twice passes (a busy node is busy for a
+while, not for ever), so every retried item lands within the retries whatever the interleaving
+of concurrent writers. Everything else passes through unchanged."""
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import aiohttp
 from aiohttp import web
@@ -14,11 +17,13 @@ TAKES_A_SOURCE = {"index", "create", "update"}  # these action lines are followe
 
 
 class ThrottlingProxy:
-    def __init__(self, target: str, every: int = 3):
+    def __init__(self, target: str, every: int = 3, refusals_per_item: int = 2):
         self.target = target.rstrip("/")
         self.every = every
+        self.refusals_per_item = refusals_per_item
         self.items = 0  # bulk items seen, over every request
         self.rejected: list[str] = []  # ids answered 429, in order
+        self._refused: Counter[str] = Counter()
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         self.url = ""
@@ -75,9 +80,11 @@ class ThrottlingProxy:
             action, meta = next(iter(json.loads(action_line).items()))
             width = 2 if action in TAKES_A_SOURCE else 1
             self.items += 1
-            if self.items % self.every == 0:
-                dropped[position] = (action, str(meta.get("_id")))
-                self.rejected.append(str(meta.get("_id")))
+            document_id = str(meta.get("_id"))
+            if self.items % self.every == 0 and self._refused[document_id] < self.refusals_per_item:
+                dropped[position] = (action, document_id)
+                self.rejected.append(document_id)
+                self._refused[document_id] += 1
             else:
                 kept.extend(lines[at : at + width])
             position += 1

@@ -6,12 +6,15 @@ Records hold ids, reasons and times; the documents' bodies only when the user as
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from dataclasses import dataclass
 
 import orjson
 
 from elastic_ingest.connectors.es.client import ESClient
+from elastic_ingest.connectors.es.documents import THROTTLED_PAUSE_SECONDS, THROTTLED_RETRIES
+from elastic_ingest.connectors.es.errors import RETRIABLE_STATUS
 from elastic_ingest.connectors.es.indices import ensure_index
 from elastic_ingest.connectors.es.transport import NotFoundError
 
@@ -62,12 +65,13 @@ class FailureIndex:
             return
         await ensure_index(self.es, self.name, MAPPINGS)
         for start in range(0, len(records), PAGE):
-            lines = []
+            operations = []
             for record in records[start : start + PAGE]:
-                lines.append(orjson.dumps({"index": {"_id": record.record_id}}))
                 kept = {key: value for key, value in record.__dict__.items() if value is not None}
-                lines.append(orjson.dumps(kept))
-            await self._bulk(lines)
+                operations.append(
+                    orjson.dumps({"index": {"_id": record.record_id}}) + b"\n" + orjson.dumps(kept)
+                )
+            await self._bulk(operations)
 
     async def of_job(self, job_id: str, size: int = 10_000) -> list[dict]:
         """The records a job left (its failures not yet cleared by a later sync)."""
@@ -88,15 +92,26 @@ class FailureIndex:
             await self._bulk([orjson.dumps({"delete": {"_id": record_id}}) for record_id in page])
         return len(ids)
 
-    async def _bulk(self, lines: list[bytes]) -> None:
-        """One bulk request; raises on the first item refused (a record already gone is not)."""
-        body = b"\n".join(lines) + b"\n"
-        response = await self.es.bulk(index=self.name, operations=body, refresh=True)
-        if response.get("errors"):
-            for item in response["items"]:
+    async def _bulk(self, operations: list[bytes]) -> None:
+        """Bulk requests of `operations` (each its action line and body); items refused as busy
+        are sent again after a pause, up to THROTTLED_RETRIES times. Raises on any other item
+        refused (a record already gone is not)."""
+        for attempt in range(THROTTLED_RETRIES + 1):
+            body = b"\n".join(operations) + b"\n"
+            response = await self.es.bulk(index=self.name, operations=body, refresh=True)
+            if not response.get("errors"):
+                return
+            busy = []
+            for operation, item in zip(operations, response["items"], strict=True):
                 result = next(iter(item.values()))
-                if result["status"] > 299 and result["status"] != 404:
+                if result["status"] in RETRIABLE_STATUS and attempt < THROTTLED_RETRIES:
+                    busy.append(operation)
+                elif result["status"] > 299 and result["status"] != 404:
                     raise RuntimeError(f"failures index {self.name} refused {result}")
+            if not busy:
+                return
+            operations = busy
+            await asyncio.sleep(THROTTLED_PAUSE_SECONDS * 2**attempt)
 
     async def _search(self, query: dict, size: int, full: bool = False) -> list[dict]:
         try:
