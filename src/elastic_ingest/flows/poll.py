@@ -133,7 +133,7 @@ async def poll_forever(config_file: str | None, once: bool = False) -> int:
         job = running.pop(task)
         if task.cancelled():
             return
-        if isinstance(task.exception(), TerminationSignal):
+        if is_termination(task.exception()):
             stop.set()
         elif task.exception() is None:
             unsettled.pop(job["job_id"], None)
@@ -164,7 +164,9 @@ async def poll_forever(config_file: str | None, once: bool = False) -> int:
                 break
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), settings.service.poll_interval)
-    except TerminationSignal:
+    except BaseException as error:
+        if not is_termination(error):
+            raise
         stop.set()
     finally:
         await _stop_syncs(running)
@@ -245,14 +247,25 @@ async def _suspend_unstarted(settings, claims: dict[str, str]) -> None:
         await es.close()
 
 
+def is_termination(error: BaseException | None) -> bool:
+    """Prefect's SIGTERM handler raised here: TerminationSignal itself, or wrapped in an
+    exception group by a task group it went through (anyio's connect in an HTTP request)."""
+    if isinstance(error, BaseExceptionGroup):
+        return error.split(TerminationSignal)[1] is None
+    return isinstance(error, TerminationSignal)
+
+
 async def _stop_syncs(running: dict[asyncio.Task, dict]) -> None:
     """Cancel in-process syncs; each marks its job `suspended` before it ends (and leaves
     `running` through its done callback)."""
     for task in list(running):
         task.cancel()
     while running:
-        with contextlib.suppress(TerminationSignal):
+        try:
             await asyncio.wait(set(running))
+        except BaseException as error:
+            if not is_termination(error):
+                raise
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -298,7 +311,9 @@ def run_poll_loop(config_file: str | None, once: bool = False, debug: bool = Fal
         logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per HTTP request otherwise
     try:
         return asyncio.run(poll_forever(config_file, once=once), debug=debug)
-    except TerminationSignal:
+    except BaseException as error:
+        if not is_termination(error):
+            raise
         logger.info("poll loop stopped by SIGTERM; running syncs were suspended")
         return 0
 
