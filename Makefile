@@ -6,6 +6,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed-stamp
 N ?= 100000
+# Test processes: most of the suite waits on services and subprocesses, so two run side by side
+# on two cores; each takes whole test files (module fixtures such as a private Prefect server
+# stay in one process). TEST_WORKERS=0 runs in this process, in file order.
+TEST_WORKERS ?= 2
+PYTEST := $(PY) -m pytest -q $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 # The compatibility lane: the last 8.x, on a node of its own beside the 9.x default.
 ES8_VERSION ?= 8.19.21
 ES8_PORT ?= 9201
@@ -48,13 +53,13 @@ unit: $(INSTALLED)
 	@$(PY) -m pytest tests/unit -q
 
 test: lint stack  ## lint + unit + integration tests on the stack (Elasticsearch 9.x), then the 8.x lane
-	@$(PY) -m pytest -q
+	@$(PYTEST)
 	@$(MAKE) -s test-es8
 	@echo "the stack is still running for the next run; \`make down\` stops it"
 
 test-es8: $(INSTALLED)  ## the protocol, sync-kind, DLS and safety tests on Elasticsearch 8.19
 	@$(ES8) $(PY) -m devstack up elasticsearch mongodb s3 prefect
-	@env -u ELASTICSEARCH_URL -u ELASTICSEARCH_API_KEY $(ES8) $(PY) -m pytest -q $(ES8_TESTS)
+	@env -u ELASTICSEARCH_URL -u ELASTICSEARCH_API_KEY $(ES8) $(PYTEST) $(ES8_TESTS)
 
 run: $(INSTALLED)  ## first run: index this repository's docs with a directory connector
 	@$(PY) -m devstack up prefect $(if $(ELASTICSEARCH_URL),,elasticsearch)

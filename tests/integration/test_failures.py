@@ -74,3 +74,25 @@ async def test_the_body_is_kept_only_when_the_configuration_asks(es, index_name,
     assert synced.failed == 1 and "body" not in synced.failures[0]  # never in reports
     [record] = await FailureIndex(es, settings.service.failures_index).of_job(synced.job.id)
     assert record["document"] == {"title": "title 0", "n": "x", "_timestamp": "v1"}
+
+
+async def test_an_incremental_sync_clears_the_records_of_what_it_wrote_or_deleted(
+    es, harness, index_name
+):
+    await es.indices.create(index=index_name, mappings={"properties": {"n": {"type": "integer"}}})
+    listed = documents(4)
+    for number in (1, 2, 3):
+        listed[number] = {**listed[number], "n": "x"}
+    connector = await harness.create("memory", index_name, documents=listed)
+    full = await harness.sync(connector)
+    assert full.failed == 3
+    # the source fixes doc 1 in a new version and deletes doc 2; doc 3 is left as it was
+    listed[1] = {**documents(4)[1], "_timestamp": "v2"}
+    await harness.configure(connector, documents=listed, deleted=["doc-00002"])
+    incremental = await harness.sync(connector, job_type="incremental")
+    assert incremental.status == "completed", incremental.error
+    assert incremental.job.doc["metadata"]["ran_as"] == "incremental"
+    assert (incremental.created, incremental.failed) == (1, 0)
+    failures = FailureIndex(es, harness.settings.service.failures_index)
+    [left] = await failures.of_job(full.job.id)
+    assert left["document_id"] == "doc-00003"  # not read again, still not in the index

@@ -11,6 +11,7 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import pytest
 import yaml
 
 from elastic_ingest.connectors.config import load_settings
@@ -81,6 +82,7 @@ async def test_writes_still_throttled_after_their_retries_end_the_job_in_error_n
     assert (await es.get(index=index_name, id="d0"))["_source"]["_timestamp"] == "v2"
 
 
+@pytest.mark.slow
 async def test_the_poll_loop_rides_out_a_prefect_outage(tmp_path):
     server = PrivatePrefect(tmp_path / "prefect-home")
     server.start()

@@ -259,6 +259,7 @@ async def test_cancelling_the_prefect_flow_run_ends_the_job_canceled(service, co
     assert {f"old-{i}" for i in range(40)} <= await index_ids(es, index)
 
 
+@pytest.mark.slow
 async def test_sigterm_stops_the_poll_loop_and_the_running_job_ends_suspended(service, config_file):
     es, connectors, jobs, made = service
     connector_id, index = await _start_slow_sync(config_file, connectors, jobs, made)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from array import array
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -65,6 +66,17 @@ class BulkStats:
     # documents (they never count against the rejection limit), but not written either
     throttled: int = 0
     throttled_items: list[ItemFailure] = field(default_factory=list)
+    # when set: hash() of each id written or deleted (8 bytes each), for a sync that reads only
+    # some documents to clear their earlier failure records
+    done_id_hashes: array | None = None
+
+    def remember_done_ids(self) -> None:
+        self.done_id_hashes = array("q")
+
+    def done_ids(self) -> Callable[[str], bool]:
+        """Whether an id was written or deleted (False for all unless remembered)."""
+        done = set(self.done_id_hashes or ())
+        return lambda document_id: hash(document_id) in done
 
 
 @dataclass(frozen=True)
@@ -250,6 +262,8 @@ class BulkWriter:
             elif status in RETRIABLE_STATUS:
                 self._throttled(self._failure(operation, status, result))
             elif status < 300 or (operation.action == "delete" and status == 404):
+                if self.stats.done_id_hashes is not None:
+                    self.stats.done_id_hashes.append(hash(operation.id))
                 outcome = result.get("result")
                 if operation.action == "delete":
                     self.stats.deleted += outcome == "deleted"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import orjson
@@ -77,16 +78,23 @@ class FailureIndex:
         """The records a job left (its failures not yet cleared by a later sync)."""
         return await self._search({"term": {"job_id": job_id}}, size)
 
-    async def clear_before(self, connector_id: str, job_id: str) -> int:
+    async def clear_before(
+        self, connector_id: str, job_id: str, written: Callable[[str], bool] | None = None
+    ) -> int:
         """Delete the connector's records left by jobs other than `job_id`: a full sync tried
-        every listed document again, so those either succeeded or were recorded again."""
+        every listed document again, so those either succeeded or were recorded again. With
+        `written` (a sync that tried only some documents), only the records of documents it
+        says the job wrote or deleted."""
         query = {
             "bool": {
                 "filter": [{"term": {"connector_id": connector_id}}],
                 "must_not": [{"term": {"job_id": job_id}}],
             }
         }
-        ids = [hit["_id"] for hit in await self._search(query, 10_000, full=True)]
+        hits = await self._search(query, 10_000, full=True)
+        ids = [
+            hit["_id"] for hit in hits if written is None or written(hit["_source"]["document_id"])
+        ]
         for start in range(0, len(ids), PAGE):
             page = ids[start : start + PAGE]
             await self._bulk([orjson.dumps({"delete": {"_id": record_id}}) for record_id in page])

@@ -179,7 +179,8 @@ class SyncStages:
     async def keep_failures(self, clear_earlier: bool) -> int:
         """Record every document this job could not write in the failures index (rejected,
         unreadable, or refused as busy); `clear_earlier`: the job was a completed full sync,
-        which tried every listed document again, so the connector's older records go."""
+        which tried every listed document again, so the connector's older records go. After
+        an incremental sync, the older records of the documents it wrote or deleted go."""
         writes = self.progress.writes
         failed = [*writes.failures, *writes.throttled_items]
         failures = FailureIndex(self.es, self.settings.service.failures_index)
@@ -202,6 +203,8 @@ class SyncStages:
         )
         if clear_earlier:
             await failures.clear_before(connector_id, self.setup.job_id)
+        elif writes.done_id_hashes:
+            await failures.clear_before(connector_id, self.setup.job_id, writes.done_ids())
         return len(failed)
 
     async def record_receipt(self) -> None:
@@ -305,6 +308,8 @@ class SyncStages:
 
         async def held(ids: list[str]) -> dict[str, str | None]:
             return await indexed_versions(self.es, self.index, ids)
+
+        self.progress.writes.remember_done_ids()  # their older failure records go at the end
 
         try:
             await index_changes(
