@@ -11,7 +11,6 @@ import asyncio
 import logging
 import shutil
 import tempfile
-import time
 from collections.abc import Callable
 
 import orjson
@@ -41,6 +40,7 @@ from elastic_ingest.connectors.es.client import ESClient
 from elastic_ingest.connectors.es.failures import FailureIndex, FailureRecord
 from elastic_ingest.connectors.es.indices import concrete_indices, ensure_content_index, refresh
 from elastic_ingest.connectors.es.scan import indexed_versions
+from elastic_ingest.connectors.job.ownership import OwnerCheck
 from elastic_ingest.connectors.job.setup import JobSetup, JobSetupError
 from elastic_ingest.connectors.protocol import ConnectorIndex, JobIndex, JobLost, JobType, clock
 from elastic_ingest.connectors.protocol.targets import resolved_problem, shared_index_problem
@@ -95,7 +95,6 @@ class SyncStages:
         self.stage_seconds: dict[str, float] = {}  # how long each stage took, by name
         self._workdir: str | None = None
         self._extractor = None
-        self._owner_checked_at = -float("inf")
 
     @property
     def source(self) -> BaseDataSource:
@@ -371,17 +370,13 @@ class SyncStages:
     ) -> BulkWriter:
         """A bulk writer into `index` (the connector's content index by default), fenced by
         the job's generation and checking it still owns the job before it writes."""
-        # A job is only taken over after `stale_job_seconds` without a heartbeat, so an answer
-        # younger than a small fraction of that is still true; a frozen process resumes with an
-        # old answer and asks again before its next request.
-        fresh_for = min(owner_answer_lasts, self.settings.service.stale_job_seconds / 4)
-
-        async def check_owner() -> None:
-            if time.monotonic() - self._owner_checked_at < fresh_for:
-                return
-            await self.jobs.check_owner(self.setup.job_id, self.claim)
-            self._owner_checked_at = time.monotonic()
-
+        # A job is only taken over after `stale_job_seconds` without a heartbeat (job/ownership.py)
+        answer_within = self.settings.service.stale_job_seconds / 4
+        check_owner = OwnerCheck(
+            lambda: self.jobs.check_owner(self.setup.job_id, self.claim),
+            reuse_for=min(owner_answer_lasts, answer_within),
+            answer_within=answer_within,
+        )
         index = index or self.index
         return BulkWriter.for_index(
             self.es,

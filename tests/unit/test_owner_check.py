@@ -1,0 +1,65 @@
+"""The check a writer makes before each bulk request: a recent "yes" is reused, a "yes" that
+took too long to come (the process may have been frozen while it waited) is asked for again,
+and a "no" stops the writer."""
+
+import pytest
+
+from elastic_ingest.connectors.job.ownership import OwnerCheck
+
+
+class Clock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def asking(clock, answers):
+    """An `ask` that takes each of `answers` seconds in turn to say yes, and counts its calls."""
+    calls = []
+
+    async def ask():
+        calls.append(clock.now)
+        clock.now += answers[len(calls) - 1]
+
+    return ask, calls
+
+
+async def test_a_recent_yes_is_reused_and_an_old_one_asked_again():
+    clock = Clock()
+    ask, calls = asking(clock, [0.01, 0.01])
+    check = OwnerCheck(ask, reuse_for=1.0, answer_within=1.0, clock=clock)
+    await check()
+    clock.now += 0.5
+    await check()  # reused
+    assert len(calls) == 1
+    clock.now += 1.0
+    await check()
+    assert len(calls) == 2
+
+
+async def test_a_yes_that_came_late_is_asked_for_again():
+    clock = Clock()
+    ask, calls = asking(clock, [30.0, 0.01])  # frozen for 30 s while the first answer came
+    check = OwnerCheck(ask, reuse_for=1.0, answer_within=1.0, clock=clock)
+    await check()
+    assert len(calls) == 2
+    assert check.asked_at == calls[1]  # trusted from when the timely answer was asked for
+
+
+async def test_no_reuse_still_asks_once_per_request():
+    clock = Clock()
+    ask, calls = asking(clock, [0.01, 0.01])
+    check = OwnerCheck(ask, reuse_for=0.0, answer_within=1.0, clock=clock)
+    await check()
+    await check()
+    assert len(calls) == 2
+
+
+async def test_a_no_stops_the_writer():
+    async def lost():
+        raise RuntimeError("job j is error; this worker no longer owns it")
+
+    with pytest.raises(RuntimeError, match="no longer owns it"):
+        await OwnerCheck(lost, reuse_for=1.0, answer_within=1.0)()
