@@ -7,12 +7,12 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 
 from devstack.prefect_server import server_env
+from tests.integration.waiting import wait_for_sync
 
 PREFECT = str(Path(sys.executable).parent / "prefect")
 
@@ -60,15 +60,18 @@ class PrivatePrefect:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def healthy() -> bool:
             try:
-                if httpx.get(f"{self.api}/health", timeout=1).json() is True:
-                    return
+                return httpx.get(f"{self.api}/health", timeout=1).json() is True
             except (httpx.HTTPError, ValueError):
-                time.sleep(0.5)
-        self.stop()
-        raise RuntimeError(f"private Prefect server did not start in {timeout:.0f} s")
+                return False
+
+        try:
+            wait_for_sync(healthy, timeout, what="a healthy private Prefect server", every=0.5)
+        except AssertionError:
+            self.stop()
+            raise RuntimeError(f"private Prefect server did not start in {timeout:.0f} s") from None
 
     def stop(self) -> None:
         if self.process is not None:

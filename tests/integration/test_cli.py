@@ -1,14 +1,12 @@
 """The `elastic-ingest` CLI as a user runs it: a subprocess with its own config file, against the
 real stack. Mistakes exit 2 with one `error:` line; runtime failures exit 1."""
 
-import asyncio
 import datetime
 import json
 import os
 import pty
 import subprocess
 import sys
-import time
 import uuid
 from importlib.metadata import version
 from pathlib import Path
@@ -21,6 +19,7 @@ from elastic_ingest.connectors.protocol.connector import new_connector_document
 from elastic_ingest.flows.poll import poll_forever
 from tests.integration.processes import wait_ended
 from tests.integration.stack import elasticsearch_section
+from tests.integration.waiting import wait_for
 
 PROJECT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "elastic_ingest.app.cli"]
@@ -263,12 +262,12 @@ async def test_sync_wait_follows_the_job_to_its_end(service, config_file, tmp_pa
             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )  # fmt: skip
 
+    async def every_job_created():
+        return all([await jobs.for_connector(c) for c in waits])
+
     waits = {connector_id: follow(connector_id) for connector_id in (good, bad)}
     try:
-        deadline = time.monotonic() + 30
-        while not all([await jobs.for_connector(c) for c in waits]):
-            assert time.monotonic() < deadline, "sync --wait created no job"
-            await asyncio.sleep(0.2)
+        await wait_for(every_job_created, 30, what="a job created by each sync --wait")
         assert await poll_forever(config_file, once=True) == 0  # runs both pending jobs
     finally:
         ended = {connector_id: wait_ended(process, 60) for connector_id, process in waits.items()}
@@ -313,16 +312,16 @@ async def test_incremental_syncs_follow_a_new_timestamp_field_at_once_and_say_ho
     cli(config_file, "connector", "update", connector_id, "--set", "timestamp_field=changed")
     assert shown(config_file, connector_id)["features"]["incremental_sync"] == {"enabled": True}
 
+    async def pending():
+        return [j for j in await jobs.for_connector(connector_id) if j.status == "pending"]
+
     async def synced_line() -> str:
         command = [*CLI, "-c", config_file, *sync, "--wait", "--timeout", "90"]
         waiting = subprocess.Popen(
             command, cwd=PROJECT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
         try:
-            deadline = time.monotonic() + 30
-            while not [j for j in await jobs.for_connector(connector_id) if j.status == "pending"]:
-                assert time.monotonic() < deadline, "sync --wait created no job"
-                await asyncio.sleep(0.2)
+            await wait_for(pending, 30, what="a pending job created by sync --wait")
             assert await poll_forever(config_file, once=True) == 0
         finally:
             out, err = wait_ended(waiting, 60)
@@ -359,10 +358,9 @@ async def test_sync_wait_shows_progress_as_the_job_reads(service, config_file):
         command, cwd=PROJECT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     try:
-        deadline = time.monotonic() + 30
-        while not await jobs.for_connector(connector_id):
-            assert time.monotonic() < deadline, "sync --wait created no job"
-            await asyncio.sleep(0.2)
+        await wait_for(
+            lambda: jobs.for_connector(connector_id), 30, what="a job created by sync --wait"
+        )
         assert await poll_forever(config_file, once=True) == 0
     finally:
         out, err = wait_ended(waiting, 60)

@@ -4,7 +4,6 @@ and `sync/directory` run by the worker to a completed job."""
 import asyncio
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from elastic_ingest.connectors.sources.directory import DirectoryDataSource
 from tests.integration.private_prefect import PREFECT, PrivatePrefect, stop
 from tests.integration.stack import elasticsearch_section
 from tests.integration.test_partitions import make_tree
+from tests.integration.waiting import wait_for
 
 PROJECT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -54,14 +54,15 @@ async def run_deployment_job(env, jobs, connector_id: str, config_file) -> Job:
         env, "deployment", "run", "sync/directory",
         "--param", f"connector_id={connector_id}", "--param", f"config_file={config_file}",
     )  # fmt: skip
-    deadline = time.monotonic() + 180
-    while len(found := await jobs.for_connector(connector_id)) == before or found[0].status not in (
-        JobStatus.COMPLETED,
-        JobStatus.ERROR,
-    ):
-        assert time.monotonic() < deadline, "the sync run of the deployment did not end in 180 s"
-        await asyncio.sleep(1)
-    return found[0]
+
+    async def new_job_ended():
+        found = await jobs.for_connector(connector_id)
+        finished = len(found) > before and found[0].status in (JobStatus.COMPLETED, JobStatus.ERROR)
+        return found[0] if finished else None
+
+    return await wait_for(
+        new_job_ended, 180, what="the end of the deployment's sync run", every=0.5
+    )
 
 
 async def test_deploy_and_run_sync_directory_through_a_worker(prefect_env, tmp_path):
@@ -139,10 +140,7 @@ async def test_deploy_and_run_sync_directory_through_a_worker(prefect_env, tmp_p
             found = await jobs.for_connector(connector_id)
             return found and found[0].status in (JobStatus.COMPLETED, JobStatus.ERROR)
 
-        deadline = time.monotonic() + 120
-        while not await job_finished():
-            assert time.monotonic() < deadline, "the worker did not finish the sync in 120 s"
-            await asyncio.sleep(1)
+        await wait_for(job_finished, 120, what="the sync finished by the worker", every=0.5)
         [job] = await jobs.for_connector(connector_id)
         assert job.status == JobStatus.COMPLETED, job.doc.get("error")
         assert job.doc["indexed_document_count"] == 3
@@ -162,12 +160,15 @@ async def test_deploy_and_run_sync_directory_through_a_worker(prefect_env, tmp_p
             "--param", f"connector_id={connector_id}", "--param", "job_type=incremental",
             "--param", f"config_file={config_file}",
         )  # fmt: skip
-        deadline = time.monotonic() + 120
-        while (latest := (await jobs.for_connector(connector_id))[0]).id == job.id or (
-            latest.status not in (JobStatus.COMPLETED, JobStatus.ERROR)
-        ):
-            assert time.monotonic() < deadline, "the incremental sync did not finish in 120 s"
-            await asyncio.sleep(1)
+
+        async def incremental_finished():
+            latest = (await jobs.for_connector(connector_id))[0]
+            finished = latest.status in (JobStatus.COMPLETED, JobStatus.ERROR)
+            return latest if latest.id != job.id and finished else None
+
+        latest = await wait_for(
+            incremental_finished, 120, what="the incremental sync finished", every=0.5
+        )
         assert (latest.doc["job_type"], latest.status) == ("incremental", JobStatus.COMPLETED)
         assert latest.doc["indexed_document_count"] == 1
         # it had a cursor to start from
@@ -226,22 +227,28 @@ async def test_deploy_and_run_sync_directory_through_a_worker(prefect_env, tmp_p
             "--param", f"config_file={config_file}",
         )  # fmt: skip
         failed_run_id = output.split("/flow-run/")[1].split()[0].strip()
-        deadline = time.monotonic() + 120
-        while (await jobs.get(failed_job_id)).status != JobStatus.ERROR:
-            assert time.monotonic() < deadline, "the failing sync did not end in 120 s"
-            await asyncio.sleep(0.5)
-        while httpx.get(f"{api}/flow_runs/{failed_run_id}").json()["state"]["type"] != "FAILED":
-            assert time.monotonic() < deadline, "the failing run did not end Failed"
-            await asyncio.sleep(0.5)
+
+        async def failed_job_ended():
+            return (await jobs.get(failed_job_id)).status == JobStatus.ERROR
+
+        def run_state(run_id: str) -> dict:
+            return httpx.get(f"{api}/flow_runs/{run_id}").json()["state"]
+
+        await wait_for(failed_job_ended, 120, what="the failing sync ended", every=0.5)
+        await wait_for(
+            lambda: run_state(failed_run_id)["type"] == "FAILED", 120,
+            what="the failing run ended Failed", every=0.5,
+        )  # fmt: skip
         missing.mkdir()
         (missing / "now.md").write_text("here now")
         prefect(prefect_env, "flow-run", "retry", failed_run_id)  # it is AwaitingRetry now
         ended = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
-        while (state := httpx.get(f"{api}/flow_runs/{failed_run_id}").json()["state"])[
-            "type"
-        ] not in ended:
-            assert time.monotonic() < deadline + 60, "the retried run did not end"
-            await asyncio.sleep(0.5)
+
+        def retried_run_ended():
+            state = run_state(failed_run_id)
+            return state if state["type"] in ended else None
+
+        state = await wait_for(retried_run_ended, 180, what="the retried run ended", every=0.5)
         assert state["type"] == "COMPLETED", state["message"]
         retried, first = await jobs.for_connector(broken_id)
         assert first.id == failed_job_id and first.status == JobStatus.ERROR
@@ -261,14 +268,15 @@ async def test_deploy_and_run_sync_directory_through_a_worker(prefect_env, tmp_p
             env=prefect_env, cwd=PROJECT, capture_output=True, text=True, timeout=120,
         )  # fmt: skip
         assert polled.returncode == 0, polled.stderr[-2000:]
-        deadline = time.monotonic() + 120
-        while not (found := await jobs.for_connector(plugin_id)) or found[0].status not in (
-            JobStatus.COMPLETED,
-            JobStatus.ERROR,
-        ):
-            assert time.monotonic() < deadline, "the plugin sync did not finish in 120 s"
-            await asyncio.sleep(0.5)
-        [plugin_job] = found
+
+        async def plugin_finished():
+            found = await jobs.for_connector(plugin_id)
+            finished = found and found[0].status in (JobStatus.COMPLETED, JobStatus.ERROR)
+            return found if finished else None
+
+        [plugin_job] = await wait_for(
+            plugin_finished, 120, what="the plugin sync finished", every=0.5
+        )
         assert plugin_job.status == JobStatus.COMPLETED, plugin_job.doc.get("error")
         run_id = plugin_job.doc["metadata"]["flow_run_id"]
         run = httpx.get(f"{api}/flow_runs/{run_id}").json()
@@ -291,12 +299,12 @@ async def test_deploy_and_run_sync_directory_through_a_worker(prefect_env, tmp_p
             "--param", f"connector_id={slow_id}", "--param", f"config_file={config_file}",
         )  # fmt: skip
         wrong_run_id = output.split("/flow-run/")[1].split()[0].strip()
-        deadline = time.monotonic() + 120
-        while (state := httpx.get(f"{api}/flow_runs/{wrong_run_id}").json()["state"])[
-            "type"
-        ] not in ("COMPLETED", "FAILED", "CRASHED"):
-            assert time.monotonic() < deadline, "the mistaken run did not end in 120 s"
-            await asyncio.sleep(0.5)
+
+        def mistaken_run_ended():
+            state = run_state(wrong_run_id)
+            return state if state["type"] in ("COMPLETED", "FAILED", "CRASHED") else None
+
+        state = await wait_for(mistaken_run_ended, 120, what="the mistaken run ended", every=0.5)
         assert state["type"] == "FAILED" and "is a 'slow' connector" in state["message"]
         assert await jobs.for_connector(slow_id) == []  # no job was created for it
 
@@ -312,17 +320,14 @@ async def test_deploy_and_run_sync_directory_through_a_worker(prefect_env, tmp_p
             found = await jobs.for_connector(slow_id)
             return found[0] if found and found[0].status in statuses else None
 
-        deadline = time.monotonic() + 120
-        while not await slow_job((JobStatus.IN_PROGRESS,)):
-            assert time.monotonic() < deadline, "the slow sync did not start in 120 s"
-            await asyncio.sleep(0.5)
+        await wait_for(
+            lambda: slow_job((JobStatus.IN_PROGRESS,)), 120, what="the slow sync started",
+            every=0.5,
+        )  # fmt: skip
         await asyncio.sleep(1)
         prefect(prefect_env, "flow-run", "cancel", parent_run_id)
-        deadline = time.monotonic() + 60
         final = (JobStatus.CANCELED, JobStatus.SUSPENDED, JobStatus.ERROR, JobStatus.COMPLETED)
-        while not (job := await slow_job(final)):
-            assert time.monotonic() < deadline, "the canceled sync did not end in 60 s"
-            await asyncio.sleep(0.5)
+        job = await wait_for(lambda: slow_job(final), 60, what="the canceled sync ended", every=0.5)
         log_tail = (tmp_path / "worker.log").read_text()[-3000:]
         assert job.status == JobStatus.CANCELED, f"{job.doc.get('error')}\n{log_tail}"
         assert job.doc["deleted_document_count"] == 0

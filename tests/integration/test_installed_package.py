@@ -8,13 +8,11 @@ for .pth files, so the checkout's editable install stays out of it. Nothing else
 checkout is on its path: the test asserts where each module is loaded from.
 """
 
-import asyncio
 import os
 import shutil
 import site
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -28,6 +26,7 @@ from elastic_ingest.connectors.es.indices import delete_indices
 from elastic_ingest.connectors.protocol import JobStatus, protocol_for
 from tests.integration.private_prefect import PrivatePrefect, stop
 from tests.integration.stack import elasticsearch_section
+from tests.integration.waiting import wait_for
 
 PROJECT = Path(__file__).resolve().parents[2]
 PACKAGED = ["pyproject.toml", "README.md", "src"]
@@ -163,16 +162,16 @@ async def test_the_installed_package_deploys_itself_and_its_worker_syncs_a_folde
              "--param", f"connector_id={connector.id}", "--param", f"config_file={config_file}"],
             cwd=home, env=env,
         )  # fmt: skip
-        deadline = time.monotonic() + 120
-        while not (found := await jobs.for_connector(connector.id)) or found[0].status not in (
-            JobStatus.COMPLETED,
-            JobStatus.ERROR,
-        ):
-            assert time.monotonic() < deadline, (
-                f"no finished job in 120 s; worker log:\n{(tmp_path / 'worker.log').read_text()}"
-            )
-            await asyncio.sleep(1)
-        [job] = found
+
+        async def finished():
+            found = await jobs.for_connector(connector.id)
+            ended = found and found[0].status in (JobStatus.COMPLETED, JobStatus.ERROR)
+            return found if ended else None
+
+        [job] = await wait_for(
+            finished, 120, what="a finished job", every=0.5,
+            detail=lambda: f"worker log:\n{(tmp_path / 'worker.log').read_text()}",
+        )  # fmt: skip
         assert job.status == JobStatus.COMPLETED, job.doc.get("error")
         assert job.doc["indexed_document_count"] == 4
         await es.indices.refresh(index=index)

@@ -5,7 +5,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from elastic_ingest.connectors.protocol.connector import new_connector_document
 from tests.integration.private_prefect import free_port
 from tests.integration.processes import wait_ended
 from tests.integration.stack import elasticsearch_section
+from tests.integration.waiting import wait_for_sync
 
 PROJECT = Path(__file__).resolve().parents[2]
 
@@ -34,18 +34,18 @@ def sample(text: str, name: str, **labels: str) -> float | None:
     return None
 
 
-def scrape_until(url: str, seconds: float, predicate) -> str:
-    deadline = time.monotonic() + seconds
+def scrape_until(url: str, seconds: float, predicate, what: str) -> str:
     text = ""
-    while time.monotonic() < deadline:
+
+    def scrape() -> str | None:
+        nonlocal text
         try:
             text = httpx.get(url, timeout=2).text
         except httpx.HTTPError:
             text = ""
-        if text and predicate(text):
-            return text
-        time.sleep(0.2)
-    raise AssertionError(f"not seen in {seconds:.0f} s; last scrape:\n{text[-3000:]}")
+        return text if text and predicate(text) else None
+
+    return wait_for_sync(scrape, seconds, what=what, detail=lambda: f"last scrape:\n{text[-3000:]}")
 
 
 async def test_the_poll_loop_serves_sync_metrics_a_monitor_can_scrape(es, tmp_path):
@@ -80,7 +80,9 @@ async def test_the_poll_loop_serves_sync_metrics_a_monitor_can_scrape(es, tmp_pa
     )  # fmt: skip
     url = f"http://{address}/metrics"
     try:
-        scrape_until(url, 60, lambda text: sample(text, "elastic_ingest_poll_passes_total"))
+        scrape_until(
+            url, 60, lambda text: sample(text, "elastic_ingest_poll_passes_total"), "a poll pass"
+        )
         connectors, _ = protocol_for(es, load_settings(str(config_file)))
         document = new_connector_document("slow", index, "metered")
         document.update(
@@ -91,14 +93,15 @@ async def test_the_poll_loop_serves_sync_metrics_a_monitor_can_scrape(es, tmp_pa
         connector = await connectors.create(document)
 
         during = scrape_until(
-            url, 60, lambda t: sample(t, "elastic_ingest_jobs", status="in_progress") == 1
-        )
+            url, 60, lambda t: sample(t, "elastic_ingest_jobs", status="in_progress") == 1,
+            "a job in progress",
+        )  # fmt: skip
         assert sample(during, "elastic_ingest_connectors", status="connected") == 1
 
         def finished(text: str) -> bool:
             return sample(text, "elastic_ingest_syncs_total", connector=connector) == 1
 
-        after = scrape_until(url, 90, finished)
+        after = scrape_until(url, 90, finished, "the sync counted")
         labels = {"connector": connector, "job_type": "full"}
         assert sample(after, "elastic_ingest_syncs_total", status="completed", **labels) == 1
         assert sample(after, "elastic_ingest_documents_total", outcome="read", **labels) == 300

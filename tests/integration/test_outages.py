@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -26,6 +25,7 @@ from tests.integration.jobs import ConnectorHarness
 from tests.integration.private_prefect import PrivatePrefect, stop
 from tests.integration.stack import elasticsearch_section
 from tests.integration.tcp_proxy import TcpProxy
+from tests.integration.waiting import wait_for
 
 PROJECT = Path(__file__).resolve().parents[2]
 
@@ -114,14 +114,16 @@ async def test_the_poll_loop_rides_out_a_prefect_outage(tmp_path):
         document = new_connector_document("directory", name, configuration={"path": str(folder)})
         document.update(status="configured", sync_now=True)
         connector_id = await connectors.create(document)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
+
+        async def synced():
             found = await jobs.for_connector(connector_id)
             if found and found[0].status == JobStatus.COMPLETED:
-                return connector_id
+                return True
             assert loop.poll() is None, loop.communicate()
-            await asyncio.sleep(0.5)
-        raise AssertionError(f"connector {name} did not sync in 120 s")
+            return False
+
+        await wait_for(synced, 120, what=f"connector {name} synced", every=0.5)
+        return connector_id
 
     loop = subprocess.Popen(
         [sys.executable, "-m", "elastic_ingest.flows.poll", "-c", str(config_file)],

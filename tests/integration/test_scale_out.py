@@ -4,12 +4,10 @@ working directory, own ELASTIC_INGEST_HOSTNAME, which a job records as `worker_h
 work pool with a concurrency limit, two poll loops and a `poll/service` run at once, 12
 connectors asking for a sync; then one machine is lost in the middle of a sync."""
 
-import asyncio
 import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -28,6 +26,7 @@ from elastic_ingest.connectors.sources.directory import DirectoryDataSource
 from elastic_ingest.deployments.register import POOL, PREFECT_FILE, SYNC_SLOTS
 from tests.integration.private_prefect import PREFECT, PrivatePrefect, stop
 from tests.integration.stack import elasticsearch_section
+from tests.integration.waiting import wait_for
 
 PROJECT = Path(__file__).resolve().parents[2]
 # Four times the pool's limit: jobs queue for slots, both workers take some, none runs twice.
@@ -199,18 +198,21 @@ async def test_many_workers_run_every_job_exactly_once_and_survive_a_lost_machin
         )  # fmt: skip
         assert service_run.returncode == 0, service_run.stdout + service_run.stderr
 
-        deadline = time.monotonic() + 300
-        while True:
-            done = [
+        done: list = []
+
+        async def every_connector_synced():
+            done[:] = [
                 found
                 for connector_id in ids
                 if (found := await jobs.for_connector(connector_id))
                 and found[0].status in (JobStatus.COMPLETED, JobStatus.ERROR)
             ]
-            if len(done) == CONNECTORS:
-                break
-            assert time.monotonic() < deadline, f"{len(done)} of {CONNECTORS} synced in 300 s"
-            await asyncio.sleep(1)
+            return len(done) == CONNECTORS
+
+        await wait_for(
+            every_connector_synced, 300, what="every connector synced", every=0.5,
+            detail=lambda: f"{len(done)} of {CONNECTORS} synced",
+        )  # fmt: skip
 
         ran_on, finished = set(), []
         for connector_id, index in zip(ids, indices, strict=False):
@@ -254,15 +256,17 @@ async def test_many_workers_run_every_job_exactly_once_and_survive_a_lost_machin
             },
         )
         slow_id = await connectors.create(slow)
-        deadline = time.monotonic() + 120
-        while not (
-            (found := await jobs.for_connector(slow_id))
-            and found[0].status == JobStatus.IN_PROGRESS
-            and found[0].doc["worker_hostname"] in MACHINES  # its sync began on a worker
-        ):
-            assert time.monotonic() < deadline, "the slow sync did not start in 120 s"
-            await asyncio.sleep(0.5)
-        [lost] = found
+
+        async def slow_sync_started():
+            found = await jobs.for_connector(slow_id)
+            started = (
+                found
+                and found[0].status == JobStatus.IN_PROGRESS
+                and found[0].doc["worker_hostname"] in MACHINES  # its sync began on a worker
+            )
+            return found if started else None
+
+        [lost] = await wait_for(slow_sync_started, 120, what="the slow sync started", every=0.5)
         victim = lost.doc["worker_hostname"]
         kill_machine(processes.pop(victim))
         await connectors.patch(  # faster from now on, and due every 5 seconds
@@ -272,27 +276,38 @@ async def test_many_workers_run_every_job_exactly_once_and_survive_a_lost_machin
                 "scheduling": {"full": {"enabled": True, "interval": "*/5 * * * * ?"}},
             },
         )
-        deadline = time.monotonic() + 180
-        while (lost := await jobs.get(lost.id)).status == JobStatus.IN_PROGRESS:
-            assert time.monotonic() < deadline, "the lost machine's job was never failed"
-            await asyncio.sleep(1)
+        lost_id = lost.id
+
+        async def lost_job_ended():
+            job = await jobs.get(lost_id)
+            return None if job.status == JobStatus.IN_PROGRESS else job
+
+        lost = await wait_for(lost_job_ended, 180, what="the lost machine's job failed", every=0.5)
         assert lost.status == JobStatus.ERROR
         assert "no heartbeat" in lost.doc["error"]
         run_id = lost.doc["metadata"]["flow_run_id"]
-        while (state := httpx.get(f"{server.api}/flow_runs/{run_id}").json()["state"])[
-            "type"
-        ] != "CRASHED":
-            assert time.monotonic() < deadline, f"the lost run stays {state['type']}"
-            await asyncio.sleep(1)
-        while not (
-            later := [
+        state: dict = {}
+
+        def lost_run_crashed():
+            state.update(httpx.get(f"{server.api}/flow_runs/{run_id}").json()["state"])
+            return state["type"] == "CRASHED"
+
+        await wait_for(
+            lost_run_crashed, 180, what="the lost run Crashed", every=0.5,
+            detail=lambda: f"the lost run stays {state.get('type')}",
+        )  # fmt: skip
+
+        async def completed_after_the_loss():
+            return [
                 job
                 for job in await jobs.for_connector(slow_id)
-                if job.id != lost.id and job.status == JobStatus.COMPLETED
+                if job.id != lost_id and job.status == JobStatus.COMPLETED
             ]
-        ):
-            assert time.monotonic() < deadline, "no scheduled sync completed after the loss"
-            await asyncio.sleep(1)
+
+        later = await wait_for(
+            completed_after_the_loss, 180, what="a scheduled sync completed after the loss",
+            every=0.5,
+        )  # fmt: skip
         latest = later[-1]  # the first one to complete after the loss (newest first)
         survivor = next(machine for machine in MACHINES if machine != victim)
         assert latest.doc["worker_hostname"] == survivor
@@ -392,36 +407,42 @@ async def test_a_sync_killed_among_ten_on_one_warm_worker_fails_alone(
             )  # fmt: skip
         )
 
-        deadline = time.monotonic() + 240
-        while True:
-            running = [
+        running: list = []
+
+        async def all_running():
+            running[:] = [
                 found[0]
                 for connector_id in ids
                 if (found := await jobs.for_connector(connector_id, size=1))
                 and found[0].status == JobStatus.IN_PROGRESS
                 and (found[0].doc.get("metadata") or {}).get("flow_run_id")  # its run began
             ]
-            if len(running) == len(ids):
-                break
-            assert time.monotonic() < deadline, f"{len(running)} of 10 syncs running at once"
-            await asyncio.sleep(0.5)
+            return len(running) == len(ids)
+
+        await wait_for(
+            all_running, 240, what="10 syncs running at once", every=0.5,
+            detail=lambda: f"{len(running)} of 10 syncs running at once",
+        )  # fmt: skip
         victim = running[3]
         pid, parent = run_process_of(server.api, victim.doc["metadata"]["flow_run_id"])
         assert "elastic_ingest.workers.forkserver" in command_line(parent)  # a fork, warm
         os.kill(pid, signal.SIGKILL)
 
-        deadline = time.monotonic() + 180
-        while True:
-            ended = [
+        ended: list = []
+
+        async def all_ended():
+            ended[:] = [
                 found[0]
                 for connector_id in ids
                 if (found := await jobs.for_connector(connector_id, size=1))
                 and found[0].status in (JobStatus.COMPLETED, JobStatus.ERROR)
             ]
-            if len(ended) == len(ids):
-                break
-            assert time.monotonic() < deadline, f"{len(ended)} of 10 syncs ended in 180 s"
-            await asyncio.sleep(1)
+            return len(ended) == len(ids)
+
+        await wait_for(
+            all_ended, 180, what="10 syncs ended", every=0.5,
+            detail=lambda: f"{len(ended)} of 10 syncs ended",
+        )  # fmt: skip
         by_id = {job.id: job for job in ended}
         killed = by_id.pop(victim.id)
         assert killed.status == JobStatus.ERROR, killed.doc
@@ -436,12 +457,15 @@ async def test_a_sync_killed_among_ten_on_one_warm_worker_fails_alone(
                                                  "pause": {"value": 0},
                                                  "prefix": {"value": "again"}}},
         )  # fmt: skip
-        deadline = time.monotonic() + 120
-        while (latest := (await jobs.for_connector(victim.connector_id, size=1))[0]).id == (
-            victim.id
-        ) or latest.status not in (JobStatus.COMPLETED, JobStatus.ERROR):
-            assert time.monotonic() < deadline, "the killed sync's connector did not sync again"
-            await asyncio.sleep(1)
+
+        async def synced_again():
+            latest = (await jobs.for_connector(victim.connector_id, size=1))[0]
+            finished = latest.status in (JobStatus.COMPLETED, JobStatus.ERROR)
+            return latest if latest.id != victim.id and finished else None
+
+        latest = await wait_for(
+            synced_again, 120, what="the killed sync's connector synced again", every=0.5
+        )
         assert latest.status == JobStatus.COMPLETED, run_story(server.api, latest)
         assert worker.poll() is None  # the worker lives on
     finally:

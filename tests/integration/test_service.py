@@ -28,6 +28,7 @@ from elastic_ingest.flows.poll import poll_forever
 from elastic_ingest.tasks.sync_tasks import report_key
 from tests.integration.processes import wait_ended
 from tests.integration.stack import elasticsearch_section
+from tests.integration.waiting import wait_for
 
 PROJECT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "elastic_ingest.app.cli"]
@@ -88,15 +89,6 @@ async def index_ids(es, index):
 async def latest_job(jobs, connector_id):
     [job, *_] = await jobs.for_connector(connector_id, size=1)
     return job
-
-
-async def wait_for(predicate, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await predicate():
-            return
-        await asyncio.sleep(0.2)
-    raise AssertionError("condition not reached in time")
 
 
 def test_help_shows_the_seed_contract_flags():
@@ -223,7 +215,7 @@ async def test_canceling_an_in_process_sync_ends_canceled_with_zero_deletes(serv
         job = await latest_job(jobs, connector_id)
         return job.status == JobStatus.IN_PROGRESS and job.doc["last_seen"] > job.doc["started_at"]
 
-    await wait_for(running)
+    await wait_for(running, what="the slow sync running")
     job = await latest_job(jobs, connector_id)
     # `--`: an Elasticsearch id may start with "-"
     assert "canceling" in cli(config_file, "job", "cancel", "--", job.id).stdout
@@ -247,7 +239,7 @@ async def test_cancelling_the_prefect_flow_run_ends_the_job_canceled(service, co
             "flow_run_id"
         )
 
-    await wait_for(running)
+    await wait_for(running, what="the slow sync running in a flow run")
     job = await latest_job(jobs, connector_id)
     async with get_client() as client:
         await client.set_flow_run_state(
@@ -275,7 +267,7 @@ async def test_sigterm_stops_the_poll_loop_and_the_running_job_ends_suspended(se
         return job.status == JobStatus.IN_PROGRESS and job.doc["last_seen"] > job.doc["started_at"]
 
     try:
-        await wait_for(running)
+        await wait_for(running, what="the slow sync running")
         await asyncio.sleep(1)
     finally:
         process.send_signal(signal.SIGTERM)
