@@ -3,7 +3,8 @@
 Exit status: 0 success, 2 usage or configuration error, 1 runtime failure.
 Reference with one example per command: docs/cli.md. The commands live in
 app/connector_commands.py and app/job_commands.py; values in app/values.py; printing in
-app/output.py.
+app/output.py. Longer than a module here should be: `build_parser` declares every command and
+flag in one place, the one a reader of `--help` would look for.
 """
 
 from __future__ import annotations

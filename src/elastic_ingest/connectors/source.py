@@ -1,4 +1,5 @@
-"""The source contract: what a data source class provides, and the Document it yields."""
+"""The source contract: what a data source class provides, and the Document it yields. A plugin
+author reads the whole contract in this one file (docs/writing-a-source.md walks through it)."""
 
 from __future__ import annotations
 

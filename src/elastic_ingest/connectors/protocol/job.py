@@ -1,4 +1,6 @@
-"""Sync-job documents: create, claim exclusively, heartbeat, finish; the state machine enforced."""
+"""Sync-job documents: create, claim exclusively, heartbeat, finish; the state machine enforced.
+Longer than a module here should be: every write to a job document is a compare-and-set here,
+so that the state machine has one home."""
 
 from __future__ import annotations
 

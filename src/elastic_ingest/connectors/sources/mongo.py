@@ -1,4 +1,6 @@
-"""MongoDB collections, on PyMongo's asyncio client (the maintained successor of Motor)."""
+"""MongoDB collections, on PyMongo's asyncio client (the maintained successor of Motor). Longer
+than a module here should be: it is every part of the source contract for one source (TLS,
+advanced rules, parts, versions first, incremental, identities), each short, read together."""
 
 from __future__ import annotations
 
