@@ -538,9 +538,11 @@ class Bench:
         resync = await self.measured_sync("no-op full resync (s3)", connector, index)
         assert resync["indexed"] == 0 and resync["deleted"] == 0, resync
         assert resync["fetched"] == 0 and resync["not_fetched"] == self.objects, resync
+        verified = self.timed_verify(connector, "verify (s3, listing without bodies)")
         self.results["s3"] = {
             "first_sync_vs_scan": first["seconds"] / scan,
             "noop_vs_first": resync["seconds"] / first["seconds"],
+            "verify_vs_first": verified / first["seconds"],
         }
 
     async def idle_processes(self) -> None:

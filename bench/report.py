@@ -105,6 +105,11 @@ def verdicts(results: dict, documents: int) -> list[str]:
         lines.append(f"s3 first sync = {results['s3']['first_sync_vs_scan']:.2f} x raw S3 scan")
         ratio = results["s3"]["noop_vs_first"]
         lines.append(lazy_fetch_verdict("s3", ratio, "cursor cleared so all is diffed, 0 fetched"))
+        ratio = results["s3"]["verify_vs_first"]
+        lines.append(
+            f"verify of the unchanged bucket's index (s3, listing without bodies) = {ratio:.2f} x "
+            f"its first sync (target <= 0.5, {_met(ratio, 0.5)})"
+        )
     if "directory" in results:
         ratio = results["directory"]["noop_vs_first"]
         lines.append(lazy_fetch_verdict("directory", ratio, "1 file touched, 1 fetched"))
