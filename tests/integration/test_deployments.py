@@ -47,6 +47,24 @@ def prefect(env, *args):
     return result.stdout
 
 
+FINAL_STATES = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+
+
+async def final_flow_runs(api: str, flow_run_filter: dict) -> list[dict]:
+    """The flow runs matching `flow_run_filter` once all have a final state."""
+
+    def all_final():
+        runs = httpx.post(f"{api}/flow_runs/filter", json=flow_run_filter).json()
+        return runs if runs and all(run["state"]["type"] in FINAL_STATES for run in runs) else None
+
+    return await wait_for(all_final, 60, what="final states of the flow runs", every=0.5)
+
+
+async def final_flow_run(api: str, flow_run_id: str) -> dict:
+    [run] = await final_flow_runs(api, {"flow_runs": {"id": {"any_": [flow_run_id]}}})
+    return run
+
+
 async def run_deployment_job(env, jobs, connector_id: str, config_file) -> Job:
     """`prefect deployment run sync/directory` for one connector; its new job once it ended."""
     before = len(await jobs.for_connector(connector_id))
@@ -149,7 +167,8 @@ async def test_deploy_and_run_sync_directory_through_a_worker(prefect_env, tmp_p
         )
         await es.indices.refresh(index=index)
         assert (await es.count(index=index))["count"] == 3
-        flow_run = httpx.get(f"{api}/flow_runs/{job.doc['metadata']['flow_run_id']}").json()
+        # the job document is final a moment before Prefect records the run's final state
+        flow_run = await final_flow_run(api, job.doc["metadata"]["flow_run_id"])
         assert flow_run["state"]["type"] == "COMPLETED"
         assert f"job:{job.id}" in flow_run["tags"] and flow_run["name"] == f"{index} (full)"
 
@@ -189,10 +208,9 @@ async def test_deploy_and_run_sync_directory_through_a_worker(prefect_env, tmp_p
             assert parted_job.status == JobStatus.COMPLETED, parted_job.doc.get("error")
             assert len(parted_job.doc["metadata"]["partitions"]) == 3
             assert len(parted_job.doc["metadata"]["parts_done"]) == 3
-            part_runs = httpx.post(
-                f"{api}/flow_runs/filter",
-                json={"flow_runs": {"tags": {"all_": ["part", f"job:{parted_job.id}"]}}},
-            ).json()
+            part_runs = await final_flow_runs(
+                api, {"flow_runs": {"tags": {"all_": ["part", f"job:{parted_job.id}"]}}}
+            )
             assert sorted(run["state"]["type"] for run in part_runs) == ["COMPLETED"] * 3
             assert {run["deployment_id"] for run in part_runs} == {deployed["id"]}
         assert parted_job.doc["deleted_document_count"] == 1
