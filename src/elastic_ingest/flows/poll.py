@@ -21,6 +21,7 @@ import sys
 
 from prefect import flow, tags
 from prefect.client.orchestration import get_client
+from prefect.context import AsyncClientContext
 from prefect.exceptions import TerminationSignal
 
 from elastic_ingest.connectors.config import SettingsError, load_settings
@@ -214,6 +215,18 @@ async def _one_pass(
         return [], str(error)
     finally:
         await es.close()
+    # One Prefect client for the whole pass: each client Prefect builds loads a CA bundle
+    # (~23 ms of CPU), and a pass would build one per deployment read and per run launched.
+    try:
+        async with AsyncClientContext.get_or_create():
+            return await _claim_and_launch(settings, config_file, capacity, metrics)
+    except Exception as error:  # opening it asks the server's version once: it may be away
+        return [], f"the Prefect server does not answer ({describe_error(error)})"
+
+
+async def _claim_and_launch(
+    settings, config_file: str | None, capacity: int, metrics: ServiceMetrics | None
+) -> tuple[list, str | None]:
     try:
         async with get_client() as client:
             unhealthy = await client.api_healthcheck()

@@ -27,8 +27,11 @@ import sys
 import threading
 import warnings
 from importlib.metadata import entry_points
+from pathlib import Path
 
 import orjson
+
+from elastic_ingest.workers.api_ca import lighter_api_ca, unused_ca_file
 
 PRELOADED = (
     "prefect.engine",
@@ -91,12 +94,13 @@ def _reap(channel: socket.socket) -> None:
         channel.sendall(orjson.dumps({"exited": pid, "code": code}) + b"\n")
 
 
-def run_flow(request: dict) -> None:
+def run_flow(request: dict, api_ca_file: Path) -> None:
     """In the child: become the flow run's process, as `python -m prefect.engine` would be."""
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     os.environ.clear()
     os.environ.update(request["env"])
+    os.environ.update(lighter_api_ca(os.environ, api_ca_file))
     if request.get("cwd"):
         os.chdir(request["cwd"])
     from prefect.context import refresh_global_settings_context
@@ -119,10 +123,12 @@ def main() -> None:
         names = ", ".join(thread.name for thread in threading.enumerate())
         print(f"fork server: threads running after imports ({names})", file=sys.stderr)
         sys.exit(3)
+    api_ca_file = unused_ca_file()
     channel.sendall(b'{"ready": true}\n')
     request = serve(channel)
     if request is not None:
-        run_flow(request)  # the child: it exits as the engine decides, atexit hooks and all
+        # the child: it exits as the engine decides, atexit hooks and all
+        run_flow(request, api_ca_file)
 
 
 if __name__ == "__main__":

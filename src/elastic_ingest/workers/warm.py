@@ -5,7 +5,8 @@ comes to be differs. A work pool whose job template sets its own `command` is se
 Prefect way.
 
 It leans on Prefect's runner internals (the executor a process worker uses), which is why
-Prefect's version is pinned; tests/integration/test_warm_worker.py fails on a change.
+Prefect's version is pinned; the warm-worker tests of tests/integration/test_scale_out.py fail
+on a change.
 """
 
 from __future__ import annotations
