@@ -13,7 +13,8 @@ def test_the_file_loads_as_exactly_one_ca():
 
 def test_only_a_plain_http_api_with_no_tls_choice_gets_it():
     ca = unused_ca_file()
-    assert lighter_api_ca({"PREFECT_API_URL": "http://127.0.0.1:4200/api"}, ca) == {SETTING: str(ca)}
+    plain = {"PREFECT_API_URL": "http://127.0.0.1:4200/api"}
+    assert lighter_api_ca(plain, ca) == {SETTING: str(ca)}
     assert lighter_api_ca({"PREFECT_API_URL": "https://prefect.example/api"}, ca) == {}
     assert lighter_api_ca({}, ca) == {}  # no API URL: Prefect decides (an ephemeral server)
     own = {"PREFECT_API_URL": "http://127.0.0.1:4200/api", SETTING: "/etc/ssl/mine.pem"}

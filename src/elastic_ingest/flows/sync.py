@@ -1,4 +1,4 @@
-"""Flow `sync`: one job of one connector, one task run per stage in docs/architecture.md.
+"""Flow `sync`: one job of one connector, through the stages of docs/architecture.md.
 
 Run with `job_id` (a job the poller claimed) it syncs that job. Run without it, as
 `prefect deployment run sync/<service_type>` does, it creates and claims an on-demand job for
@@ -111,7 +111,7 @@ async def sync_slot():
 
 
 async def sync_job(job_id: str, config_file: str | None, claim: str | None = None):
-    """Run the job's lifecycle (connectors/job/run.py) with each stage as a task run."""
+    """Run the job's lifecycle (connectors/job/run.py) through the stages of tasks/sync_tasks.py."""
     async with flow_runtime(config_file) as runtime:
         if flow_run.run_count > 1:  # retried from the Prefect UI or CLI
             job_id, claim = await _job_for_retry(runtime, job_id, claim)

@@ -20,7 +20,6 @@ from prefect.exceptions import MissingContextError
 
 from elastic_ingest.connectors.config import Settings, load_settings
 from elastic_ingest.connectors.es.client import ESClient, create_client
-from elastic_ingest.connectors.es.errors import is_transient
 from elastic_ingest.connectors.job.run import JobRun
 from elastic_ingest.connectors.protocol import ConnectorIndex, JobIndex, protocol_for
 
@@ -83,9 +82,3 @@ def run_logger() -> logging.Logger | logging.LoggerAdapter:
         return get_run_logger()
     except MissingContextError:
         return logging.getLogger("elastic-ingest.poll")
-
-
-def transient_only(task, task_run, state) -> bool:
-    """Retry condition: retry network trouble, never a configuration or data mistake.
-    (Prefect hands the failed state over with the exception as its data.)"""
-    return is_transient(state.data)

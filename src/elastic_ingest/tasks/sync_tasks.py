@@ -1,11 +1,18 @@
-"""The stages of a sync as Prefect tasks (docs/architecture.md): one task run per stage, each a
-call into the flow run's job stages (connectors/job/stages.py), a log line and a small value."""
+"""The stages of a sync (docs/architecture.md), each a call into the flow run's job stages
+(connectors/job/stages.py), a log line and a small value. The stage that reads the source is a
+task run: it takes the time, streams its progress, and is where a UI user looks. The short ones
+around it (check-changed, snapshot-index, plan-partitions, delete-stale, report-status) run as
+plain calls in the flow run, with the retries they had as tasks: a task run costs the Prefect
+server three state events and a log line, which for many small syncs was a fifth of its work
+(README, "Many small connectors")."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import re
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from prefect import get_run_logger, task
 from prefect.artifacts import (
@@ -16,27 +23,45 @@ from prefect.artifacts import (
 )
 from prefect.cache_policies import NO_CACHE
 
+from elastic_ingest.connectors.errors import describe_error
+from elastic_ingest.connectors.es.errors import is_transient
 from elastic_ingest.connectors.job.run import JobRun
 from elastic_ingest.connectors.protocol import JobStatus
-from elastic_ingest.tasks.runtime import current_job, transient_only
+from elastic_ingest.tasks.runtime import current_job, run_logger
 
 PROGRESS_EVERY_SECONDS = 2.0
-RETRY_TRANSIENT = {"retry_delay_seconds": 2, "retry_condition_fn": transient_only}
+RETRY_DELAY_SECONDS = 2.0
+T = TypeVar("T")
 
 
-@task(name="check-changed", cache_policy=NO_CACHE, retries=2, **RETRY_TRANSIENT)
+async def retrying(
+    stage: str, call: Callable[[], Awaitable[T]], retries: int, delay: float = RETRY_DELAY_SECONDS
+) -> T:
+    """`call()`, again after `delay` s up to `retries` times when it fails with network trouble;
+    a configuration or data mistake fails at once."""
+    for attempt in range(retries + 1):
+        try:
+            return await call()
+        except Exception as error:
+            if attempt == retries or not is_transient(error):
+                raise
+            run_logger().warning("%s: %s; retrying in %.0f s", stage, describe_error(error), delay)
+            await asyncio.sleep(delay)
+    raise AssertionError("unreachable")  # the last attempt returned or raised
+
+
 async def check_changed(job_id: str) -> bool:
     """Reach the source and ask whether anything changed since the last successful sync."""
-    changed = await current_job(job_id).stages.check_changed()
+    run = current_job(job_id)
+    changed = await retrying("check-changed", run.stages.check_changed, retries=2)
     get_run_logger().info("source changed since last sync: %s", changed)
     return changed
 
 
-@task(name="snapshot-index", cache_policy=NO_CACHE, retries=2, **RETRY_TRANSIENT)
 async def snapshot_index(job_id: str) -> int:
     """Create the index if needed, then record what it holds (ids and versions) on disk."""
     run = current_job(job_id)
-    count = await run.stages.snapshot_index()
+    count = await retrying("snapshot-index", run.stages.snapshot_index, retries=2)
     get_run_logger().info("index %s holds %d documents", run.setup.inputs.index_name, count)
     return count
 
@@ -70,11 +95,10 @@ async def write_documents(job_id: str) -> dict:
     return {key: value for key, value in counts.items() if key != "failures"}
 
 
-@task(name="plan-partitions", cache_policy=NO_CACHE, retries=2, **RETRY_TRANSIENT)
 async def plan_partitions(job_id: str) -> int:
     """How many parts the full listing is read in, at once (1: as one)."""
     run = current_job(job_id)
-    parts = await run.stages.plan_partitions()
+    parts = await retrying("plan-partitions", run.stages.plan_partitions, retries=2)
     if parts > 1:
         labels = ", ".join(str(part.get("label") or part) for part in run.stages.parts)
         get_run_logger().info("the source is read in %d parts at once: %s", parts, labels)
@@ -147,19 +171,17 @@ async def write_identities(job_id: str) -> dict:
     return {key: value for key, value in counts.items() if key != "failures"}
 
 
-@task(name="delete-stale", cache_policy=NO_CACHE, retries=1, **RETRY_TRANSIENT)
 async def delete_stale(job_id: str) -> int:
     """Delete what the source no longer has; refuses unless the source was read to the end."""
-    deleted = await current_job(job_id).stages.delete_stale()
+    deleted = await retrying("delete-stale", current_job(job_id).stages.delete_stale, retries=1)
     get_run_logger().info("deleted %d documents the source no longer has", deleted)
     return deleted
 
 
-@task(name="report-status", cache_policy=NO_CACHE, retries=3, **RETRY_TRANSIENT)
 async def finish(job_id: str) -> JobStatus:
     """Finish the job (mirrored onto the connector) and publish the sync report."""
     run = current_job(job_id)
-    status = await run.finish()
+    status = await retrying("report-status", run.finish, retries=3)
     counts = run.progress.report()
     rows = [
         {"measure": name, "value": counts[name]}
@@ -216,7 +238,7 @@ def report_key(connector_id: str) -> str:
 
 
 class TaskStages:
-    """A job's stages as task runs, for `JobRun.run(stages=...)`."""
+    """A job's stages as the flow run calls them, for `JobRun.run(stages=...)`."""
 
     def __init__(self, job_id: str):
         self.job_id = job_id
