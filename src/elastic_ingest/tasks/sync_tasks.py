@@ -70,16 +70,16 @@ async def snapshot_index(job_id: str) -> int:
 async def write_documents(job_id: str) -> dict:
     """Stream the source, skip unchanged documents, bulk-write the rest; counts come back."""
     run = current_job(job_id)
-    artifact = await create_progress_artifact(0.0, description="documents read from source")
-    follower = asyncio.create_task(_follow(artifact, run))
+    follower = ProgressFollower(run)
+    watching = asyncio.create_task(follower.follow())
     try:
         counts = await run.stages.write_documents()
     finally:
-        follower.cancel()
+        watching.cancel()
         with contextlib.suppress(asyncio.CancelledError):
-            await follower
+            await watching
         progress = run.progress
-        await update_progress_artifact(artifact, 100.0, f"{progress.seen} documents read")
+        await follower.done(f"{progress.seen} documents read")
     get_run_logger().info(
         "read %d, indexed %d (%d new), skipped %d unchanged, fetched %d (%d left unfetched), "
         "%d excluded by sync rules, %d rejected",
@@ -117,15 +117,31 @@ async def write_partition(job_id: str, number: int) -> dict:
     return {key: value for key, value in counts.items() if key != "failures"}
 
 
-async def _follow(artifact, run: JobRun) -> None:
-    """Move the progress artifact every few seconds while documents stream."""
-    while True:
-        await asyncio.sleep(PROGRESS_EVERY_SECONDS)
-        progress = run.progress
-        expected = run.stages.indexed_before
-        percent = min(99.0, 100.0 * progress.seen / expected) if expected else 0.0
-        description = f"{progress.seen} documents read, {progress.indexed} indexed"
-        await update_progress_artifact(artifact, percent, description)
+class ProgressFollower:
+    """The progress artifact of a stage that streams documents, moved every few seconds. It
+    appears only once the stage has run that long: a sync over in under two seconds has its
+    report and no progress bar (two API calls fewer, which many small syncs add up)."""
+
+    def __init__(self, run: JobRun):
+        self.run = run
+        self.artifact = None
+
+    async def follow(self) -> None:
+        while True:
+            await asyncio.sleep(PROGRESS_EVERY_SECONDS)
+            progress = self.run.progress
+            expected = self.run.stages.indexed_before
+            percent = min(99.0, 100.0 * progress.seen / expected) if expected else 0.0
+            description = f"{progress.seen} documents read, {progress.indexed} indexed"
+            if self.artifact is None:
+                self.artifact = await create_progress_artifact(
+                    percent, description="documents read from source"
+                )
+            await update_progress_artifact(self.artifact, percent, description)
+
+    async def done(self, description: str) -> None:
+        if self.artifact is not None:
+            await update_progress_artifact(self.artifact, 100.0, description)
 
 
 @task(name="write-changes", cache_policy=NO_CACHE)
