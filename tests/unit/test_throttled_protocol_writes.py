@@ -8,7 +8,7 @@ import pytest
 
 from elastic_ingest.connectors import poll
 from elastic_ingest.connectors.config import parse_settings
-from elastic_ingest.connectors.es import documents
+from elastic_ingest.connectors.es import busy
 from elastic_ingest.connectors.es.client import ESClient
 from elastic_ingest.connectors.es.transport import Transport
 from elastic_ingest.connectors.protocol.connector import ConnectorIndex
@@ -34,7 +34,7 @@ def throttling_cluster(throttled_answers: int, sent: list[list[str]]) -> ESClien
 
 @pytest.fixture(autouse=True)
 def no_pause(monkeypatch):
-    monkeypatch.setattr(documents, "THROTTLED_PAUSE_SECONDS", 0.0)
+    monkeypatch.setattr(busy, "THROTTLED_PAUSE_SECONDS", 0.0)
 
 
 async def test_a_throttled_check_in_item_is_sent_again_until_it_lands():
@@ -50,7 +50,7 @@ async def test_throttled_past_the_retries_is_an_error_naming_the_document():
     es = throttling_cluster(throttled_answers=100, sent=sent)
     with pytest.raises(RuntimeError, match="b not updated"):
         await ConnectorIndex(es, ".elastic-connectors").heartbeat(["a", "b"])
-    assert len(sent) == documents.THROTTLED_RETRIES + 1
+    assert len(sent) == busy.THROTTLED_RETRIES + 1
     await es.close()
 
 

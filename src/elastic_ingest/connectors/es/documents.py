@@ -3,17 +3,15 @@ update only if unchanged (compare-and-set). The protocol layer uses these, never
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Self, TypeVar
 
+from elastic_ingest.connectors.es.busy import send_until_not_busy
 from elastic_ingest.connectors.es.client import ESClient
 from elastic_ingest.connectors.es.transport import ConflictError, NotFoundError
 
 PAGE = 500
-THROTTLED_RETRIES = 4
-THROTTLED_PAUSE_SECONDS = 0.5
 D = TypeVar("D", bound="VersionedDocument")
 
 
@@ -165,34 +163,26 @@ class DocumentIndex:
         self, ids: list[str], action: str, body: dict | None, batch: int, **options
     ) -> int:
         """One bulk `action` per id (with `body` when it takes one), `batch` ids per request;
-        the count done. A missing document is skipped; an item the cluster throttled (429) is
-        sent again after a pause, up to THROTTLED_RETRIES times; any other failure raises."""
+        the count done. A missing document is skipped; an item refused as busy is sent again
+        (es/busy.py); any other failure raises."""
+
+        async def send(pending: Sequence[str]) -> dict:
+            operations: list[dict] = []
+            for document_id in pending:
+                operations.append({action: {"_index": self.index, "_id": document_id, **options}})
+                if body is not None:
+                    operations.append(body)
+            return await self.es.bulk(operations=operations, refresh=True)
+
         done = 0
         for start in range(0, len(ids), batch):
-            pending = ids[start:][:batch]
-            for attempt in range(THROTTLED_RETRIES + 1):
-                operations: list[dict] = []
-                for document_id in pending:
-                    meta = {"_index": self.index, "_id": document_id, **options}
-                    operations.append({action: meta})
-                    if body is not None:
-                        operations.append(body)
-                response = await self.es.bulk(operations=operations, refresh=True)
-                throttled = []
-                for item in response["items"]:
-                    result = item[action]
-                    status = result.get("status")
-                    if status == 429 and attempt < THROTTLED_RETRIES:
-                        throttled.append(result.get("_id"))
-                    elif status not in (200, 404):
-                        raise RuntimeError(
-                            f"{self.index}/{result.get('_id')} not {action}d: {result.get('error')}"
-                        )
-                    done += status == 200
-                if not throttled:
-                    break
-                pending = throttled
-                await asyncio.sleep(THROTTLED_PAUSE_SECONDS * 2**attempt)
+            for result in await send_until_not_busy(ids[start:][:batch], send):
+                status = result.get("status")
+                if status not in (200, 404):
+                    raise RuntimeError(
+                        f"{self.index}/{result.get('_id')} not {action}d: {result.get('error')}"
+                    )
+                done += status == 200
         return done
 
 

@@ -1,5 +1,5 @@
-"""The one rule for "is this Elasticsearch error worth retrying?", shared by the bulk writer and
-the retry condition of every task."""
+"""The one rule for "is this Elasticsearch error worth retrying?", shared by the bulk writers and
+the retries of a sync's stages."""
 
 from __future__ import annotations
 

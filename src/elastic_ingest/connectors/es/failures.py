@@ -6,16 +6,14 @@ Records hold ids, reasons and times; the documents' bodies only when the user as
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import orjson
 
+from elastic_ingest.connectors.es.busy import send_until_not_busy
 from elastic_ingest.connectors.es.client import ESClient
-from elastic_ingest.connectors.es.documents import THROTTLED_PAUSE_SECONDS, THROTTLED_RETRIES
-from elastic_ingest.connectors.es.errors import RETRIABLE_STATUS
 from elastic_ingest.connectors.es.indices import ensure_index
 from elastic_ingest.connectors.es.transport import NotFoundError
 
@@ -101,25 +99,17 @@ class FailureIndex:
         return len(ids)
 
     async def _bulk(self, operations: list[bytes]) -> None:
-        """Bulk requests of `operations` (each its action line and body); items refused as busy
-        are sent again after a pause, up to THROTTLED_RETRIES times. Raises on any other item
-        refused (a record already gone is not)."""
-        for attempt in range(THROTTLED_RETRIES + 1):
-            body = b"\n".join(operations) + b"\n"
-            response = await self.es.bulk(index=self.name, operations=body, refresh=True)
-            if not response.get("errors"):
-                return
-            busy = []
-            for operation, item in zip(operations, response["items"], strict=True):
-                result = next(iter(item.values()))
-                if result["status"] in RETRIABLE_STATUS and attempt < THROTTLED_RETRIES:
-                    busy.append(operation)
-                elif result["status"] > 299 and result["status"] != 404:
-                    raise RuntimeError(f"failures index {self.name} refused {result}")
-            if not busy:
-                return
-            operations = busy
-            await asyncio.sleep(THROTTLED_PAUSE_SECONDS * 2**attempt)
+        """Bulk requests of `operations` (each its action line and body), items refused as busy
+        sent again (es/busy.py). Raises on any other item refused (a record already gone is
+        not)."""
+
+        async def send(pending: Sequence[bytes]) -> dict:
+            body = b"\n".join(pending) + b"\n"
+            return await self.es.bulk(index=self.name, operations=body, refresh=True)
+
+        for result in await send_until_not_busy(operations, send):
+            if result["status"] > 299 and result["status"] != 404:
+                raise RuntimeError(f"failures index {self.name} refused {result}")
 
     async def _search(self, query: dict, size: int, full: bool = False) -> list[dict]:
         try:
