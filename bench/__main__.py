@@ -686,7 +686,7 @@ async def main() -> int:
         "--scale-connectors",
         type=int,
         default=50,
-        help="small connectors synced through the work pool with 1 and 2 workers (0: skip)",
+        help="small connectors synced through the work pool by one worker of each kind (0: skip)",
     )
     parser.add_argument(
         "--only-mongodb",

@@ -46,7 +46,7 @@ from elastic_ingest.connectors.sources.directory import DirectoryDataSource  # n
 from elastic_ingest.deployments.register import POOL, register, set_max_syncs  # noqa: E402
 from tests.integration.private_prefect import PREFECT, PrivatePrefect, stop  # noqa: E402
 
-SLOTS_PER_WORKER = 2
+SLOTS_PER_WORKER = 8  # a warm sync holds ~33 MB: eight fit in ~440 MB (README)
 TICK = os.sysconf("SC_CLK_TCK")
 WORKERS = {  # kind -> the command that starts one worker of it on the pool
     "prefect": [PREFECT, "worker", "start", "--pool", POOL],
