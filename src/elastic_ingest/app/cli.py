@@ -15,6 +15,7 @@ import importlib
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError
@@ -29,8 +30,25 @@ if TYPE_CHECKING:
     from elastic_ingest.connectors.config import Settings
 
 
+ELASTICSEARCH_ID = re.compile(r"-[A-Za-z0-9_-]{19}")
+"""An id Elasticsearch made (20 URL-safe base64 characters) that begins with '-': one in 64 do,
+connectors and jobs Kibana creates among them."""
+
+
 class Parser(argparse.ArgumentParser):
-    """argparse, but a mistake is one `error:` line (exit 2) like every other usage error."""
+    """argparse, but a mistake is one `error:` line (exit 2) like every other usage error, and
+    an id that begins with '-' is an id, not an unknown option."""
+
+    def parse_args(self, args=None, namespace=None):
+        # argparse reads an argument that begins with a space as positional: such ids go in so
+        # and come out as they were
+        argv = sys.argv[1:] if args is None else list(args)
+        marked = [f" {arg}" if ELASTICSEARCH_ID.fullmatch(arg) else arg for arg in argv]
+        parsed = super().parse_args(marked, namespace)
+        for name, value in vars(parsed).items():
+            if isinstance(value, str) and ELASTICSEARCH_ID.fullmatch(value.removeprefix(" ")):
+                setattr(parsed, name, value.removeprefix(" "))
+        return parsed
 
     def error(self, message: str):
         self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
