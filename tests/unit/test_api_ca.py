@@ -21,3 +21,11 @@ def test_only_a_plain_http_api_with_no_tls_choice_gets_it():
     assert lighter_api_ca(own, ca) == {}
     skip = {"PREFECT_API_URL": "http://h/api", "PREFECT_API_TLS_INSECURE_SKIP_VERIFY": "True"}
     assert lighter_api_ca(skip, ca) == {}
+    assert lighter_api_ca(plain, None) == {}  # no file could be written: Prefect's own way
+
+
+def test_a_temporary_folder_it_cannot_write_leaves_prefect_its_own_way(tmp_path, monkeypatch):
+    blocked = tmp_path / "read-only"
+    blocked.write_text("a file where the folder would go")
+    monkeypatch.setattr("tempfile.tempdir", str(blocked))
+    assert unused_ca_file() is None

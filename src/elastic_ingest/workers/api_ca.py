@@ -28,25 +28,30 @@ SETTING = "PREFECT_API_SSL_CERT_FILE"
 END = "-----END CERTIFICATE-----"
 
 
-def unused_ca_file() -> Path:
-    """The one-CA file, written once per user (atomically: workers may start side by side)."""
+def unused_ca_file() -> Path | None:
+    """The one-CA file, written once per user (atomically: workers may start side by side);
+    None where it cannot be written (a read-only temporary folder): runs then load the bundle."""
     folder = Path(tempfile.gettempdir()) / f"elastic-ingest-{os.getuid()}"
-    folder.mkdir(mode=0o700, exist_ok=True)
     path = folder / "plain-http-api-ca.pem"
-    if not path.exists():
-        bundle = Path(certifi.where()).read_text()
-        first = bundle[bundle.index("-----BEGIN CERTIFICATE-----") : bundle.index(END) + len(END)]
-        with tempfile.NamedTemporaryFile("w", dir=folder, delete=False) as out:
-            out.write(f"{HEADER}\n{first}\n")
-        os.replace(out.name, path)
+    try:
+        folder.mkdir(mode=0o700, exist_ok=True)
+        if not path.exists():
+            bundle = Path(certifi.where()).read_text()
+            begin = bundle.index("-----BEGIN CERTIFICATE-----")
+            first = bundle[begin : bundle.index(END) + len(END)]
+            with tempfile.NamedTemporaryFile("w", dir=folder, delete=False) as out:
+                out.write(f"{HEADER}\n{first}\n")
+            os.replace(out.name, path)
+    except OSError:
+        return None
     return path
 
 
-def lighter_api_ca(env: Mapping[str, str], ca_file: Path) -> dict[str, str]:
+def lighter_api_ca(env: Mapping[str, str], ca_file: Path | None) -> dict[str, str]:
     """`env`'s additions for a sync process: the one-CA file when the API is plain http and the
     user chose nothing about its TLS; nothing otherwise."""
     api = env.get("PREFECT_API_URL", "")
     skip_verify = env.get("PREFECT_API_TLS_INSECURE_SKIP_VERIFY", "").lower() in ("1", "true")
-    if not api.startswith("http://") or env.get(SETTING) or skip_verify:
+    if ca_file is None or not api.startswith("http://") or env.get(SETTING) or skip_verify:
         return {}
     return {SETTING: str(ca_file)}

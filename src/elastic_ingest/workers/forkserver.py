@@ -121,7 +121,7 @@ def _reap(channel: socket.socket) -> None:
         channel.sendall(orjson.dumps({"exited": pid, "code": code}) + b"\n")
 
 
-def run_flow(request: dict, api_ca_file: Path) -> None:
+def run_flow(request: dict, api_ca_file: Path | None) -> None:
     """In the child: become the flow run's process, as `python -m prefect.engine` would be."""
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
