@@ -1,6 +1,6 @@
 """A sync process builds about eleven Prefect API clients (flow run, logs, events, leases, ...),
 and Prefect 3.9 loads a whole CA bundle into a new SSL context for each one, even for a plain
-`http://` API whose connections never use it: ~23 ms of CPU each, a quarter of a small sync's
+`http://` API whose connections never use it: ~23 ms of CPU each, about a third of a small sync's
 cost in a warm worker (PrefectHQ/prefect#19106 would let clients share one context).
 
 For a plain-HTTP API, the fork server points `PREFECT_API_SSL_CERT_FILE` at a file holding one
