@@ -2,9 +2,10 @@
 (connectors/job/stages.py), a log line and a small value. The stage that reads the source is a
 task run: it takes the time, streams its progress, and is where a UI user looks. The short ones
 around it (check-changed, snapshot-index, plan-partitions, delete-stale, report-status) run as
-plain calls in the flow run, with the retries they had as tasks: a task run costs the Prefect
-server three state events and a log line, which for many small syncs was a fifth of its work
-(README, "Many small connectors")."""
+plain calls in the flow run, with the retries they had as tasks (report-status waits out an
+outage in JobRun.finish itself): a task run costs the Prefect server three state events and a
+log line, which for many small syncs was about a fifth of its work (README, "Many small
+connectors")."""
 
 from __future__ import annotations
 
@@ -197,7 +198,7 @@ async def delete_stale(job_id: str) -> int:
 async def finish(job_id: str) -> JobStatus:
     """Finish the job (mirrored onto the connector) and publish the sync report."""
     run = current_job(job_id)
-    status = await retrying("report-status", run.finish, retries=3)
+    status = await run.finish()  # waits out Elasticsearch being away itself: no retry on top
     counts = run.progress.report()
     rows = [
         {"measure": name, "value": counts[name]}
