@@ -11,11 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from elastic_ingest.connectors.es.bulk import BulkWriter, Fenced
+from elastic_ingest.connectors.es.bulk import BulkWriter, Fenced, bulk_sender
 from elastic_ingest.connectors.es.indices import ensure_content_index
+from elastic_ingest.connectors.job.ownership import OwnerCheck
 from elastic_ingest.connectors.poll import heartbeat_and_publish
 from elastic_ingest.connectors.protocol import JobStatus
 from elastic_ingest.connectors.protocol.connector import new_connector_document
+from elastic_ingest.connectors.protocol.job import JobLost
 from elastic_ingest.connectors.protocol.stale import fail_stale_jobs
 from tests.integration.conftest import make_settings
 from tests.integration.jobs import ConnectorHarness
@@ -130,6 +132,9 @@ async def test_a_worker_declared_dead_cannot_overwrite_a_newer_job(es, index_nam
     assert frozen.returncode == 1, stderr.decode()
     assert "no longer owns it" in stderr.decode() and "Traceback" not in stderr.decode()
     assert await ids_and_versions(es, index_name) == expected  # nothing old came back
+    if "deleted again" in stderr.decode():  # frozen between a check and its send: undone, and
+        # the connector's next full sync reads everything (see the test below)
+        assert (await harness.connectors.get(connector)).doc["drift"]
     assert (await harness.jobs.get(old_job)).status == JobStatus.ERROR
     assert (await harness.jobs.get(newer.job.id)).status == JobStatus.COMPLETED
 
@@ -156,6 +161,45 @@ async def test_elasticsearch_itself_rejects_the_writes_of_an_older_job(es, setti
         with pytest.raises(Fenced, match="written by a newer job"):
             await older.close()
     assert await ids_and_versions(es, index_name) == {"kept": "new"}
+
+
+async def test_a_request_that_left_after_a_takeover_is_undone(es, settings, index_name):
+    """The gap the checks cannot close: a process frozen after its ownership check and before
+    its request left (a paused VM) sends it after a newer job took over. Elasticsearch keeps
+    what the newer job wrote (versions); what else the late request indexed is deleted again,
+    what the writer wrote while it owned the job stays, and the writer stops."""
+    await ensure_content_index(es, index_name)
+    clock, taken = [0.0], []
+
+    async def ask():
+        if taken:
+            raise JobLost("job old is error; this worker no longer owns it")
+
+    send = bulk_sender(es, index_name)
+
+    async def send_after_a_freeze(body: bytes) -> dict:
+        if b'"late"' in body and not taken:  # checked, not yet sent: frozen here for 10 min
+            clock[0] += 600
+            taken.append(True)
+            newer = BulkWriter.for_index(es, index_name, settings.bulk, version=2_000)
+            await newer.index("shared", b'{"_timestamp": "new"}')
+            await newer.close()
+        return await send(body)
+
+    older = BulkWriter(
+        send_after_a_freeze,
+        settings.bulk.model_copy(update={"requests_in_flight": 1}),
+        version=1_000,
+        check_owner=OwnerCheck(ask, reuse_for=1.0, answer_within=30.0, clock=lambda: clock[0]),
+    )
+    await older.index("early", b'{"_timestamp": "old"}')
+    await older.flush()
+    await older.index("shared", b'{"_timestamp": "old"}')
+    await older.index("late", b'{"_timestamp": "old"}')
+    with pytest.raises(JobLost, match="no longer owns it"):
+        await older.close()
+    assert await ids_and_versions(es, index_name) == {"early": "old", "shared": "new"}
+    assert (older.stats.landed_late, older.stats.undone) == (1, 1)
 
 
 async def test_two_connectors_on_one_index_never_delete_each_others_documents(

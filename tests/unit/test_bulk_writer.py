@@ -11,22 +11,29 @@ class FakeSend:
 
     def __init__(self, plan=None):
         self.calls = []
+        self.bodies = []
         self.plan = list(plan or [])
 
     async def __call__(self, body: bytes) -> dict:
         lines = body.decode().splitlines()
-        ids = [line.split('"_id":"')[1].split('"')[0] for line in lines if '"_id"' in line]
+        actions = [line for line in lines if '"_id"' in line]
+        ids = [line.split('"_id":"')[1].split('"')[0] for line in actions]
         self.calls.append(ids)
+        self.bodies.append(body)
         step = self.plan.pop(0) if self.plan else {}
         if isinstance(step, Exception):
             raise step
         items = []
-        for document_id in ids:
-            status = step.get(document_id, 201)
-            result = {"status": status, "_id": document_id, "result": "created"}
-            if status >= 300:
+        for action, document_id in zip(actions, ids, strict=True):
+            kind = "delete" if action.startswith('{"delete"') else "index"
+            status = step.get(document_id, 200 if kind == "delete" else 201)
+            outcome = "deleted" if kind == "delete" else "created"
+            result = {"status": status, "_id": document_id}
+            if status < 300:
+                result["result"] = outcome
+            else:
                 result["error"] = {"type": "some_exception", "reason": f"status {status}"}
-            items.append({"index": result})
+            items.append({kind: result})
         return {"errors": bool(step), "items": items}
 
 
@@ -112,16 +119,44 @@ async def test_a_version_conflict_fences_the_writer():
         await write(writer, 3)
 
 
+class ScriptedOwner:
+    """An ownership check (our own interface) that says "no" from its `lost_at`-th question on,
+    before requests or after their answers, and counts the questions."""
+
+    def __init__(self, lost_at: int):
+        self.lost_at, self.asked = lost_at, 0
+
+    def _lost(self) -> RuntimeError | None:
+        self.asked += 1
+        return RuntimeError("job taken over") if self.asked >= self.lost_at else None
+
+    async def __call__(self) -> None:
+        if lost := self._lost():
+            raise lost
+
+    async def lost_before_landing(self) -> RuntimeError | None:
+        return self._lost()
+
+
 async def test_the_owner_check_runs_before_each_request_and_stops_the_writer():
-    checks = []
-
-    async def check_owner():
-        checks.append(len(send.calls))
-        if len(checks) == 2:
-            raise RuntimeError("job taken over")
-
     send = FakeSend()
-    writer = BulkWriter(send, settings(requests_in_flight=1), check_owner=check_owner)
+    owner = ScriptedOwner(lost_at=3)  # before request 1, after it, before request 2
+    writer = BulkWriter(send, settings(requests_in_flight=1), check_owner=owner)
     with pytest.raises(RuntimeError, match="job taken over"):
         await write(writer, 9)
     assert len(send.calls) == 1  # the second request never left
+    assert writer.stats.landed_late == 0
+
+
+async def test_a_request_answered_after_a_takeover_is_undone_with_the_same_fence():
+    """The process froze between its check and its send, and its job was taken over: what the
+    request indexed is deleted again at the same version, so a newer job's documents stay."""
+    send = FakeSend(plan=[{"d1": 400}, {"d2": 409}])  # d2: a newer job wrote it since
+    owner = ScriptedOwner(lost_at=2)  # yes before the request, no after its answer
+    writer = BulkWriter(send, settings(requests_in_flight=1), version=7, check_owner=owner)
+    with pytest.raises(RuntimeError, match="job taken over"):
+        await write(writer, 3)
+    assert send.calls == [["d0", "d1", "d2"], ["d0", "d2"]]  # d1 never landed
+    assert send.bodies[1].count(b'"delete"') == 2
+    assert send.bodies[1].count(b'"version":7,"version_type":"external_gte"') == 2
+    assert (writer.stats.landed_late, writer.stats.undone, writer.stats.created) == (2, 1, 0)

@@ -12,7 +12,7 @@ from elastic_ingest.connectors.es.client import create_client
 from elastic_ingest.connectors.es.transport import ESConnectionError
 from elastic_ingest.connectors.job.outcome import Outcome
 from elastic_ingest.connectors.job.run import JobRun
-from elastic_ingest.connectors.protocol import Connector, Job, JobIndex, JobStatus
+from elastic_ingest.connectors.protocol import Connector, Job, JobIndex, JobLost, JobStatus
 
 CLAIM = "claim-1"
 
@@ -28,6 +28,9 @@ class FakeConnectors:
 
     async def get(self, connector_id):
         return self.connector
+
+    async def note_drift(self, connector_id, summary):
+        self.connector.doc["drift"] = {"summary": summary}
 
 
 class FakeJobs:
@@ -159,3 +162,23 @@ async def test_the_same_client_error_without_a_stop_is_an_error():
     outcome = await run.run(Stages(run, fail=fails))
     assert outcome.status == JobStatus.ERROR
     assert jobs.job.doc["error"] == "RuntimeError: connection closed while writing to the socket"
+
+
+async def test_a_request_that_landed_after_a_takeover_has_the_connector_read_in_full():
+    """The bulk writer undid a request that may have landed after the job was lost
+    (es/bulk.py): the run stops without reporting, and notes drift on the connector so that its
+    next full sync reads every document again."""
+    jobs = FakeJobs()
+    run = job_run(jobs)
+
+    async def taken_over_mid_request():
+        run.progress.writes.landed_late, run.progress.writes.undone = 3, 2
+        raise JobLost("job j1 is error; this worker no longer owns it")
+
+    with pytest.raises(JobLost, match="no longer owns it"):
+        await run.run(Stages(run, fail=taken_over_mid_request))
+    assert (
+        "3 operations of it may have landed after"
+        in run.connectors.connector.doc["drift"]["summary"]
+    )
+    assert jobs.mirrored == []  # a lost job's end is not this run's to write

@@ -5,6 +5,7 @@ and a "no" stops the writer."""
 import pytest
 
 from elastic_ingest.connectors.job.ownership import OwnerCheck
+from elastic_ingest.connectors.protocol.job import JobLost
 
 
 class Clock:
@@ -63,3 +64,30 @@ async def test_a_no_stops_the_writer():
 
     with pytest.raises(RuntimeError, match="no longer owns it"):
         await OwnerCheck(lost, reuse_for=1.0, answer_within=1.0)()
+
+
+async def test_after_an_answer_a_yes_within_its_trust_covers_the_request():
+    clock = Clock()
+    ask, calls = asking(clock, [0.01])
+    check = OwnerCheck(ask, reuse_for=0.0, answer_within=1.0, clock=clock)
+    await check()
+    clock.now += 0.5  # the request's round trip
+    assert await check.lost_before_landing() is None
+    assert len(calls) == 1  # no question asked for it
+
+
+async def test_after_an_answer_that_came_late_the_job_is_asked_about_again():
+    """Frozen between the check and the send: the answer comes long after the last yes, so
+    ownership is asked again, and a "no" is handed back for the writer to undo the request."""
+    clock = Clock()
+    answers = iter([None, JobLost("job j is error; this worker no longer owns it")])
+
+    async def ask():
+        if isinstance(answer := next(answers), JobLost):
+            raise answer
+
+    check = OwnerCheck(ask, reuse_for=1.0, answer_within=1.0, clock=clock)
+    await check()
+    clock.now += 30.0
+    lost = await check.lost_before_landing()
+    assert isinstance(lost, JobLost) and "no longer owns it" in str(lost)

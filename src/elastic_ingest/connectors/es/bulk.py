@@ -10,6 +10,7 @@ import random
 from array import array
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import orjson
 
@@ -24,7 +25,17 @@ MAX_KEPT_FAILURES = 1000
 SendBulk = Callable[[bytes], Awaitable[dict]]
 # What `_record` reads of each item: a fifth of the full response to send and decode.
 RESPONSE_FIELDS = "errors,items.*.status,items.*.result,items.*.error"
-OwnershipCheck = Callable[[], Awaitable[None]]
+
+
+class OwnershipCheck(Protocol):
+    """Whether the writer's job is still its own (job/ownership.py)."""
+
+    async def __call__(self) -> None:
+        """Return while the job is ours; raise once it is not (before a request)."""
+
+    async def lost_before_landing(self) -> BaseException | None:
+        """After a request's answer: None if the job was still ours when the request landed,
+        else why not (the process froze between the check and the send, and was taken over)."""
 
 
 class BulkError(RuntimeError):
@@ -66,6 +77,10 @@ class BulkStats:
     # documents (they never count against the rejection limit), but not written either
     throttled: int = 0
     throttled_items: list[ItemFailure] = field(default_factory=list)
+    # operations of a request that may have landed after the job was taken over, and the
+    # documents among them deleted again (`BulkWriter._undo_if_late`)
+    landed_late: int = 0
+    undone: int = 0
     # when set: hash() of each id written or deleted (8 bytes each), for a sync that reads only
     # some documents to clear their earlier failure records
     done_id_hashes: array | None = None
@@ -124,7 +139,8 @@ class BulkWriter:
     ):
         """`version`: the job's generation, sent as an external_gte version so that Elasticsearch
         rejects this writer's operations once a newer job wrote the same ids. `check_owner`
-        raises (e.g. Fenced) when the job is no longer this worker's; it runs before each send."""
+        raises (e.g. Fenced) when the job is no longer this worker's; it runs before each send,
+        and is asked after each answer whether the request landed while the job was ours."""
         self.send = send
         self.settings = settings
         self.stats = stats if stats is not None else BulkStats()
@@ -239,12 +255,49 @@ class BulkWriter:
                 continue
             self.stats.requests += 1
             self.stats.bytes_sent += len(body)
+            items = response.get("items", [])
+            if self.check_owner is not None:
+                await self._undo_if_late(pending, items)
             last_attempt = attempt == self.settings.max_retries
-            pending = self._record(pending, response.get("items", []), last_attempt)
+            pending = self._record(pending, items, last_attempt)
             if not pending:
                 return
             self.stats.retried_items += len(pending)
             await asyncio.sleep(self._backoff(attempt))
+
+    async def _undo_if_late(self, sent: list[_Operation], items: list[dict]) -> None:
+        """A request that may have landed after the job was taken over (the process froze
+        after its check) is undone as far as it can be: the documents it indexed are deleted
+        again, fenced by the same version, so only those no newer job wrote since go (a delete
+        cannot be undone). `landed_late` tells the job to have the connector read in full."""
+        lost = await self.check_owner.lost_before_landing()
+        if lost is None:
+            return
+        landed = [
+            operation
+            for operation, item in zip(sent, items, strict=True)
+            if next(iter(item.values())).get("status", 500) < 300
+        ]
+        self.stats.landed_late += len(landed)
+        indexed = [operation for operation in landed if operation.action == "index"]
+        if indexed and self.version is not None:
+            body = b"".join(self._action("delete", op.id) + b"\n" for op in indexed)
+            try:
+                response = await self.send(body)
+            except Exception as error:
+                logger.error("%s; undoing its last request failed: %s", lost, error)
+                raise lost from None
+            undone = sum(
+                next(iter(item.values())).get("result") == "deleted"
+                for item in response.get("items", [])
+            )
+            self.stats.undone += undone
+            logger.warning(
+                "%s after this writer's last request was sent; %d of the %d documents it "
+                "indexed were deleted again (the rest a newer job had written since)",
+                lost, undone, len(indexed),
+            )  # fmt: skip
+        raise lost
 
     def _record(self, sent: list[_Operation], items: list[dict], last: bool) -> list[_Operation]:
         """Count each item's outcome; return the transient failures to send again."""

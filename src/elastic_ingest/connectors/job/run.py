@@ -116,6 +116,7 @@ class JobRun:
         lost = error if isinstance(error, JobLost) else self.watch.lost
         if lost is not None:
             logger.warning("job %s: %s; stopped without writing more", self.job_id, lost)
+            await self._note_late_writes()
             raise lost
         # A stop can surface as another exception: a client cut off mid-write by the
         # cancellation wraps it in its own error. The task's state tells the two apart.
@@ -204,9 +205,29 @@ class JobRun:
             counts = await self.stages.read_part(part)
             await self.stages.keep_failures(clear_earlier=False)
             return counts
+        except JobLost:
+            await self._note_late_writes()
+            raise
         finally:
             if self.stages is not None:
                 await self.stages.close()
+
+    async def _note_late_writes(self) -> None:
+        """A request of this run may have landed after the job was taken over (es/bulk.py
+        undid what it could): have the connector's next full sync read every document."""
+        late = self.progress.writes.landed_late
+        if not late or self.setup is None:
+            return
+        summary = (
+            f"job {self.job_id} was taken over while its last request was on its way; "
+            f"{late} operations of it may have landed after, "
+            f"{self.progress.writes.undone} documents were deleted again"
+        )
+        connector_id = self.setup.inputs.connector_id
+        try:
+            await self.connectors.note_drift(connector_id, summary)
+        except Exception as error:  # the job is already lost: say so, do not mask it
+            logger.error("connector %s: cannot note drift: %s", connector_id, error)
 
     async def finish(self, patient: bool = True) -> JobStatus:
         """Write the decided outcome to the job and its connector, if the job is still ours.
@@ -249,7 +270,10 @@ class JobRun:
         completed = self._finished.status == JobStatus.COMPLETED
         advances = completed and self.kind != JobType.DELETION and self.setup is not None
         cursor = self.setup.cursor_after(self.stages.source_cursor()) if advances else None
+        # only a drift noted before this sync read the source is repaired by that read (one
+        # noted meanwhile, e.g. by an older writer's late request, waits for the next)
         repaired = completed and self.kind == JobType.FULL and self.outcome.changed
+        repaired = repaired and self.setup is not None and self.setup.inputs.drift_found
         await self.jobs.mirror(self._finished, cursor, drift_repaired=repaired)
         self.outcome.status = self._finished.status
         return self._finished.status

@@ -13,7 +13,7 @@ from elastic_ingest.connectors.engine.audit import Drift, audit
 from elastic_ingest.connectors.engine.stream import SyncOptions
 from elastic_ingest.connectors.es.client import ESClient
 from elastic_ingest.connectors.job.setup import resolve_setup
-from elastic_ingest.connectors.protocol import ConnectorIndex, Job, JobType, clock
+from elastic_ingest.connectors.protocol import ConnectorIndex, Job, JobType
 from elastic_ingest.connectors.protocol.connector import Connector
 from elastic_ingest.connectors.protocol.job import new_job_document
 from elastic_ingest.connectors.protocol.secrets import SecretStore
@@ -138,5 +138,4 @@ async def remember_drift(
         if connector.doc.get(DRIFT_FIELD):
             await connectors.patch(connector.id, {DRIFT_FIELD: None})
         return
-    note = {"found_at": clock.iso(), "summary": verdict.summary()}
-    await connectors.patch(connector.id, {DRIFT_FIELD: note})
+    await connectors.note_drift(connector.id, verdict.summary())

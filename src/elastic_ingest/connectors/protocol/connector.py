@@ -203,6 +203,12 @@ class ConnectorIndex:
         if not await self.documents.patch(connector_id, fields):
             logger.warning("connector %s was deleted; not updated", connector_id)
 
+    async def note_drift(self, connector_id: str, summary: str) -> None:
+        """Note that the index may differ from the source (`drift`: when, and why): the next
+        full sync reads every document instead of trusting the source's "nothing changed",
+        and clears the note."""
+        await self.patch(connector_id, {"drift": {"found_at": clock.iso(), "summary": summary}})
+
     async def heartbeat(self, connector_ids: list[str]) -> None:
         """`last_seen` of many connectors in one bulk request per 500 (a poll pass's check-in)."""
         if connector_ids:
