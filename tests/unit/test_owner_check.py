@@ -2,9 +2,12 @@
 took too long to come (the process may have been frozen while it waited) is asked for again,
 and a "no" stops the writer."""
 
+from datetime import timedelta
+
 import pytest
 
 from elastic_ingest.connectors.job.ownership import OwnerCheck
+from elastic_ingest.connectors.protocol import clock
 from elastic_ingest.connectors.protocol.job import JobLost
 
 
@@ -91,3 +94,31 @@ async def test_after_an_answer_that_came_late_the_job_is_asked_about_again():
     clock.now += 30.0
     lost = await check.lost_before_landing()
     assert isinstance(lost, JobLost) and "no longer owns it" in str(lost)
+
+
+class AnsweredJob:
+    """What `ask` returns: the job as read, here only its last heartbeat."""
+
+    def __init__(self, seconds_ago: float):
+        self.doc = {"last_seen": clock.iso(clock.now() - timedelta(seconds=seconds_ago))}
+
+
+async def test_a_yes_holds_no_longer_than_the_stale_rule_leaves_the_job():
+    """Heartbeats that failed for a while leave the job closer to the stale-job rule: a "yes"
+    then holds only until the rule could take the job, not a quarter of its threshold."""
+    monotonic = Clock()
+    calls = []
+    heartbeat_ages = iter([115, 125, 125])  # 5 s before a 120 s threshold could take it, then past
+
+    async def ask():
+        calls.append(monotonic.now)
+        return AnsweredJob(seconds_ago=next(heartbeat_ages))
+
+    check = OwnerCheck(ask, reuse_for=1.0, answer_within=30.0, clock=monotonic, stale_after=120)
+    await check()
+    monotonic.now += 10  # a request answered 10 s later
+    assert await check.lost_before_landing() is None
+    assert len(calls) == 2  # asked again: the first "yes" held ~5 s, not 30
+    monotonic.now += 0.5
+    await check()
+    assert len(calls) == 3  # a job that may be stale-able now is asked about before each request

@@ -371,11 +371,12 @@ class SyncStages:
         """A bulk writer into `index` (the connector's content index by default), fenced by
         the job's generation and checking it still owns the job before it writes."""
         # A job is only taken over after `stale_job_seconds` without a heartbeat (job/ownership.py)
-        answer_within = self.settings.service.stale_job_seconds / 4
+        stale_after = self.settings.service.stale_job_seconds
         check_owner = OwnerCheck(
             lambda: self.jobs.check_owner(self.setup.job_id, self.claim),
-            reuse_for=min(owner_answer_lasts, answer_within),
-            answer_within=answer_within,
+            reuse_for=owner_answer_lasts,
+            answer_within=stale_after / 4,
+            stale_after=stale_after,
         )
         index = index or self.index
         return BulkWriter.for_index(
