@@ -1,6 +1,7 @@
 """Bulk writer: batches by count and bytes, bounds requests in flight, retries transient errors,
-and is fenced: every operation carries the job's generation as an external version, and an
-ownership check runs before every request, so a writer whose job was taken over cannot win."""
+and is fenced: every operation carries the job's generation as an external version, ownership
+is checked before every request and confirmed after its answer (a request that may have landed
+after a takeover is undone), so a writer whose job was taken over cannot win."""
 
 from __future__ import annotations
 
