@@ -78,6 +78,7 @@ class FakeJobs:
 
     async def mirror(self, job, cursor, drift_repaired=False):
         self.mirrored.append(job.status)
+        self.drift_repaired = drift_repaired
 
 
 class Stages:
@@ -182,3 +183,20 @@ async def test_a_request_that_landed_after_a_takeover_has_the_connector_read_in_
         in run.connectors.connector.doc["drift"]["summary"]
     )
     assert jobs.mirrored == []  # a lost job's end is not this run's to write
+
+
+@pytest.mark.parametrize("noted_meanwhile", [False, True])
+async def test_a_full_read_clears_only_the_drift_note_it_started_with(noted_meanwhile):
+    """A drift note makes the next full sync read everything, which repairs what it noted; a
+    note written while that sync ran (an older writer's late request) waits for the next."""
+    jobs = FakeJobs()
+    run = job_run(jobs)
+    run.connectors.connector.doc["drift"] = {"found_at": "t1", "summary": "verify: 1 missing"}
+
+    async def reads_while_another_note_comes():
+        if noted_meanwhile:
+            await run.connectors.note_drift("c1", "job j0 was taken over ...")
+
+    outcome = await run.run(Stages(run, fail=reads_while_another_note_comes))
+    assert outcome.status == JobStatus.COMPLETED
+    assert jobs.drift_repaired is not noted_meanwhile

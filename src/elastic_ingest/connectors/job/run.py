@@ -229,6 +229,16 @@ class JobRun:
         except Exception as error:  # the job is already lost: say so, do not mask it
             logger.error("connector %s: cannot note drift: %s", connector_id, error)
 
+    async def _drift_unchanged(self) -> bool:
+        """Whether the connector still holds the drift note this sync saw when it started:
+        only that one is repaired by its full read (one noted meanwhile, e.g. by an older
+        writer's late request, waits for the next full sync)."""
+        seen = self.setup.inputs.drift_note if self.setup is not None else None
+        if not seen:
+            return False
+        connector = await self.connectors.get(self.setup.inputs.connector_id)
+        return connector is not None and connector.doc.get("drift") == seen
+
     async def finish(self, patient: bool = True) -> JobStatus:
         """Write the decided outcome to the job and its connector, if the job is still ours.
         Elasticsearch being away is waited out for as long as the job could be (until the
@@ -270,10 +280,8 @@ class JobRun:
         completed = self._finished.status == JobStatus.COMPLETED
         advances = completed and self.kind != JobType.DELETION and self.setup is not None
         cursor = self.setup.cursor_after(self.stages.source_cursor()) if advances else None
-        # only a drift noted before this sync read the source is repaired by that read (one
-        # noted meanwhile, e.g. by an older writer's late request, waits for the next)
         repaired = completed and self.kind == JobType.FULL and self.outcome.changed
-        repaired = repaired and self.setup is not None and self.setup.inputs.drift_found
+        repaired = repaired and await self._drift_unchanged()
         await self.jobs.mirror(self._finished, cursor, drift_repaired=repaired)
         self.outcome.status = self._finished.status
         return self._finished.status

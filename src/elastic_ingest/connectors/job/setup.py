@@ -96,7 +96,11 @@ class JobInputs:
     pipeline: PipelineSettings
     delete_guard: dict  # the connector's own `delete_guard` ({fraction, minimum}), if any
     releases: str | None  # a release job: the id of the job whose held deletes it lets through
-    drift_found: bool  # a verify found the index drifting since the last sync (job/verify.py)
+    drift_note: dict | None  # why the index may drift from the source (job/verify.py), if noted
+
+    @property
+    def drift_found(self) -> bool:
+        return bool(self.drift_note)
 
     @classmethod
     def of(cls, job: Job, live: Connector) -> JobInputs:
@@ -119,7 +123,7 @@ class JobInputs:
             pipeline=PipelineSettings.of(snapshot.get("pipeline")),
             delete_guard=live.doc.get("delete_guard") or {},
             releases=(job.doc.get("metadata") or {}).get("releases_deletes_of"),
-            drift_found=bool(live.doc.get("drift")),
+            drift_note=live.doc.get("drift") or None,
         )
 
     def guard(self, service: ServiceSettings) -> DeleteGuard:
