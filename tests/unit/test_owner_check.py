@@ -105,10 +105,11 @@ class AnsweredJob:
 
 async def test_a_yes_holds_no_longer_than_the_stale_rule_leaves_the_job():
     """Heartbeats that failed for a while leave the job closer to the stale-job rule: a "yes"
-    then holds only until the rule could take the job, not a quarter of its threshold."""
+    then holds only until three quarters of the rule's threshold have passed since the last
+    heartbeat, not a quarter of the threshold from the answer."""
     monotonic = Clock()
     calls = []
-    heartbeat_ages = iter([115, 125, 125])  # 5 s before a 120 s threshold could take it, then past
+    heartbeat_ages = iter([85, 95, 95])  # 5 s of the 120 s threshold's first 90, then none
 
     async def ask():
         calls.append(monotonic.now)

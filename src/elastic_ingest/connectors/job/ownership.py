@@ -1,6 +1,6 @@
 """Whether the job is still this worker's, asked before each bulk request and confirmed after
 it. A job is taken over only after `stale_job_seconds` without a heartbeat, so a "yes" holds
-until the job's last heartbeat plus that (at most a quarter of it, for the clocks' sake); a
+until the job's last heartbeat plus three quarters of that, and never longer than a quarter; a
 "yes" that took longer than that quarter to come is asked for again (a process frozen while it
 waited would otherwise resume and write on an old answer). A process can also freeze after the
 check and before its request leaves: an answer that may have landed after a takeover is told
@@ -61,11 +61,12 @@ class OwnerCheck:
                 return
 
     def _holds_for(self, job: object) -> float:
-        """How long a "yes" about `job` holds: until the stale-job rule could take the job
-        (its last heartbeat, or its start, plus `stale_after`), at most `answer_within`."""
+        """How long a "yes" about `job` holds: at most `answer_within`, and only until the job
+        is three quarters of the way to the stale-job rule (its last heartbeat, or its start,
+        plus `stale_after`), the last quarter left for another machine's clock running ahead."""
         doc = getattr(job, "doc", None) or {}
         last_seen = clock.parse(doc.get("last_seen") or doc.get("started_at"))
         if self.stale_after is None or last_seen is None:
             return self.answer_within
-        left = (last_seen - clock.now()).total_seconds() + self.stale_after
+        left = (last_seen - clock.now()).total_seconds() + self.stale_after * 3 / 4
         return max(0.0, min(self.answer_within, left))
