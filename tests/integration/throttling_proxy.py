@@ -1,8 +1,9 @@
 """An HTTP proxy in front of the real Elasticsearch that answers every third bulk item `429
 es_rejected_execution_exception` without sending it on, as a busy node answers: the item is
-not written, the others are. An item already refused twice passes (a busy node is busy for a
+not written, the others are. A document already refused twice passes (a busy node is busy for a
 while, not for ever), so every retried item lands within the retries whatever the interleaving
-of concurrent writers. Everything else passes through unchanged."""
+of concurrent writers; documents are told apart by index and id (connectors that share ids in
+their own indices are throttled alike). Everything else passes through unchanged."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ class ThrottlingProxy:
         self.refusals_per_item = refusals_per_item
         self.items = 0  # bulk items seen, over every request
         self.rejected: list[str] = []  # ids answered 429, in order
-        self._refused: Counter[str] = Counter()
+        self._refused: Counter[tuple[str, str]] = Counter()  # (index or bulk path, id)
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         self.url = ""
@@ -49,7 +50,7 @@ class ThrottlingProxy:
         body = await request.read()
         dropped: dict[int, tuple[str, str]] = {}  # item position -> (action, id)
         if request.method in ("POST", "PUT") and request.path.rstrip("/").endswith("/_bulk"):
-            body, dropped = self._drop_every_nth(body)
+            body, dropped = self._drop_every_nth(body, request.path)
         if dropped and not body:  # every item of this request refused: nothing to send
             empty = b'{"took": 0, "errors": false, "items": []}'
             return web.Response(
@@ -69,7 +70,7 @@ class ThrottlingProxy:
             payload = self._with_rejections(payload, dropped)
         return web.Response(body=payload, status=status, headers=out_headers)
 
-    def _drop_every_nth(self, body: bytes) -> tuple[bytes, dict[int, tuple[str, str]]]:
+    def _drop_every_nth(self, body: bytes, path: str) -> tuple[bytes, dict[int, tuple[str, str]]]:
         lines = [line for line in body.split(b"\n") if line.strip()]
         kept: list[bytes] = []
         dropped: dict[int, tuple[str, str]] = {}
@@ -81,10 +82,11 @@ class ThrottlingProxy:
             width = 2 if action in TAKES_A_SOURCE else 1
             self.items += 1
             document_id = str(meta.get("_id"))
-            if self.items % self.every == 0 and self._refused[document_id] < self.refusals_per_item:
+            document = (str(meta.get("_index") or path), document_id)
+            if self.items % self.every == 0 and self._refused[document] < self.refusals_per_item:
                 dropped[position] = (action, document_id)
                 self.rejected.append(document_id)
-                self._refused[document_id] += 1
+                self._refused[document] += 1
             else:
                 kept.extend(lines[at : at + width])
             position += 1
