@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from elastic_ingest.connectors.job.ownership import OwnerCheck
-from elastic_ingest.connectors.protocol import clock
+from elastic_ingest.connectors.protocol import clock as wall_clock
 from elastic_ingest.connectors.protocol.job import JobLost
 
 
@@ -100,7 +100,8 @@ class AnsweredJob:
     """What `ask` returns: the job as read, here only its last heartbeat."""
 
     def __init__(self, seconds_ago: float):
-        self.doc = {"last_seen": clock.iso(clock.now() - timedelta(seconds=seconds_ago))}
+        last_seen = wall_clock.now() - timedelta(seconds=seconds_ago)
+        self.doc = {"last_seen": wall_clock.iso(last_seen)}
 
 
 async def test_a_yes_holds_no_longer_than_the_stale_rule_leaves_the_job():
