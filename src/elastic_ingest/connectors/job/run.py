@@ -237,7 +237,7 @@ class JobRun:
         if not seen:
             return False
         connector = await self.connectors.get(self.setup.inputs.connector_id)
-        return connector is not None and connector.doc.get("drift") == seen
+        return connector is not None and connector.drift_note == seen
 
     async def finish(self, patient: bool = True) -> JobStatus:
         """Write the decided outcome to the job and its connector, if the job is still ours.

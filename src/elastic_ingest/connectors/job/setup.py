@@ -123,7 +123,7 @@ class JobInputs:
             pipeline=PipelineSettings.of(snapshot.get("pipeline")),
             delete_guard=live.doc.get("delete_guard") or {},
             releases=(job.doc.get("metadata") or {}).get("releases_deletes_of"),
-            drift_note=live.doc.get("drift") or None,
+            drift_note=live.drift_note,
         )
 
     def guard(self, service: ServiceSettings) -> DeleteGuard:

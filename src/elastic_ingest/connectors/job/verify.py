@@ -14,13 +14,10 @@ from elastic_ingest.connectors.engine.stream import SyncOptions
 from elastic_ingest.connectors.es.client import ESClient
 from elastic_ingest.connectors.job.setup import resolve_setup
 from elastic_ingest.connectors.protocol import ConnectorIndex, Job, JobType
-from elastic_ingest.connectors.protocol.connector import Connector
+from elastic_ingest.connectors.protocol.connector import DRIFT_FIELD, Connector
 from elastic_ingest.connectors.protocol.job import new_job_document
 from elastic_ingest.connectors.protocol.secrets import SecretStore
 from elastic_ingest.connectors.protocol.states import TriggerMethod
-
-DRIFT_FIELD = "drift"
-"""The connector field a verify that found drift sets, and the next full sync clears."""
 
 
 @dataclass(frozen=True)
@@ -135,7 +132,7 @@ async def remember_drift(
     next full sync reads every document instead of trusting the source's "nothing changed";
     that sync clears it. An equal index clears a note left earlier."""
     if verdict.drift.equal:
-        if connector.doc.get(DRIFT_FIELD):
+        if connector.drift_note:
             await connectors.patch(connector.id, {DRIFT_FIELD: None})
         return
     await connectors.note_drift(connector.id, verdict.summary())

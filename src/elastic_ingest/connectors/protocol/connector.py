@@ -23,8 +23,18 @@ from elastic_ingest.connectors.sync_rules import default_filtering
 logger = logging.getLogger(__name__)
 
 
+DRIFT_FIELD = "drift"
+"""The connector field that says its index may differ from its source (when, and why): set by
+a verify that found drift or a writer that may have written after losing its job, cleared by
+the next full sync, which reads every document (job/verify.py, job/run.py)."""
+
+
 class Connector(VersionedDocument):
     """A connector document with the sequence numbers needed to update it safely (CAS)."""
+
+    @property
+    def drift_note(self) -> dict | None:
+        return self.doc.get(DRIFT_FIELD) or None
 
     @property
     def service_type(self) -> str:
@@ -207,7 +217,8 @@ class ConnectorIndex:
         """Note that the index may differ from the source (`drift`: when, and why): the next
         full sync reads every document instead of trusting the source's "nothing changed",
         and clears the note."""
-        await self.patch(connector_id, {"drift": {"found_at": clock.iso(), "summary": summary}})
+        note = {"found_at": clock.iso(), "summary": summary}
+        await self.patch(connector_id, {DRIFT_FIELD: note})
 
     async def heartbeat(self, connector_ids: list[str]) -> None:
         """`last_seen` of many connectors in one bulk request per 500 (a poll pass's check-in)."""

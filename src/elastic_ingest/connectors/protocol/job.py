@@ -14,7 +14,7 @@ from elastic_ingest.connectors.access_control import acl_index
 from elastic_ingest.connectors.es.client import ESClient
 from elastic_ingest.connectors.es.documents import DocumentIndex, VersionConflict, VersionedDocument
 from elastic_ingest.connectors.protocol import clock
-from elastic_ingest.connectors.protocol.connector import Connector, ConnectorIndex
+from elastic_ingest.connectors.protocol.connector import DRIFT_FIELD, Connector, ConnectorIndex
 from elastic_ingest.connectors.protocol.secrets import redacted_configuration
 from elastic_ingest.connectors.protocol.states import (
     ACTIVE,
@@ -436,7 +436,7 @@ class JobIndex:
             if sync_cursor is not None and content:
                 fields["sync_cursor"] = sync_cursor
             if drift_repaired:
-                fields["drift"] = None
+                fields[DRIFT_FIELD] = None
         elif status == S.ERROR:
             fields.update(status=ConnectorStatus.ERROR.value, error=job.doc.get("error"))
         await self.connectors.patch(job.connector_id, fields)
