@@ -117,6 +117,11 @@ def bulk_sender(es: ESClient, index: str, pipeline: str | None = None) -> SendBu
     return send
 
 
+def _result(item: dict) -> dict:
+    """A bulk response item's result, whatever its action (`{"index": {...}}`)."""
+    return next(iter(item.values()))
+
+
 def _reason(result: dict) -> str:
     error = result.get("error")
     if isinstance(error, dict):
@@ -277,7 +282,7 @@ class BulkWriter:
         landed = [
             operation
             for operation, item in zip(sent, items, strict=True)
-            if next(iter(item.values())).get("status", 500) < 300
+            if _result(item).get("status", 500) < 300
         ]
         self.stats.landed_late += len(landed)
         indexed = [operation for operation in landed if operation.action == "index"]
@@ -289,8 +294,7 @@ class BulkWriter:
                 logger.error("%s; undoing its last request failed: %s", lost, error)
                 raise lost from None
             undone = sum(
-                next(iter(item.values())).get("result") == "deleted"
-                for item in response.get("items", [])
+                _result(item).get("result") == "deleted" for item in response.get("items", [])
             )
             self.stats.undone += undone
             logger.warning(
@@ -304,7 +308,7 @@ class BulkWriter:
         """Count each item's outcome; return the transient failures to send again."""
         retry = []
         for operation, item in zip(sent, items, strict=True):
-            result = next(iter(item.values()))
+            result = _result(item)
             status = result.get("status", 500)
             if status == 409 and self.version is not None:
                 self._error = self._error or Fenced(
